@@ -158,6 +158,13 @@ class MarketoFileTooLargeError(MarketoAPIError):
     """The import file is above Marketo's size limit (HTTP 413)."""
 
 
+class MarketoSubmitOutcomeUnknownError(MarketoError):
+    """The connection broke after an upload was sent, so whether Marketo created the import is unknown.
+
+    The upload is not sent again, because that could import the same rows twice.
+    """
+
+
 class ErrorAction(str, enum.Enum):
     """What a client should do about an error."""
 
@@ -267,14 +274,23 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, MarketoTransientError | MarketoRateLimitError | MarketoConcurrencyError)
 
 
-def retry_wait_seconds(exc: BaseException, attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+def retry_wait_seconds(
+    exc: BaseException | None,
+    attempt: int,
+    *,
+    base: float = 1.0,
+    cap: float = 60.0,
+    rate_window: float = RATE_LIMIT_WINDOW_SECONDS,
+) -> float:
     """How long to wait before attempt ``attempt + 1`` (attempt counts from 1) after ``exc``.
 
-    606 waits out the 20 second window; everything else backs off exponentially with full jitter.
+    606 waits out the 20 second window; everything else backs off exponentially with jitter
+    (half fixed, half random, so retries of many workers spread out but never bunch at zero).
     """
     if isinstance(exc, MarketoRateLimitError):
-        return RATE_LIMIT_WINDOW_SECONDS + random.uniform(0, 1)
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+        return rate_window * (1 + random.uniform(0, 0.1))
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,8 +463,9 @@ def import_query_params(
     return params
 
 
-def token_query(client_id: str, client_secret: str) -> dict[str, str]:
-    """The identity call's parameters (sent as a form body so they never appear in a URL)."""
+def token_form(client_id: str, client_secret: str) -> dict[str, str]:
+    """The identity call's parameters, sent as a form body (POST) so they never appear in a URL,
+    where proxies and access logs would keep them."""
     return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
 
 
@@ -463,22 +480,26 @@ def bearer_header(token: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Token:
-    access_token: str
+    """An access token and when to stop using it (``renew_at``, a little before it expires)."""
+
+    access_token: str = field(repr=False)
     expires_at: float
+    renew_at: float
 
-    def fresh_at(self, now: float, margin: float = TOKEN_RENEW_MARGIN_SECONDS) -> bool:
-        return now < self.expires_at - margin
+    def fresh_at(self, now: float) -> bool:
+        return now < self.renew_at
 
 
-def read_token_answer(http_status: int, body: Any, now: float) -> Token:
+def read_token_answer(http_status: int, body: Any, now: float, conn_id: str = "") -> Token:
     """Read the identity service's answer; raise ``MarketoAuthError`` on refused credentials."""
     if http_status == 401 or (isinstance(body, Mapping) and body.get("error")):
         description = ""
         if isinstance(body, Mapping):
             description = str(body.get("error_description") or body.get("error") or "")
+        of_conn = f" of Airflow connection {conn_id!r}" if conn_id else ""
         raise MarketoAuthError(
-            "Marketo's identity service refused the client id / client secret"
-            + (f": {description}" if description else "")
+            f"Marketo's identity service refused the client id / client secret{of_conn}"
+            + (f" ({description})" if description else "")
             + ". Check the connection's Client ID and Client Secret (Admin > LaunchPoint > View Details)."
         )
     if http_status in _TRANSIENT_HTTP_STATUSES:
@@ -486,7 +507,11 @@ def read_token_answer(http_status: int, body: Any, now: float) -> Token:
     if http_status != 200 or not isinstance(body, Mapping) or "access_token" not in body:
         raise MarketoError(f"unexpected answer from Marketo's identity service (HTTP {http_status})")
     expires_in = int(body.get("expires_in") or 0)
-    return Token(access_token=str(body["access_token"]), expires_at=now + expires_in)
+    return Token(
+        access_token=str(body["access_token"]),
+        expires_at=now + expires_in,
+        renew_at=token_renew_at(now, expires_in),
+    )
 
 
 def raise_for_http_status(http_status: int, body_text: str = "") -> None:
@@ -585,3 +610,118 @@ def describe_field_names(object_type: ObjectType, result: list[dict[str, Any]]) 
     fields = [str(f["name"]) for f in entry.get("fields", []) if "name" in f]
     dedupe = [str(name) for name in entry.get("dedupeFields", [])]
     return {"fields": fields, "dedupe_fields": dedupe}
+
+
+# --------------------------------------------------------------------------------------------
+# Connections and tokens
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a client needs from an Airflow connection of type ``marketo``."""
+
+    conn_id: str
+    rest_url: str
+    identity_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    verify: bool | str = True
+
+    @property
+    def token_url(self) -> str:
+        return self.identity_url + "/oauth/token"
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        return (self.identity_url, self.client_id)
+
+    @property
+    def instance_host(self) -> str:
+        """The instance's host name, e.g. ``123-abc-456.mktorest.com``."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.rest_url).netloc.lower()
+
+
+def _base_url(value: str, *, strip_suffixes: tuple[str, ...]) -> str:
+    url = value.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    for suffix in strip_suffixes:
+        if url.lower().endswith(suffix):
+            url = url[: -len(suffix)].rstrip("/")
+    return url
+
+
+def connection_settings(
+    conn_id: str,
+    *,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> ConnectionSettings:
+    """Read a ``marketo`` connection; a missing piece is an error naming the connection and field."""
+    missing = [
+        f"{name} ({what})"
+        for name, value, what in (
+            ("host", host, "the REST API endpoint, e.g. https://123-ABC-456.mktorest.com"),
+            ("login", login, "the Client ID"),
+            ("password", password, "the Client Secret"),
+        )
+        if not (value and str(value).strip())
+    ]
+    if missing:
+        raise MarketoConnectionConfigError(
+            f"Airflow connection {conn_id!r} has no {', no '.join(missing)}. "
+            "Marketo shows these under Admin > Web Services and Admin > LaunchPoint > View Details."
+        )
+    extra = dict(extra or {})
+    rest_url = _base_url(str(host), strip_suffixes=("/rest",))
+    identity = extra.get("identity_url")
+    identity_url = (
+        _base_url(str(identity), strip_suffixes=("/oauth/token",)) if identity else rest_url + "/identity"
+    )
+    timeout = extra.get("timeout")
+    try:
+        timeout_value = float(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_SECONDS
+    except (TypeError, ValueError):
+        raise MarketoConnectionConfigError(
+            f"Airflow connection {conn_id!r}: extra 'timeout' must be a number of seconds, not {timeout!r}"
+        ) from None
+    if timeout_value <= 0:
+        raise MarketoConnectionConfigError(
+            f"Airflow connection {conn_id!r}: extra 'timeout' must be positive"
+        )
+    return ConnectionSettings(
+        conn_id=conn_id,
+        rest_url=rest_url,
+        identity_url=identity_url,
+        client_id=str(login).strip(),
+        client_secret=str(password).strip(),
+        timeout=timeout_value,
+        verify=_verify(conn_id, extra.get("verify")),
+    )
+
+
+def _verify(conn_id: str, value: Any) -> bool | str:
+    if value is None or value == "" or value is True:
+        return True
+    if value is False:
+        return False
+    text = str(value).strip()
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    return text  # a CA bundle path
+
+
+def token_renew_at(now: float, expires_in: float) -> float:
+    """When to ask for a new token. Marketo hands back the same token until it expires, so near
+    the end of its life renewal is tried at halving intervals instead of on every request."""
+    return now + expires_in - min(TOKEN_RENEW_MARGIN_SECONDS, expires_in / 2)

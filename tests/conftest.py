@@ -28,3 +28,22 @@ def manual_sandbox() -> Iterator[MarketoSandbox]:
     """A sandbox whose clock only moves when the test says so."""
     with MarketoSandbox(manual_clock=True, queued_seconds=1.0, import_seconds=5.0) as sb:
         yield sb
+
+
+@pytest.fixture
+def marketo_env(sandbox: MarketoSandbox, monkeypatch: pytest.MonkeyPatch) -> MarketoSandbox:
+    """The fast sandbox, wired in as the ``marketo_default`` connection, with a clean token cache."""
+    from marketo_provider.hooks.marketo import clear_token_cache
+
+    clear_token_cache()
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    return sandbox
+
+
+def fast_hook(conn_id: str = "marketo_default", **kwargs: object):  # type: ignore[no-untyped-def]
+    """A hook whose retries wait milliseconds instead of seconds."""
+    from marketo_provider.hooks.marketo import MarketoHook
+
+    options = {"retry_base_seconds": 0.01, "rate_limit_wait_seconds": 0.05, "max_attempts": 5, **kwargs}
+    return MarketoHook(conn_id, **options)  # type: ignore[arg-type]

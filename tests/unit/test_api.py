@@ -1,0 +1,205 @@
+"""Marketo's rules in marketo_provider.api: no I/O, so tested directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketo_provider import api
+from marketo_provider.api import (
+    BatchStatus,
+    ErrorAction,
+    FileFormat,
+    ImportTarget,
+    MarketoAPIError,
+    MarketoConnectionConfigError,
+    MarketoValueError,
+    ObjectType,
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "rest", "identity"),
+    [
+        (
+            "https://123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com/identity",
+        ),
+        (
+            "123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com/identity",
+        ),
+        (
+            "https://123-ABC-456.mktorest.com/rest/",
+            "https://123-ABC-456.mktorest.com",
+            "https://123-ABC-456.mktorest.com/identity",
+        ),
+        (" http://127.0.0.1:8765/ ", "http://127.0.0.1:8765", "http://127.0.0.1:8765/identity"),
+    ],
+)
+def test_host_forms(host: str, rest: str, identity: str) -> None:
+    settings = api.connection_settings("c", host=host, login="id", password="pw")
+    assert (settings.rest_url, settings.identity_url) == (rest, identity)
+    assert settings.token_url == identity + "/oauth/token"
+
+
+def test_extras() -> None:
+    settings = api.connection_settings(
+        "c",
+        host="h",
+        login="id",
+        password="pw",
+        extra={
+            "identity_url": "https://id.example.com/identity/oauth/token",
+            "timeout": "12.5",
+            "verify": "false",
+        },
+    )
+    assert settings.identity_url == "https://id.example.com/identity"
+    assert settings.timeout == 12.5 and settings.verify is False
+    assert (
+        api.connection_settings(
+            "c", host="h", login="i", password="p", extra={"verify": "/etc/ca.pem"}
+        ).verify
+        == "/etc/ca.pem"
+    )
+    assert (
+        api.connection_settings("c", host="h", login="i", password="p", extra={"verify": True}).verify is True
+    )
+    with pytest.raises(MarketoConnectionConfigError, match="'timeout' must be a number"):
+        api.connection_settings("c", host="h", login="i", password="p", extra={"timeout": "soon"})
+    assert "pw" not in repr(api.connection_settings("c", host="h", login="id", password="pw"))
+
+
+def test_missing_fields_are_all_named() -> None:
+    with pytest.raises(MarketoConnectionConfigError) as err:
+        api.connection_settings("marketo_x", host="", login=None, password="pw")
+    assert "'marketo_x'" in str(err.value) and "no host" in str(err.value) and "no login" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "action", "cls"),
+    [
+        ("601", ErrorAction.REFRESH_TOKEN, api.MarketoTokenError),
+        ("602", ErrorAction.REFRESH_TOKEN, api.MarketoTokenError),
+        ("604", ErrorAction.RETRY, api.MarketoTransientError),
+        ("1019", ErrorAction.RETRY, api.MarketoTransientError),
+        ("606", ErrorAction.WAIT_RATE_WINDOW, api.MarketoRateLimitError),
+        ("615", ErrorAction.BACK_OFF, api.MarketoConcurrencyError),
+        ("607", ErrorAction.STOP, api.MarketoQuotaExceededError),
+        ("1016", ErrorAction.WAIT_FOR_QUEUE, api.MarketoQueueFullError),
+        ("1003", ErrorAction.STOP, MarketoAPIError),
+        ("610", ErrorAction.STOP, MarketoAPIError),
+    ],
+)
+def test_error_classes(code: str, action: ErrorAction, cls: type) -> None:
+    assert api.error_action(code) is action
+    exc = api.error_for(code, "msg")
+    assert type(exc) is cls and exc.code == code and f"Marketo error {code}: msg" in str(exc)
+    assert api.is_retryable(exc) == (
+        action in (ErrorAction.RETRY, ErrorAction.WAIT_RATE_WINDOW, ErrorAction.BACK_OFF)
+    )
+
+
+def test_http_statuses() -> None:
+    assert api.error_action(None, 503) is ErrorAction.RETRY
+    assert api.error_action(None, 400) is ErrorAction.STOP
+    with pytest.raises(api.MarketoFileTooLargeError):
+        api.raise_for_http_status(413)
+    with pytest.raises(api.MarketoTransientError):
+        api.raise_for_http_status(504)
+    api.raise_for_http_status(200)
+
+
+def test_retry_waits() -> None:
+    rate = api.error_for("606", "x")
+    assert 20.0 <= api.retry_wait_seconds(rate, 1) <= 22.0
+    assert api.retry_wait_seconds(rate, 1, rate_window=1.0) <= 1.1
+    waits = [api.retry_wait_seconds(api.error_for("604", "x"), n, base=1.0) for n in range(1, 10)]
+    assert 0.5 <= waits[0] <= 1.0 and all(30.0 <= w <= 60.0 for w in waits[-3:])
+
+
+def test_envelope_reading() -> None:
+    assert api.read_envelope({"requestId": "r", "success": True, "result": [{"a": 1}]}) == [{"a": 1}]
+    assert api.read_envelope({"requestId": "r", "success": True}) == []
+    with pytest.raises(api.MarketoQueueFullError):
+        api.read_envelope(
+            {"requestId": "r", "success": False, "errors": [{"code": "1016", "message": "Too many imports"}]}
+        )
+    with pytest.raises(api.MarketoError):
+        api.read_envelope("<html>")
+    with pytest.raises(api.MarketoError):
+        api.read_batch_answer({"success": True, "result": []})
+
+
+def test_token_answer() -> None:
+    token = api.read_token_answer(200, {"access_token": "t:ab", "expires_in": 3599}, now=100.0)
+    assert token.expires_at == 3699.0 and token.fresh_at(3600.0) and not token.fresh_at(3640.0)
+    near_end = api.read_token_answer(200, {"access_token": "t:ab", "expires_in": 10}, now=0.0)
+    assert near_end.renew_at == 5.0
+    with pytest.raises(api.MarketoAuthError, match="'conn'"):
+        api.read_token_answer(
+            401, {"error": "invalid_client", "error_description": "Bad client credentials"}, 0, "conn"
+        )
+
+
+def test_paths() -> None:
+    assert ImportTarget(ObjectType.LEADS).create_path == "/bulk/v1/leads.json"
+    members = ImportTarget.of("program_members", program_id="1044")
+    assert members.create_path == "/bulk/v1/program/1044/members/import.json"
+    assert members.status_path(7) == "/bulk/v1/program/members/import/7/status.json"
+    cars = ImportTarget.of("custom_objects", custom_object_name="car_c")
+    assert cars.result_file_path(9, "warnings") == "/bulk/v1/customobjects/car_c/import/9/warnings.json"
+    assert cars.describe_path == "/rest/v1/customobjects/car_c/describe.json"
+    with pytest.raises(MarketoValueError):
+        cars.result_file_path(9, "errors")
+
+
+def test_import_params() -> None:
+    leads = ImportTarget(ObjectType.LEADS)
+    assert api.import_query_params(
+        leads, file_format="TSV", lookup_field="id", list_id="12", partition_name="EU"
+    ) == {"format": "tsv", "lookupField": "id", "listId": "12", "partitionName": "EU"}
+    members = ImportTarget.of("program_members", program_id=3)
+    assert api.import_query_params(members, program_member_status="On List") == {
+        "format": "csv",
+        "programMemberStatus": "On List",
+    }
+    with pytest.raises(MarketoValueError, match="program_member_status only applies"):
+        api.import_query_params(leads, program_member_status="On List")
+    with pytest.raises(MarketoValueError, match="list_id must be a positive"):
+        api.import_query_params(leads, list_id=0)
+    with pytest.raises(MarketoValueError, match="program_id only applies"):
+        ImportTarget.of("leads", program_id=3)
+
+
+def test_formats() -> None:
+    assert [f.delimiter for f in FileFormat] == [",", "\t", ";"]
+    assert FileFormat.parse("CSV") is FileFormat.CSV
+
+
+def test_batch_status_without_counts() -> None:
+    queued = BatchStatus.from_entry(ObjectType.LEADS, {"batchId": 1, "importId": "1", "status": "Queued"})
+    assert queued.rows_processed is None and not queued.done
+    done = BatchStatus.from_entry(
+        ObjectType.CUSTOM_OBJECTS,
+        {
+            "batchId": 2,
+            "status": "Complete",
+            "numOfObjectsProcessed": 5,
+            "numOfRowsFailed": 1,
+            "numOfRowsWithWarning": 0,
+            "message": "ok",
+            "objectApiName": "car_c",
+        },
+    )
+    assert done.done and done.summary(part=0) == {
+        "batch_id": 2,
+        "part": 0,
+        "status": "Complete",
+        "rows_processed": 5,
+        "rows_failed": 1,
+        "rows_with_warning": 0,
+        "message": "ok",
+    }
