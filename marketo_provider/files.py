@@ -14,7 +14,7 @@ import csv
 import difflib
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -357,6 +357,7 @@ def iter_parts(
     name: str = "source",
     validate: bool = False,
     report: ScanReport | None = None,
+    first_index: int = 0,
 ) -> Iterator[Part]:
     """Cut the body of ``stream`` (positioned just after the header) into parts under
     ``max_part_bytes``, each starting with the header line and cut only between records.
@@ -382,11 +383,11 @@ def iter_parts(
     view = memoryview(window)
     filled = 0  # body bytes in the window
     eof = False
-    offset = header.source_offset  # source offset of the window's first body byte
+    offset = stream.tell()  # source offset of the window's first body byte
     line_no = 2  # the line the window's body starts on (counted when validating)
     decoder = codecs.getincrementaldecoder("utf-8")() if validate else None
     checked = 0  # body bytes already checked to be UTF-8
-    index = 0
+    index = first_index
     report = report if report is not None else ScanReport()
     try:
         while True:
@@ -596,9 +597,31 @@ def source_parts(
     file_format: str | FileFormat = FileFormat.CSV,
     source_conn_id: str | None = None,
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
+    resume_at: tuple[int, int] | None = None,
+    expected_header: Sequence[str] | None = None,
 ) -> Iterator[Iterator[Part]]:
-    """Open a source and cut it into parts (the same parts, in the same order, every time)."""
+    """Open a source and cut it into parts: the same parts, in the same order, every time.
+
+    ``resume_at=(index, offset)`` starts at part ``index``, which begins at source byte ``offset``
+    (the end of the part before it): the source is read from there, not from its start. With
+    ``expected_header`` (the names seen when earlier parts were cut) a source that changed since
+    is a :class:`SourceError` rather than parts that do not line up.
+    """
     name = source_name(source)
     with open_source(source, source_conn_id) as stream:
         header = read_header(stream, file_format, name)
-        yield iter_parts(stream, header, max_part_bytes=max_part_bytes, name=name)
+        if expected_header is not None and tuple(expected_header) != header.names:
+            raise SourceError(
+                f"import source {name} changed since earlier parts were submitted: its header differs"
+            )
+        first_index = 0
+        if resume_at is not None:
+            first_index, offset = resume_at
+            stream.seek(offset - 1)
+            before = stream.read(1)
+            if offset > header.source_offset and before != _NEWLINE:
+                raise SourceError(
+                    f"import source {name} changed since earlier parts were submitted: byte {offset:,} "
+                    "is no longer the start of a record"
+                )
+        yield iter_parts(stream, header, max_part_bytes=max_part_bytes, name=name, first_index=first_index)
