@@ -55,3 +55,36 @@ class RawClient:
             timeout=30,
             **kwargs,
         )
+
+
+def leads_csv(
+    rows: int, *, fail_every: int = 0, warn_every: int = 0, multiline_every: int = 0
+) -> tuple[bytes, dict[str, int]]:
+    """A leads file: ``email,firstName,leadScore,address``. Every ``fail_every``-th row has a text
+    lead score (fails), every ``warn_every``-th an invalid email (warns), every ``multiline_every``-th
+    a quoted address with a comma, quotes and a newline. Returns the bytes and the expected counts."""
+    lines = ["email,firstName,leadScore,address"]
+    failed = warned = 0
+    for i in range(1, rows + 1):
+        email = f"lead{i}@example.com"
+        score = str(i % 100)
+        address = f"{i} Main St"
+        if fail_every and i % fail_every == 0:
+            score = "NOT_A_NUMBER"
+            failed += 1
+        elif warn_every and i % warn_every == 0:
+            email = f"lead{i}-at-example"
+            warned += 1
+        if multiline_every and i % multiline_every == 0:
+            address = f'"{i} Main St, ""Suite"" 4\nSpringfield"'
+        lines.append(f"{email},Name{i},{score},{address}")
+    data = ("\n".join(lines) + "\n").encode()
+    return data, {"rows": rows, "failed": failed, "warned": warned, "processed": rows - failed}
+
+
+def cars_csv(rows: int, *, fail_every: int = 0) -> bytes:
+    lines = ["vin,make,year,customerEmail"]
+    for i in range(1, rows + 1):
+        year = "older" if fail_every and i % fail_every == 0 else str(2000 + i % 25)
+        lines.append(f"VIN{i:014d},Make{i % 7},{year},owner{i}@example.com")
+    return ("\n".join(lines) + "\n").encode()

@@ -98,6 +98,7 @@ class Fault:
     drop_connection: bool = False
     after_processing: bool = False
     method: str | None = None
+    skip: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -330,7 +331,8 @@ class MarketoBackend:
         Keyword arguments: ``code`` (a Marketo error code, answered in the envelope), ``message``,
         ``http_status`` (a bare HTTP status), ``delay`` (seconds before answering),
         ``drop_connection`` (close the connection without an answer), ``after_processing``
-        (with ``drop_connection``: do the work first, then drop), ``method``.
+        (with ``drop_connection``: do the work first, then drop), ``method``, ``skip`` (let that
+        many matching calls through first).
         """
         fault = Fault(path=path, count=count, **kwargs)
         if count < 1:
@@ -343,6 +345,9 @@ class MarketoBackend:
         with self._lock:
             for fault in self.faults:
                 if fault.count > 0 and fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.count -= 1
                     if fault.count == 0:
                         self.faults.remove(fault)
