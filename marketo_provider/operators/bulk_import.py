@@ -64,7 +64,7 @@ class MarketoBulkImportOperator(BaseOperator):
         is accepted, for :class:`~marketo_provider.sensors.bulk_import.MarketoBulkImportSensor`.
     :param deferrable: wait in the triggerer instead of on a worker (default from
         ``[operators] default_deferrable``).
-    :param poll_interval: seconds between status polls (Marketo suggests 5 to 30).
+    :param poll_interval: seconds between status polls (Marketo suggests 5 to 30). Templated.
     :param max_failed_rows: fail the task, after publishing the results, when more rows failed.
     :param timeout: seconds the whole import may take, waiting for queue slots included; then the
         task fails listing the batches still running (Marketo cannot cancel an import).
@@ -86,6 +86,7 @@ class MarketoBulkImportOperator(BaseOperator):
         "custom_object_name",
         "results_path",
         "results_conn_id",
+        "poll_interval",
     )
     ui_color = "#5c4ee5"
     ui_fgcolor = "#ffffff"
@@ -108,7 +109,7 @@ class MarketoBulkImportOperator(BaseOperator):
         results_conn_id: str | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
+        poll_interval: float | str = 30.0,
         max_failed_rows: int | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         check_columns: bool = True,
@@ -131,8 +132,6 @@ class MarketoBulkImportOperator(BaseOperator):
         self.results_conn_id = results_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
         self.poll_interval = poll_interval
         if max_failed_rows is not None and max_failed_rows < 0:
             raise ValueError("max_failed_rows must be 0 or more")
@@ -140,6 +139,10 @@ class MarketoBulkImportOperator(BaseOperator):
         self.timeout = timeout
         self.check_columns = check_columns
         self.max_part_bytes = max_part_bytes
+
+    @property
+    def _poll_seconds(self) -> float:
+        return _positive_seconds("poll_interval", self.poll_interval)
 
     @cached_property
     def hook(self) -> MarketoHook:
@@ -166,13 +169,13 @@ class MarketoBulkImportOperator(BaseOperator):
             source=self.source,
             object_type=target.object_type,
             file_format=FileFormat.parse(params["format"]),
-            source_conn_id=self.source_conn_id,
-            lookup_field=self.lookup_field,
+            source_conn_id=self.source_conn_id or None,
+            lookup_field=self.lookup_field or None,
             list_id=int(params["listId"]) if "listId" in params else None,
-            partition_name=self.partition_name,
+            partition_name=self.partition_name or None,
             program_id=target.program_id,
             program_member_status=self.program_member_status,
-            custom_object_name=self.custom_object_name,
+            custom_object_name=self.custom_object_name or None,
             max_part_bytes=self.max_part_bytes,
         )
 
@@ -282,7 +285,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 break
             if time.time() >= state.deadline:
                 self._fail_timeout(state, statuses or [])
-            wake_at = time.time() + 2 * self.poll_interval
+            wake_at = time.time() + 2 * self._poll_seconds
             if self.deferrable:
                 self._defer(state, MODE_SLOT, wake_at)
             event, statuses = wait_sync(
@@ -291,7 +294,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 state.batch_ids,
                 custom_object_name=request.custom_object_name,
                 mode=MODE_SLOT,
-                poll_interval=self.poll_interval,
+                poll_interval=self._poll_seconds,
                 deadline=state.deadline,
                 wake_at=wake_at,
                 log=self.log,
@@ -314,7 +317,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 state.batch_ids,
                 custom_object_name=request.custom_object_name,
                 mode=MODE_COMPLETE,
-                poll_interval=self.poll_interval,
+                poll_interval=self._poll_seconds,
                 deadline=state.deadline,
                 wake_at=None,
                 log=self.log,
@@ -330,7 +333,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 object_type=self._object_type.value,
                 marketo_conn_id=self.marketo_conn_id,
                 custom_object_name=self.custom_object_name,
-                poll_interval=self.poll_interval,
+                poll_interval=self._poll_seconds,
                 deadline=state.deadline,
                 mode=mode,
                 wake_at=wake_at,
@@ -356,8 +359,8 @@ class MarketoBulkImportOperator(BaseOperator):
             object_type=request.object_type,
             custom_object_name=request.custom_object_name,
             file_format=request.file_format,
-            results_path=self.results_path,
-            results_conn_id=self.results_conn_id,
+            results_path=self.results_path or None,
+            results_conn_id=self.results_conn_id or None,
             max_failed_rows=self.max_failed_rows,
             push_xcom=lambda key, value: context["ti"].xcom_push(key=key, value=value),
             log=self.log,
@@ -388,3 +391,13 @@ class MarketoBulkImportOperator(BaseOperator):
             program_id=self.program_id,
             custom_object_name=self.custom_object_name,
         )
+
+
+def _positive_seconds(name: str, value: float | str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise AirflowFailException(f"{name} must be positive, not {value!r}")
+    return seconds

@@ -19,6 +19,7 @@ from marketo_provider.importing import (
     log_statuses,
     parse_batch_ids,
 )
+from marketo_provider.operators.bulk_import import _positive_seconds
 from marketo_provider.results import conclude, statuses_from_entries
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
@@ -40,7 +41,8 @@ class MarketoBulkImportSensor(BaseSensorOperator):
     :param results_path: a folder URI for the merged files; without it they go to XCom.
     :param results_conn_id: the connection for ``results_path`` when it needs one.
     :param max_failed_rows: fail, after publishing, when more rows failed.
-    :param poll_interval: seconds between polls (also the poke interval).
+    :param poll_interval: seconds between polls (also the poke interval unless given as a
+        template). Templated.
     :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``).
     """
 
@@ -52,6 +54,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         "file_format",
         "results_path",
         "results_conn_id",
+        "poll_interval",
     )
 
     def __init__(
@@ -65,11 +68,12 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         results_path: str | None = None,
         results_conn_id: str | None = None,
         max_failed_rows: int | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float | str = 30.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", poll_interval)
+        if not isinstance(poll_interval, str):
+            kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.batch_ids = batch_ids
         self.object_type = object_type
@@ -105,7 +109,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
                 object_type=self._object_type.value,
                 marketo_conn_id=self.marketo_conn_id,
                 custom_object_name=self.custom_object_name,
-                poll_interval=self.poll_interval,
+                poll_interval=_positive_seconds("poll_interval", self.poll_interval),
                 deadline=time.time() + self.timeout,
                 mode=MODE_COMPLETE,
             ),
