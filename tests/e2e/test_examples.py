@@ -91,7 +91,7 @@ def test_custom_objects(
 def test_submit_then_wait(
     run_dag: Any, marketo_env: MarketoSandbox, variables: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data, expected = leads_csv(300, warn_every=30, fail_every=150)
+    data, _ = leads_csv(300, warn_every=30, fail_every=150)
     (variables / "leads.csv").write_bytes(data)
     monkeypatch.setenv("AIRFLOW_VAR_MARKETO_LEADS_SOURCE", str(variables / "leads.csv"))
     dr = run_dag(load("marketo_submit_then_wait"))
