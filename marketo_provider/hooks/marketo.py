@@ -184,7 +184,8 @@ class MarketoHook(BaseHook):
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.log.warning(
-                "Marketo call failed (%s); retry %d of %d in %.1f s",
+                "Marketo call failed (%s: %s); retry %d of %d in %.1f s",
+                type(exc).__name__,
                 exc,
                 state.attempt_number,
                 self.max_attempts - 1,

@@ -233,7 +233,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 )
                 return summarize(request.object_type, [])
             self.log.info(
-                "%s passed the checks: %s records in %s bytes, %d part(s)",
+                "%s passed the checks: %s lines in %s bytes, to upload in %d part(s)",
                 checked.name,
                 f"{checked.lines:,}",
                 f"{checked.body_bytes:,}",

@@ -243,6 +243,7 @@ class MarketoBackend:
         self.custom_objects: dict[str, CustomObjectType] = {CAR_OBJECT.api_name: CAR_OBJECT}
         self.imported: dict[str, list[ImportedRow]] = {}
         self.leads: dict[int, dict[str, str]] = {}
+        self._lead_index: dict[str, dict[str, int]] = {}  # field -> value -> lead id
         self._lead_ids = itertools.count(1)
         self.static_lists: dict[int, set[int]] = {}
         self.program_members: dict[int, dict[int, str]] = {}
@@ -666,11 +667,23 @@ class MarketoBackend:
         if lookup == "id":
             lead_id = int(row["id"])
         else:
-            lead_id = next((i for i, lead in self.leads.items() if lead.get(lookup) == row[lookup]), 0)
+            index = self._lead_index.get(lookup)
+            if index is None:  # first lookup on this field: index the leads once
+                index = {lead[lookup]: i for i, lead in self.leads.items() if lead.get(lookup)}
+                self._lead_index[lookup] = index
+            lead_id = index.get(row[lookup], 0)
             if not lead_id:
                 lead_id = next(self._lead_ids)
                 self.leads[lead_id] = {}
-        self.leads[lead_id].update(values)
+        lead = self.leads[lead_id]
+        for field_name, index in self._lead_index.items():
+            old, new = lead.get(field_name), values.get(field_name)
+            if new is not None and new != old:
+                if old:
+                    index.pop(old, None)
+                if new:
+                    index[new] = lead_id
+        lead.update(values)
         return lead_id
 
     def imported_rows(

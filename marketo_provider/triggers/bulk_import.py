@@ -114,9 +114,8 @@ class MarketoBulkImportTrigger(BaseTrigger):
                         self.object_type, self.batch_ids, custom_object_name=self.custom_object_name
                     )
             except Exception as exc:
-                yield make_event(
-                    EVENT_ERROR, statuses, f"polling Marketo batches {self.batch_ids} failed: {exc}"
-                )
+                message = f"polling Marketo batches {self.batch_ids} failed: {type(exc).__name__}: {exc}"
+                yield make_event(EVENT_ERROR, statuses, message, self.import_state)
                 return
             log_statuses(self.log, statuses)
             now = time.time()
@@ -126,9 +125,8 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 return
             if self.deadline is not None and now >= self.deadline:
                 running = [s.batch_id for s in statuses if not s.done]
-                yield make_event(
-                    EVENT_TIMEOUT, statuses, f"deadline passed with batches still running: {running}"
-                )
+                message = f"deadline passed with batches still running: {running}"
+                yield make_event(EVENT_TIMEOUT, statuses, message, self.import_state)
                 return
             previous = {s.batch_id: s.status for s in statuses}
             pause = self.poll_interval

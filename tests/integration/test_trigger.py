@@ -93,8 +93,10 @@ def test_deadline_event_lists_running_batches(marketo_env: MarketoSandbox) -> No
 def test_error_event_carries_the_message(marketo_env: MarketoSandbox) -> None:
     ids = submit(1)
     marketo_env.inject_fault("/bulk/v1/leads/batch/*", code="607", count=5)
-    event = asyncio.run(first_event(MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05)))
+    trigger = MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05, import_state={"version": 1})
+    event = asyncio.run(first_event(trigger))
     assert event["status"] == "error" and "607" in event["message"]
+    assert event["import_state"] == {"version": 1}
 
 
 def test_custom_object_batches(marketo_env: MarketoSandbox) -> None:
