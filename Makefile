@@ -25,7 +25,10 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: lint types
+docs: $(STAMP)
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
+test: lint types docs
 	$(BIN)/pytest -q -p no:cacheprovider
 
 clean:
