@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.abspath(".."))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="marketo-docs-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from marketo_provider import __version__  # noqa: E402
+from marketo_provider import __version__
 
 project = "airflow-provider-marketo"
 author = "airflow-provider-marketo maintainers"
@@ -26,4 +26,7 @@ suppress_warnings = ["ref.python"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = ["_static"]
-html_theme_options = {"description": "Load data into Adobe Marketo Engage from Apache Airflow", "fixed_sidebar": True}
+html_theme_options = {
+    "description": "Load data into Adobe Marketo Engage from Apache Airflow",
+    "fixed_sidebar": True,
+}
