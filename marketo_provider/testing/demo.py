@@ -9,6 +9,7 @@ exit, Ctrl-C included. ``--serve`` only runs the sandbox and prints the connecti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -102,10 +103,8 @@ def serve() -> int:
         print(f"Marketo sandbox running at {sandbox.url}")
         print(f"  export AIRFLOW_CONN_MARKETO_DEFAULT='{sandbox.connection_json()}'")
         print("Serving until Ctrl-C.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     print("Sandbox stopped.")
     return 0
 
