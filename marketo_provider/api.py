@@ -402,8 +402,15 @@ def create_import_path(
 
 
 def batch_path(
-    object_type: ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
+    object_type: str | ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
 ) -> str:
+    """The path of a batch's ``status``, ``failures`` or ``warnings`` (program members' do not
+    name the program; custom objects' name the object)."""
+    object_type = ObjectType.parse(object_type)
+    if kind not in ("status", "failures", "warnings"):
+        raise MarketoValueError(f"kind must be 'status', 'failures' or 'warnings', not {kind!r}")
+    if object_type is ObjectType.CUSTOM_OBJECTS and not custom_object_name:
+        raise MarketoValueError("custom_object_name is required for custom object batches")
     template = PATH_TEMPLATES[(object_type, kind)]
     return template.format(batchId=int(batch_id), apiName=_quote(custom_object_name or ""))
 

@@ -392,8 +392,8 @@ class MarketoHook(BaseHook):
         self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
     ) -> dict[str, Any]:
         """Marketo's status entry of one batch (``status``, and counts once it is done)."""
-        target = _batch_target(object_type, custom_object_name)
-        return self._call("GET", target.status_path(batch_id), lambda a: api.read_batch_answer(_read_json(a)))
+        path = api.batch_path(object_type, batch_id, "status", custom_object_name)
+        return self._call("GET", path, lambda a: api.read_batch_answer(_read_json(a)))
 
     def get_batch_status(
         self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
@@ -413,7 +413,9 @@ class MarketoHook(BaseHook):
     ) -> int | None:
         """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
         or None when Marketo has no such file (custom objects answer 404)."""
-        target = _batch_target(object_type, custom_object_name)
+        if kind not in ("failures", "warnings"):
+            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
+        path = api.batch_path(object_type, batch_id, kind, custom_object_name)
         start = dest.tell() if dest.seekable() else None
 
         def read(answer: requests.Response) -> int | None:
@@ -433,9 +435,7 @@ class MarketoHook(BaseHook):
                     written += len(chunk)
             return written
 
-        return self._call(
-            "GET", target.result_file_path(batch_id, kind), read, stream=True, resend_safe=start is not None
-        )
+        return self._call("GET", path, read, stream=True, resend_safe=start is not None)
 
     def get_result_file(
         self,
@@ -519,12 +519,13 @@ class MarketoHook(BaseHook):
         client: httpx.AsyncClient | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`get_import_status`, for the triggerer."""
-        target = _batch_target(object_type, custom_object_name)
-        settings = await self.aget_settings()
+        url = (await self.aget_settings()).rest_url + api.batch_path(
+            object_type, batch_id, "status", custom_object_name
+        )
         if client is None:
-            async with self.async_client(settings) as own:
-                return await self._acall(own, settings.rest_url + target.status_path(batch_id))
-        return await self._acall(client, settings.rest_url + target.status_path(batch_id))
+            async with self.async_client(await self.aget_settings()) as own:
+                return await self._acall(own, url)
+        return await self._acall(client, url)
 
     async def aget_batch_statuses(
         self, object_type: str | ObjectType, batch_ids: list[int], *, custom_object_name: str | None = None
@@ -581,16 +582,6 @@ class MarketoHook(BaseHook):
             "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
             "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
         }
-
-
-def _batch_target(object_type: str | ObjectType, custom_object_name: str | None) -> ImportTarget:
-    kind = ObjectType.parse(object_type)
-    # Status and result paths of program members do not name the program.
-    return ImportTarget.of(
-        kind,
-        program_id=1 if kind is ObjectType.PROGRAM_MEMBERS else None,
-        custom_object_name=custom_object_name,
-    )
 
 
 def _json_or_none(text: str) -> Any:

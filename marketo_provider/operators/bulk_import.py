@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from marketo_provider.api import BatchStatus, FileFormat, MarketoError, MarketoValueError, ObjectType
+from marketo_provider.api import (
+    BatchStatus,
+    FileFormat,
+    ImportTarget,
+    MarketoError,
+    MarketoValueError,
+    ObjectType,
+    import_query_params,
+)
 from marketo_provider.files import DEFAULT_MAX_PART_BYTES, preflight
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
@@ -150,8 +158,6 @@ class MarketoBulkImportOperator(BaseOperator):
 
     def _request(self) -> ImportRequest:
         try:
-            from marketo_provider.api import ImportTarget, import_query_params
-
             target = ImportTarget.of(
                 self.object_type, program_id=self.program_id, custom_object_name=self.custom_object_name
             )
