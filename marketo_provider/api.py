@@ -419,6 +419,17 @@ def describe_path(object_type: ObjectType, custom_object_name: str | None = None
     return PATH_TEMPLATES[(object_type, "describe")].format(customObjectName=_quote(custom_object_name or ""))
 
 
+def positive_seconds(name: str, value: float | str) -> float:
+    """A positive number of seconds, from a number or the text a template rendered."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise MarketoValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise MarketoValueError(f"{name} must be positive, not {value!r}")
+    return seconds
+
+
 def _positive_int(name: str, value: int | str | None) -> int | None:
     if value is None or value == "":
         return None

@@ -232,8 +232,8 @@ def should_wake(
     finished or left the queue for importing (a job ahead of it finished), or when ``wake_at``
     passed (the queue is shared, so other integrations' jobs may free slots unseen).
     """
-    if statuses and all(s.done for s in statuses):
-        return EVENT_COMPLETE
+    if all(s.done for s in statuses) and (statuses or mode != MODE_SLOT):
+        return EVENT_COMPLETE  # (nothing to wait for counts as done, except when waiting for a slot)
     if mode != MODE_SLOT:
         return None
     if not statuses:

@@ -18,6 +18,7 @@ from marketo_provider.api import (
     MarketoValueError,
     ObjectType,
     import_query_params,
+    positive_seconds,
 )
 from marketo_provider.files import DEFAULT_MAX_PART_BYTES, preflight
 from marketo_provider.hooks.marketo import MarketoHook
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEFAULT_TIMEOUT_SECONDS = 24 * 3600
+
+
+def seconds_argument(name: str, value: float | str) -> float:
+    """A positive number of seconds from an argument that may have been templated."""
+    try:
+        return positive_seconds(name, value)
+    except MarketoValueError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 class MarketoBulkImportOperator(BaseOperator):
@@ -150,7 +159,7 @@ class MarketoBulkImportOperator(BaseOperator):
 
     @property
     def _poll_seconds(self) -> float:
-        return _positive_seconds("poll_interval", self.poll_interval)
+        return seconds_argument("poll_interval", self.poll_interval)
 
     @cached_property
     def hook(self) -> MarketoHook:
@@ -291,46 +300,36 @@ class MarketoBulkImportOperator(BaseOperator):
                 break
             if time.time() >= state.deadline:
                 self._fail_timeout(state, statuses or [])
-            wake_at = time.time() + 2 * self._poll_seconds
-            if self.deferrable:
-                self._defer(state, MODE_SLOT, wake_at)
-            event, statuses = wait_sync(
-                self.hook,
-                request.object_type,
-                state.batch_ids,
-                custom_object_name=request.custom_object_name,
-                mode=MODE_SLOT,
-                poll_interval=self._poll_seconds,
-                deadline=state.deadline,
-                wake_at=wake_at,
-                log=self.log,
-            )
-            if event == EVENT_TIMEOUT:
-                self._fail_timeout(state, statuses)
+            # The queue is full: wait for a slot, in the triggerer when deferrable.
+            statuses = self._wait(request, state, MODE_SLOT, wake_at=time.time() + 2 * self._poll_seconds)
         self.log.info("Every part is handled: %s", state.accounting())
         if not self.wait_for_completion:
             return self._queued_summary(state)
-        if (
-            statuses is None
-            or not (statuses and all(s.done for s in statuses))
-            or len(statuses) != len(state.batch_ids)
-        ):
-            if self.deferrable and state.batch_ids:
-                self._defer(state, MODE_COMPLETE, None)
-            event, statuses = wait_sync(
-                self.hook,
-                request.object_type,
-                state.batch_ids,
-                custom_object_name=request.custom_object_name,
-                mode=MODE_COMPLETE,
-                poll_interval=self._poll_seconds,
-                deadline=state.deadline,
-                wake_at=None,
-                log=self.log,
-            )
-            if event == EVENT_TIMEOUT:
-                self._fail_timeout(state, statuses)
-        return self._finish(context, request, state, statuses)
+        finished = {s.batch_id for s in statuses or [] if s.done}
+        if not finished.issuperset(state.batch_ids):
+            statuses = self._wait(request, state, MODE_COMPLETE, wake_at=None)
+        return self._finish(context, request, state, statuses or [])
+
+    def _wait(
+        self, request: ImportRequest, state: ImportState, mode: str, wake_at: float | None
+    ) -> list[BatchStatus]:
+        """Wait in ``mode``: deferred (this call then does not return) or polling from the worker."""
+        if self.deferrable and (state.batch_ids or mode == MODE_SLOT):
+            self._defer(state, mode, wake_at)
+        event, statuses = wait_sync(
+            self.hook,
+            request.object_type,
+            state.batch_ids,
+            custom_object_name=request.custom_object_name,
+            mode=mode,
+            poll_interval=self._poll_seconds,
+            deadline=state.deadline,
+            wake_at=wake_at,
+            log=self.log,
+        )
+        if event == EVENT_TIMEOUT:
+            self._fail_timeout(state, statuses)
+        return statuses
 
     def _defer(self, state: ImportState, mode: str, wake_at: float | None) -> None:
         self.defer(
@@ -397,13 +396,3 @@ class MarketoBulkImportOperator(BaseOperator):
             program_id=self.program_id,
             custom_object_name=self.custom_object_name,
         )
-
-
-def _positive_seconds(name: str, value: float | str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise AirflowFailException(f"{name} must be a number of seconds, not {value!r}") from None
-    if seconds <= 0:
-        raise AirflowFailException(f"{name} must be positive, not {value!r}")
-    return seconds

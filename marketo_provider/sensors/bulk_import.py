@@ -19,7 +19,7 @@ from marketo_provider.importing import (
     log_statuses,
     parse_batch_ids,
 )
-from marketo_provider.operators.bulk_import import _positive_seconds
+from marketo_provider.operators.bulk_import import seconds_argument
 from marketo_provider.results import conclude, statuses_from_entries
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
@@ -109,7 +109,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
                 object_type=self._object_type.value,
                 marketo_conn_id=self.marketo_conn_id,
                 custom_object_name=self.custom_object_name,
-                poll_interval=_positive_seconds("poll_interval", self.poll_interval),
+                poll_interval=seconds_argument("poll_interval", self.poll_interval),
                 deadline=time.time() + self.timeout,
                 mode=MODE_COMPLETE,
             ),
