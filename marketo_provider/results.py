@@ -117,11 +117,13 @@ def write_to_object_storage(
     folder = ObjectStoragePath(results_path, conn_id=conn_id) if conn_id else ObjectStoragePath(results_path)
     if folder.protocol in ("", "file"):
         folder.mkdir(parents=True, exist_ok=True)
-    target = folder / result_file_name(merged.kind, file_format)
+    name = result_file_name(merged.kind, file_format)
+    target = folder / name
     merged.file.seek(0)
     with target.open("wb") as out:
         shutil.copyfileobj(merged.file, out, 1024 * 1024)
-    return str(target)
+    # The URI as the user wrote it (ObjectStoragePath would put the conn id in it as userinfo).
+    return f"{results_path.rstrip('/')}/{name}"
 
 
 def summarize(object_type: ObjectType, batches: Sequence[tuple[int, BatchStatus]]) -> dict[str, Any]:

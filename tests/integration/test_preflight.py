@@ -152,3 +152,49 @@ def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox) -> Non
     assert len(batches) == 4
     marketo_env.advance(30)
     assert len(marketo_env.imported_rows("leads")) == 200
+
+
+def test_object_storage_source_with_a_connection(marketo_env: MarketoSandbox) -> None:
+    """A non-local filesystem reached through ObjectStoragePath and a conn id (fsspec's memory
+    filesystem stands in for S3 or GCS), read as a stream, resumed mid-way by seeking."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow.sdk.io import attach
+    from marketo_provider.results import MergedFile, write_to_object_storage
+
+    fs = MemoryFileSystem()
+    data = b"email,firstName\n" + b"".join(b"lead%d@example.com,N%d\n" % (i, i) for i in range(500))
+    fs.pipe("/crm-exports/leads.csv", data)
+    attach(protocol="memory", conn_id="crm_storage", fs=fs)
+    checked = preflight(
+        "memory://crm-exports/leads.csv",
+        source_conn_id="crm_storage",
+        object_type="leads",
+        describe=fast_hook().describe,
+        max_part_bytes=3000,
+    )
+    assert checked.parts > 3 and checked.lines == 500
+    with source_parts(
+        "memory://crm-exports/leads.csv", source_conn_id="crm_storage", max_part_bytes=3000
+    ) as parts:
+        all_parts = [(p.index, p.source_start, p.source_end, bytes(p.data)) for p in parts]
+    second = all_parts[2]
+    with source_parts(
+        "memory://crm-exports/leads.csv",
+        source_conn_id="crm_storage",
+        max_part_bytes=3000,
+        resume_at=(2, second[1]),
+    ) as parts:
+        resumed = [(p.index, p.source_start, p.source_end, bytes(p.data)) for p in parts]
+    assert resumed == all_parts[2:]
+    with pytest.raises(SourceError, match="does not exist"):
+        preflight(
+            "memory://crm-exports/nope.csv",
+            source_conn_id="crm_storage",
+            object_type="leads",
+            check_columns=False,
+        )
+    merged = MergedFile(kind="failures", file=io.BytesIO(b"email,Import Failure Reason\nx,y\n"), batches=1)
+    uri = write_to_object_storage(merged, "memory://crm-exports/results/run1/", "csv", "crm_storage")
+    assert uri == "memory://crm-exports/results/run1/failures.csv"
+    assert fs.cat("/crm-exports/results/run1/failures.csv") == b"email,Import Failure Reason\nx,y\n"
