@@ -157,9 +157,9 @@ def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox) -> Non
 def test_object_storage_source_with_a_connection(marketo_env: MarketoSandbox) -> None:
     """A non-local filesystem reached through ObjectStoragePath and a conn id (fsspec's memory
     filesystem stands in for S3 or GCS), read as a stream, resumed mid-way by seeking."""
+    from airflow.sdk.io import attach
     from fsspec.implementations.memory import MemoryFileSystem
 
-    from airflow.sdk.io import attach
     from marketo_provider.results import MergedFile, write_to_object_storage
 
     fs = MemoryFileSystem()
