@@ -23,6 +23,7 @@ from airflow.sdk import BaseHook
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from marketo_provider import api
+from marketo_provider._compat import amask_secret
 from marketo_provider.api import (
     BatchStatus,
     ConnectionSettings,
@@ -487,8 +488,6 @@ class MarketoHook(BaseHook):
                 return token.access_token
             retrying = tenacity.AsyncRetrying(**self._retry_kwargs(self._retryable(True)))
             fetched: Token = await retrying(self._afetch_token, client, settings)
-            from airflow.sdk.log import amask_secret
-
             await amask_secret(fetched.access_token)
             _store_token(key, fetched)
             return fetched.access_token

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseOperator
 
+from marketo_provider._compat import AirflowException, AirflowFailException, conf
 from marketo_provider.api import (
     BatchStatus,
     FileFormat,

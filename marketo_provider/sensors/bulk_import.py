@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from marketo_provider._compat import AirflowException, AirflowFailException, conf
 from marketo_provider.api import BatchStatus, MarketoError, ObjectType
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (

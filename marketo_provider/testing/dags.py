@@ -17,11 +17,24 @@ def prepare_database() -> None:
     db.resetdb()
 
 
+def dag_bag(dag_folder: str) -> Any:
+    """A ``DagBag`` of a folder (its ``import_errors`` tell whether every file loads)."""
+    return _dagbag_module().DagBag(dag_folder=dag_folder)
+
+
+def _dagbag_module() -> Any:
+    try:  # Airflow 3.2+
+        from airflow.dag_processing import dagbag
+    except ImportError:  # Airflow 3.1
+        from airflow.models import dagbag  # type: ignore[no-redef]
+    return dagbag
+
+
 def store_dag(dag: Any) -> None:
     """Store a DAG defined in code (a test, a script) so ``dag.test()`` can run it."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
+    DagBag, sync_bag_to_db = _dagbag_module().DagBag, _dagbag_module().sync_bag_to_db
     DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder=os.devnull)
     bag.bag_dag(dag)

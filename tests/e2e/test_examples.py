@@ -16,9 +16,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 def test_example_folder_loads_without_import_errors() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from marketo_provider.testing.dags import dag_bag
 
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    bag = dag_bag(str(EXAMPLES))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
         "marketo_leads_from_object_storage",

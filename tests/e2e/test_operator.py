@@ -19,6 +19,7 @@ from tests.e2e.conftest import task_states, task_xcom
 from tests.helpers import cars_csv, leads_csv
 
 _ids = itertools.count()
+HAS_TASK_STATE_STORE = tuple(int(x) for x in __import__("airflow").__version__.split(".")[:2]) >= (3, 3)
 
 
 def dag_id(name: str) -> str:
@@ -310,9 +311,14 @@ def test_retried_task_reattaches_and_never_submits_a_part_twice(
     assert [c.status for c in posts][:4] == [200, 200, 500, 200]
     accepted = [c.batch_id for c in posts if c.batch_id]
     summary = task_xcom(dr, "import")
+    rows = marketo_env.imported_rows("leads")
+    if not HAS_TASK_STATE_STORE:
+        # Airflow < 3.3 (documented): the retry starts over and submits every part again
+        assert accepted[2:] == summary["batch_ids"]
+        assert len(rows_by_key(rows, "email")) == expected["rows"] < len(rows)
+        return
     assert accepted == summary["batch_ids"] and len(accepted) == len(set(accepted)) >= 4
     assert [b["part"] for b in summary["batches"]] == list(range(len(accepted)))
-    rows = marketo_env.imported_rows("leads")
     assert len(rows) == expected["rows"] and set(rows_by_key(rows, "email").values()) == {1}
     # the describe call of the pre-flight ran once: the retry resumed instead of starting over
     assert len(marketo_env.calls_to("/rest/v1/leads/describe2.json")) == 1

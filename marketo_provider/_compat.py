@@ -1,0 +1,30 @@
+"""Names that moved between Airflow 3.1 and 3.3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+conf: Any
+try:  # Airflow 3.2+
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1
+    from airflow.configuration import conf
+
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
+
+__all__ = ["AirflowException", "AirflowFailException", "amask_secret", "conf"]
+
+
+async def amask_secret(secret: Any) -> None:
+    """Mask a secret from async code (Airflow 3.2+ has an async variant; 3.1 only the sync one)."""
+    try:
+        from airflow.sdk.log import amask_secret as mask
+    except ImportError:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+    else:
+        await mask(secret)
