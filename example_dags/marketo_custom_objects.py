@@ -24,7 +24,7 @@ with DAG(
         object_type="custom_objects",
         custom_object_name="car_c",
         file_format="{{ var.value.get('marketo_cars_format', 'tsv') }}",
-        results_path="{{ var.value.get('marketo_results_root', '/data/marketo-results') }}/cars/{{ ds }}/",
+        results_path="{{ var.value.get('marketo_results_root', '/data/marketo-results') }}/cars/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/",
         deferrable=True,
         poll_interval="{{ var.value.get('marketo_poll_interval', 30) }}",
     )

@@ -23,7 +23,7 @@ with DAG(
 ) as dag:
     MarketoBulkImportOperator(
         task_id="import_leads",
-        source="{{ var.value.get('marketo_leads_source', 's3://crm-exports/leads/' ~ ds ~ '.csv') }}",
+        source="{{ var.value.get('marketo_leads_source', 's3://crm-exports/leads/' ~ (dag_run.logical_date or dag_run.run_after) | ds ~ '.csv') }}",
         source_conn_id="{{ var.value.get('marketo_source_conn_id', 'aws_default') }}",
         object_type="leads",
         lookup_field="email",

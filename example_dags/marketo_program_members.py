@@ -21,7 +21,7 @@ with DAG(
 ) as dag:
     MarketoBulkImportOperator(
         task_id="import_registrants",
-        source="{{ var.value.get('marketo_registrants_source', '/data/webinars/registrants/' ~ ds ~ '.csv') }}",
+        source="{{ var.value.get('marketo_registrants_source', '/data/webinars/registrants/' ~ (dag_run.logical_date or dag_run.run_after) | ds ~ '.csv') }}",
         object_type="program_members",
         program_id="{{ var.value.get('marketo_webinar_program_id', 1044) }}",
         program_member_status="Registered",

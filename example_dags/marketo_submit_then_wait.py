@@ -26,7 +26,7 @@ with DAG(
 ) as dag:
     submit = MarketoBulkImportOperator(
         task_id="submit_leads",
-        source="{{ var.value.get('marketo_leads_source', '/data/crm/leads/' ~ ds ~ '.csv') }}",
+        source="{{ var.value.get('marketo_leads_source', '/data/crm/leads/' ~ (dag_run.logical_date or dag_run.run_after) | ds ~ '.csv') }}",
         object_type="leads",
         wait_for_completion=False,
     )

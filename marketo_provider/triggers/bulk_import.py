@@ -108,6 +108,9 @@ class MarketoBulkImportTrigger(BaseTrigger):
         previous: dict[int, str] | None = None
         statuses: list[BatchStatus] = []
         while True:
+            # Poll after a pause, not at once: batches just submitted are not done yet, and a task
+            # resumed within moments of deferring races Airflow's own bookkeeping of the worker.
+            await asyncio.sleep(self._pause(time.time()))
             try:
                 if self.batch_ids:
                     statuses = await hook.aget_batch_statuses(
@@ -129,8 +132,10 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 yield make_event(EVENT_TIMEOUT, statuses, message, self.import_state)
                 return
             previous = {s.batch_id: s.status for s in statuses}
-            pause = self.poll_interval
-            for limit in (self.deadline, self.wake_at if self.mode == MODE_SLOT else None):
-                if limit is not None:
-                    pause = min(pause, max(0.0, limit - now))
-            await asyncio.sleep(pause)
+
+    def _pause(self, now: float) -> float:
+        pause = self.poll_interval
+        for limit in (self.deadline, self.wake_at if self.mode == MODE_SLOT else None):
+            if limit is not None:
+                pause = min(pause, max(0.0, limit - now))
+        return pause

@@ -1,0 +1,107 @@
+"""A whole Airflow (scheduler, triggerer, API server, DAG processor, LocalExecutor) runs an example
+DAG against the sandbox: the operator defers to a real triggerer and resumes on a worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from marketo_provider.testing import MarketoSandbox
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(420)
+def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
+    source = tmp_path / "registrants.csv"
+    source.write_text("email,firstName\nann@example.com,Ann\nbob@example.com,Bob\n")
+    api_port = free_port()
+    with MarketoSandbox(queued_seconds=0.5, import_seconds=1.0) as sandbox:
+        env = {
+            **os.environ,
+            **sandbox.env(),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(tmp_path / "home"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW_VAR_MARKETO_REGISTRANTS_SOURCE": str(source),
+            "AIRFLOW_VAR_MARKETO_POLL_INTERVAL": "1",
+        }
+        log_path = tmp_path / "standalone.log"
+        with log_path.open("w") as log:
+            airflow = subprocess.Popen(
+                [sys.executable, "-m", "airflow", "standalone"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for(lambda: "Airflow is ready" in log_path.read_text(), 180, "Airflow to start")
+
+            def cli(*args: str) -> str:
+                done = subprocess.run(
+                    [sys.executable, "-m", "airflow", *args],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                return done.stdout
+
+            def runs() -> list[dict]:
+                out = cli("dags", "list-runs", "marketo_webinar_registrants", "-o", "json")
+                lines = [line for line in out.splitlines() if line.startswith("[{") or line.strip() == "[]"]
+                return json.loads(lines[-1]) if lines else []
+
+            wait_for(
+                lambda: "marketo_webinar_registrants" in cli("dags", "list", "-o", "plain"),
+                120,
+                "the DAG to be parsed",
+            )
+            cli("dags", "unpause", "marketo_webinar_registrants")
+            cli("dags", "trigger", "marketo_webinar_registrants")
+            wait_for(lambda: any(r["state"] in ("success", "failed") for r in runs()), 180, "a run to finish")
+            finished = [r for r in runs() if r["state"] in ("success", "failed")]
+            assert all(r["state"] == "success" for r in finished), log_path.read_text()[-5000:]
+            text = log_path.read_text()
+            assert "Pausing task as DEFERRED" in text  # waited in the real triggerer
+            assert {r["email"] for r in sandbox.imported_rows("program_members")} == {
+                "ann@example.com",
+                "bob@example.com",
+            }
+            assert sandbox.client_secret not in text
+        finally:
+            os.killpg(airflow.pid, signal.SIGTERM)
+            try:
+                airflow.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(airflow.pid, signal.SIGKILL)
