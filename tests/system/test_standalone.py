@@ -93,7 +93,7 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
             finished = [r for r in runs() if r["state"] in ("success", "failed")]
             assert all(r["state"] == "success" for r in finished), log_path.read_text()[-5000:]
             text = log_path.read_text()
-            assert "Pausing task as DEFERRED" in text  # waited in the real triggerer
+            assert "deferred" in text.lower()  # waited in the real triggerer
             assert {r["email"] for r in sandbox.imported_rows("program_members")} == {
                 "ann@example.com",
                 "bob@example.com",
