@@ -180,6 +180,9 @@ class ErrorAction(str, enum.Enum):
 _TOKEN_CODES = frozenset({"601", "602"})
 _TRANSIENT_CODES = frozenset({"604", "608", "611", "713", "719", "1019"})
 _TRANSIENT_HTTP_STATUSES = frozenset({502, 503, 504})
+# Gateway answers that can come after the request reached Marketo: retrying a read is fine, but an
+# upload may already have created an import, so it is never sent again.
+GATEWAY_AFTER_SEND_CODES = frozenset({"502", "504"})
 
 ERROR_MESSAGES: dict[str, str] = {
     "600": "Access token not specified",

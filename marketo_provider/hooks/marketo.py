@@ -205,6 +205,8 @@ class MarketoHook(BaseHook):
     @staticmethod
     def _retryable(resend_safe: bool) -> Callable[[BaseException], bool]:
         def check(exc: BaseException) -> bool:
+            if isinstance(exc, MarketoTransientError) and exc.code in api.GATEWAY_AFTER_SEND_CODES:
+                return resend_safe  # the upstream may have received the request
             if api.is_retryable(exc):
                 return True
             if isinstance(exc, requests.RequestException | httpx.TransportError):
@@ -361,7 +363,7 @@ class MarketoHook(BaseHook):
             except (requests.RequestException, MarketoTransientError) as exc:
                 if isinstance(exc, requests.RequestException) and _sent_nothing(exc):
                     raise
-                if isinstance(exc, MarketoTransientError) and exc.code not in ("502", "504"):
+                if isinstance(exc, MarketoTransientError) and exc.code not in api.GATEWAY_AFTER_SEND_CODES:
                     raise
                 raise MarketoSubmitOutcomeUnknownError(
                     f"the upload of {name!r} to Marketo ({target.label}) was sent but no answer came back "

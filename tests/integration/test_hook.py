@@ -409,3 +409,14 @@ class TestAsync:
         )
         with pytest.raises(MarketoAuthError, match="marketo_bad"):
             asyncio.run(fast_hook("marketo_bad").aget_import_status("leads", 1))
+
+
+@pytest.mark.parametrize(("status", "resent"), [(503, True), (502, False), (504, False)])
+def test_upload_gateway_errors(marketo_env: MarketoSandbox, status: int, resent: bool) -> None:
+    marketo_env.inject_fault("/bulk/v1/leads.json", http_status=status)
+    if resent:  # 503: the service refused it, so sending again is safe
+        fast_hook().submit_import("leads", io.BytesIO(LEADS_CSV))
+    else:  # 502/504: a gateway answered, Marketo may have the upload; never sent twice
+        with pytest.raises(MarketoSubmitOutcomeUnknownError):
+            fast_hook().submit_import("leads", io.BytesIO(LEADS_CSV))
+    assert len(marketo_env.calls_to("/bulk/v1/leads.json")) == (2 if resent else 1)
