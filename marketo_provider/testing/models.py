@@ -140,6 +140,7 @@ class Job:
     content: bytes
     filename: str
     created_at: float
+    size: int = 0
     status: str = QUEUED
     started_at: float | None = None
     finished_at: float | None = None
@@ -424,6 +425,7 @@ class MarketoBackend:
                 content=content,
                 filename=filename,
                 created_at=self.clock.now(),
+                size=len(content),
             )
             if self._fail_next:
                 job.fail_message = self._fail_next.popleft()
@@ -550,6 +552,14 @@ class MarketoBackend:
     def _finish(self, job: Job, at: float) -> None:
         job.finished_at = at
         self._queue.remove(job.batch_id)
+        try:
+            self._conclude(job)
+        finally:
+            job.content = (
+                b""  # the upload is not needed once its rows are read; a long-running sandbox stays small
+            )
+
+    def _conclude(self, job: Job) -> None:
         if job.fail_message:
             job.status = FAILED
             job.processed = job.failed = job.warned = 0
