@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -482,6 +482,22 @@ def import_query_params(
             )
         params["programMemberStatus"] = str(program_member_status)
     return params
+
+
+DEFAULT_LOOKUP_FIELD = "email"
+
+
+def required_columns(
+    object_type: str | ObjectType, *, lookup_field: str | None = None, dedupe_fields: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The columns every row of an import must fill: leads their lookup field (default ``email``),
+    program members ``email``, custom objects their dedupe fields (from the describe call)."""
+    kind = ObjectType.parse(object_type)
+    if kind is ObjectType.PROGRAM_MEMBERS:
+        return ("email",)
+    if kind is ObjectType.LEADS:
+        return (lookup_field or DEFAULT_LOOKUP_FIELD,)
+    return tuple(dedupe_fields)
 
 
 def token_form(client_id: str, client_secret: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from marketo_provider import api
-from marketo_provider.api import FileFormat, MarketoValueError, ObjectType
+from marketo_provider.api import FileFormat, MarketoValueError, ObjectType, required_columns
 
 # Parts stay safely under Marketo's limit (multipart framing is not counted against the file).
 DEFAULT_MAX_PART_BYTES = 9_500_000
@@ -205,18 +205,6 @@ def check_header_names(names: list[str], fmt: FileFormat, name: str = "source") 
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if duplicates:
         raise SourceError(f"the header of {name} names these columns more than once: {', '.join(duplicates)}")
-
-
-def required_columns(
-    object_type: str | ObjectType, *, lookup_field: str | None = None, dedupe_fields: Iterable[str] = ()
-) -> tuple[str, ...]:
-    """The columns an import of this object must have."""
-    kind = ObjectType.parse(object_type)
-    if kind is ObjectType.PROGRAM_MEMBERS:
-        return ("email",)
-    if kind is ObjectType.LEADS:
-        return (lookup_field or "email",)
-    return tuple(dedupe_fields)
 
 
 _WHY_REQUIRED = {

@@ -615,12 +615,12 @@ class MarketoBackend:
 
     def _required_fields(self, job: Job, custom: CustomObjectType | None) -> tuple[str, tuple[str, ...]]:
         kind = job.target.object_type
-        if kind is ObjectType.LEADS:
-            return "lookup", (job.params.get("lookupField") or "email",)
-        if kind is ObjectType.PROGRAM_MEMBERS:
-            return "email", ("email",)
-        assert custom is not None
-        return "dedupe", custom.dedupe_fields
+        needed = api.required_columns(
+            kind,
+            lookup_field=job.params.get("lookupField"),
+            dedupe_fields=custom.dedupe_fields if custom else (),
+        )
+        return {ObjectType.LEADS: "lookup", ObjectType.PROGRAM_MEMBERS: "email"}.get(kind, "dedupe"), needed
 
     def _check_row(
         self,
