@@ -2,6 +2,8 @@
 
 A thin FastAPI app does the routing and the parsing; an ASGI wrapper around it records every call,
 applies injected faults and the instance-wide limits. The rules themselves live in ``models.py``.
+Calls that may move the queue on (and so check a finished job's rows) run in a worker thread, so
+the event loop keeps answering other calls meanwhile, as Marketo does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from marketo_provider import api
@@ -115,8 +118,12 @@ def create_app(backend: MarketoBackend) -> SandboxASGI:
         await upload.seek(0)
         content = await upload.read()
         known = {"format", "lookupField", "listId", "partitionName", "programMemberStatus"}
-        job = backend.create_import(
-            target, {k: v for k, v in params.items() if k in known}, content, upload.filename or ""
+        job = await run_in_threadpool(
+            backend.create_import,
+            target,
+            {k: v for k, v in params.items() if k in known},
+            content,
+            upload.filename or "",
         )
         if call is not None:
             call.batch_id = job.batch_id
@@ -144,14 +151,17 @@ def create_app(backend: MarketoBackend) -> SandboxASGI:
     def batch_routes(object_type: ObjectType) -> None:
         async def status(request: Request, batchId: int) -> Response:
             await authorize(request)
-            return JSONResponse(
-                envelope_ok([backend.status(object_type, batchId, request.path_params.get("apiName"))])
+            entry = await run_in_threadpool(
+                backend.status, object_type, batchId, request.path_params.get("apiName")
             )
+            return JSONResponse(envelope_ok([entry]))
 
         def file_route(kind: str) -> Callable[..., Awaitable[Response]]:
             async def result_file(request: Request, batchId: int) -> Response:
                 await authorize(request)
-                data = backend.result_file(object_type, batchId, kind, request.path_params.get("apiName"))
+                data = await run_in_threadpool(
+                    backend.result_file, object_type, batchId, kind, request.path_params.get("apiName")
+                )
                 if data is None and object_type is ObjectType.CUSTOM_OBJECTS:
                     return Response(status_code=404)
                 return Response(data or b"", media_type=api.RESULT_FILE_CONTENT_TYPE)

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marketo_provider import api
@@ -146,6 +146,7 @@ class Job:
     finished_at: float | None = None
     fail_message: str | None = None
     hold: bool = False
+    pending: bool = False  # finished importing, rows not yet checked
     processed: int | None = None
     failed: int | None = None
     warned: int | None = None
@@ -228,6 +229,7 @@ class MarketoBackend:
         self.config = config or SandboxConfig()
         self.clock = clock or Clock()
         self._lock = threading.RLock()
+        self._settle_lock = threading.Lock()
         self._tokens: dict[str, float] = {}
         self._current_token: str | None = None
         self._batch_ids = itertools.count(1001)
@@ -509,6 +511,7 @@ class MarketoBackend:
         for _ in range(max_steps):
             wait = self.next_event_in()
             if wait is None:
+                self.settle()
                 return
             self.clock.advance(wait)
             self.advance()
@@ -522,8 +525,9 @@ class MarketoBackend:
 
     def job_for(self, object_type: ObjectType, batch_id: int, custom_object_name: str | None = None) -> Job:
         """A job by batch id, as seen through one object type's endpoints."""
+        self.advance()
+        self.settle()
         with self._lock:
-            self.advance()
             job = self._job(batch_id)
             if (
                 job.target.object_type is not object_type
@@ -550,30 +554,62 @@ class MarketoBackend:
     # ---- row checks -------------------------------------------------------------------------
 
     def _finish(self, job: Job, at: float) -> None:
+        """The job leaves the queue; its rows are checked by :meth:`settle`, outside the state lock."""
         job.finished_at = at
         self._queue.remove(job.batch_id)
-        try:
-            self._conclude(job)
-        finally:
-            job.content = (
-                b""  # the upload is not needed once its rows are read; a long-running sandbox stays small
-            )
+        job.pending = True
 
-    def _conclude(self, job: Job) -> None:
+    def settle(self) -> None:
+        """Check the rows of jobs that have finished importing and publish their outcome.
+
+        The checking (decoding, parsing, validating) runs without the state lock, so other calls
+        are answered meanwhile; storing the rows takes it briefly. One settle runs at a time, in
+        batch order, so rows land in the order Marketo would import them.
+        """
+        with self._settle_lock:
+            with self._lock:
+                pending = sorted((j for j in self.jobs.values() if j.pending), key=lambda j: j.batch_id)
+            for job in pending:
+                outcome = self._evaluate(job)
+                with self._lock:
+                    self._apply(job, outcome)
+
+    def _evaluate(self, job: Job) -> _Outcome:
         if job.fail_message:
-            job.status = FAILED
-            job.processed = job.failed = job.warned = 0
-            return
+            return _Outcome(fail_message=job.fail_message)
         try:
-            self._import_rows(job)
+            return self._check_rows(job)
         except _FileUnreadable as exc:
-            job.status = FAILED
-            job.fail_message = str(exc)
+            return _Outcome(fail_message=str(exc))
+
+    def _apply(self, job: Job, outcome: _Outcome) -> None:
+        job.pending = False
+        job.content = (
+            b""  # the upload is not needed once its rows are read; a long-running sandbox stays small
+        )
+        if outcome.fail_message is not None:
+            job.status, job.fail_message = FAILED, outcome.fail_message
             job.processed = job.failed = job.warned = 0
             return
+        for row in outcome.rows:
+            self._store(job, row)
+        delim = job.file_format.delimiter
+        job.processed, job.failed, job.warned = (
+            len(outcome.rows),
+            len(outcome.failures),
+            len(outcome.warnings),
+        )
+        if outcome.failures:
+            job.failures_file = _write_result(
+                outcome.header, api.FAILURE_REASON_COLUMN, outcome.failures, delim
+            )
+        if outcome.warnings:
+            job.warnings_file = _write_result(
+                outcome.header, api.WARNING_REASON_COLUMN, outcome.warnings, delim
+            )
         job.status = COMPLETE
 
-    def _import_rows(self, job: Job) -> None:
+    def _check_rows(self, job: Job) -> _Outcome:
         delim = job.file_format.delimiter
         try:
             text = job.content.decode("utf-8-sig")
@@ -587,31 +623,23 @@ class MarketoBackend:
         if not rows:
             raise _FileUnreadable("Failed to import: file is empty")
         header = rows[0]
-        body = [r for r in rows[1:] if r != []]
         target = job.target
         custom = self.custom_objects.get(target.custom_object_name or "")
         known = fields_for(target.object_type, custom)
         unknown = [name for name in header if name not in known]
         required = self._required_fields(job, custom)
-        failures: list[list[str]] = []
-        warnings: list[list[str]] = []
-        imported = 0
-        for values in body:
+        outcome = _Outcome(header=header)
+        for values in rows[1:]:
+            if values == []:
+                continue
             reason, warning, row = self._check_row(header, values, known, unknown, required, target)
             if reason:
-                failures.append([*values, reason])
+                outcome.failures.append([*values, reason])
                 continue
-            self._store(job, row)
-            imported += 1
+            outcome.rows.append(row)
             if warning:
-                warnings.append([*values, warning])
-        job.processed, job.failed, job.warned = imported, len(failures), len(warnings)
-        job.failures_file = (
-            _write_result(header, api.FAILURE_REASON_COLUMN, failures, delim) if failures else b""
-        )
-        job.warnings_file = (
-            _write_result(header, api.WARNING_REASON_COLUMN, warnings, delim) if warnings else b""
-        )
+                outcome.warnings.append([*values, warning])
+        return outcome
 
     def _required_fields(self, job: Job, custom: CustomObjectType | None) -> tuple[str, tuple[str, ...]]:
         kind = job.target.object_type
@@ -701,13 +729,15 @@ class MarketoBackend:
     ) -> list[dict[str, str]]:
         """Every row imported so far for an object (leads, program members, one custom object)."""
         key = object_key(ObjectType.parse(object_type), custom_object_name)
+        self.advance()
+        self.settle()
         with self._lock:
-            self.advance()
             return [r.row for r in self.imported.get(key, [])]
 
     def iter_jobs(self) -> Iterator[Job]:
+        self.advance()
+        self.settle()
         with self._lock:
-            self.advance()
             return iter(list(self.jobs.values()))
 
     # ---- custom objects and describe -------------------------------------------------------
@@ -757,6 +787,17 @@ class MarketoBackend:
 
 class _FileUnreadable(Exception):
     pass
+
+
+@dataclass
+class _Outcome:
+    """What checking a job's rows found."""
+
+    fail_message: str | None = None
+    header: list[str] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list)
+    failures: list[list[str]] = field(default_factory=list)
+    warnings: list[list[str]] = field(default_factory=list)
 
 
 def object_key(object_type: ObjectType, custom_object_name: str | None = None) -> str:

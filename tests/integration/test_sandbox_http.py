@@ -260,3 +260,31 @@ def test_connection_json(sandbox: MarketoSandbox) -> None:
         "password": sandbox.client_secret,
     }
     assert sandbox.env() == {"AIRFLOW_CONN_MARKETO_DEFAULT": sandbox.connection_json()}
+
+
+def test_other_calls_are_answered_while_a_job_is_checked(sandbox: MarketoSandbox) -> None:
+    """Checking a finished job's rows does not hold up the server: a describe call is answered
+    while the check is still under way (the check waits for it here)."""
+    import threading
+
+    client = RawClient(sandbox)
+    batch = client.upload("/bulk/v1/leads.json", CSV).json()["result"][0]["batchId"]
+    checking, answered = threading.Event(), threading.Event()
+    original = sandbox.backend._check_rows
+
+    def slow_check(job):  # type: ignore[no-untyped-def]
+        checking.set()
+        assert answered.wait(10), "the describe call was not answered during the check"
+        return original(job)
+
+    sandbox.backend._check_rows = slow_check  # type: ignore[method-assign]
+    sandbox.advance(5)  # the job finishes importing; its rows are checked on the next status call
+    headers = client.headers()
+    url = f"{sandbox.url}/bulk/v1/leads/batch/{batch}.json"
+    status = threading.Thread(target=lambda: requests.get(url, headers=headers, timeout=20))
+    status.start()
+    assert checking.wait(10)
+    assert client.get("/rest/v1/leads/describe2.json").json()["success"] is True
+    answered.set()
+    status.join(10)
+    assert client.get(f"/bulk/v1/leads/batch/{batch}.json").json()["result"][0]["status"] == "Complete"
