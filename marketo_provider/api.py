@@ -343,18 +343,6 @@ class ImportTarget:
     def create_path(self) -> str:
         return create_import_path(self.object_type, self.program_id, self.custom_object_name)
 
-    def status_path(self, batch_id: int) -> str:
-        return batch_path(self.object_type, batch_id, "status", self.custom_object_name)
-
-    def result_file_path(self, batch_id: int, kind: str) -> str:
-        if kind not in ("failures", "warnings"):
-            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
-        return batch_path(self.object_type, batch_id, kind, self.custom_object_name)
-
-    @property
-    def describe_path(self) -> str:
-        return describe_path(self.object_type, self.custom_object_name)
-
     @property
     def label(self) -> str:
         """Short human name, e.g. ``leads`` or ``custom object car_c``."""
@@ -416,6 +404,15 @@ def batch_path(
         raise MarketoValueError("custom_object_name is required for custom object batches")
     template = PATH_TEMPLATES[(object_type, kind)]
     return template.format(batchId=int(batch_id), apiName=_quote(custom_object_name or ""))
+
+
+def result_file_path(
+    object_type: str | ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
+) -> str:
+    """The path of a batch's ``failures`` or ``warnings`` file."""
+    if kind not in ("failures", "warnings"):
+        raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
+    return batch_path(object_type, batch_id, kind, custom_object_name)
 
 
 def describe_path(object_type: ObjectType, custom_object_name: str | None = None) -> str:

@@ -24,7 +24,6 @@ from marketo_provider.api import FileFormat, MarketoValueError, ObjectType, requ
 
 # Parts stay safely under Marketo's limit (multipart framing is not counted against the file).
 DEFAULT_MAX_PART_BYTES = 9_500_000
-READ_BLOCK_BYTES = 4 * 1024 * 1024
 _BOM = codecs.BOM_UTF8
 _QUOTE = b'"'
 _NEWLINE = b"\n"
@@ -111,10 +110,6 @@ class Header:
     names: tuple[str, ...]
     line: bytes  # as in the source, line terminator included, byte order mark removed
     source_offset: int  # where the body starts in the source
-
-    @property
-    def line_ending(self) -> bytes:
-        return b"\r\n" if self.line.endswith(b"\r\n") else b"\n"
 
 
 def _record_end(data: bytes, start: int = 0) -> int:

@@ -102,9 +102,6 @@ class ImportState:
     def all_submitted(self) -> bool:
         return self.parts_total is not None and len(self.handled_parts) >= self.parts_total
 
-    def part_of(self, batch_id: int) -> int:
-        return next(p.part for p in self.submitted if p.batch_id == batch_id)
-
     def accounting(self) -> str:
         """Which parts were submitted (with batch ids), which may have been, and which were not."""
         total = self.parts_total

@@ -416,9 +416,7 @@ class MarketoHook(BaseHook):
     ) -> int | None:
         """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
         or None when Marketo has no such file (custom objects answer 404)."""
-        if kind not in ("failures", "warnings"):
-            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
-        path = api.batch_path(object_type, batch_id, kind, custom_object_name)
+        path = api.result_file_path(object_type, batch_id, kind, custom_object_name)
         start = dest.tell() if dest.seekable() else None
 
         def read(answer: requests.Response) -> int | None:

@@ -125,9 +125,6 @@ class CustomObjectType:
     id_field: str = "marketoGUID"
     relationships: tuple[dict[str, object], ...] = field(default_factory=tuple)
 
-    def field_names(self) -> set[str]:
-        return {f.name for f in self.fields}
-
 
 CAR_OBJECT = CustomObjectType(
     api_name="car_c",
