@@ -266,7 +266,7 @@ class Part:
 
     def reader(self) -> IO[bytes]:
         """A seekable binary file object over the part, without copying it."""
-        return _PartStream(_MemoryRaw(self.data), buffer_size=64 * 1024)
+        return io.BufferedReader(_MemoryRaw(self.data), buffer_size=64 * 1024)
 
 
 class _MemoryRaw(io.RawIOBase):
@@ -297,13 +297,6 @@ class _MemoryRaw(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
-
-
-class _PartStream(io.BufferedReader):
-    @property
-    def len(self) -> int:
-        """Total size, as requests-toolbelt's encoder asks of streams it cannot stat."""
-        return len(self.raw._data)  # type: ignore[attr-defined]
 
 
 @dataclass

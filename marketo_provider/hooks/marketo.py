@@ -346,7 +346,9 @@ class MarketoHook(BaseHook):
 
             def body() -> tuple[Any, dict[str, str]]:
                 stream.seek(start)
-                encoder = MultipartEncoder(fields={"file": (name, stream, fmt.content_type)})
+                encoder = MultipartEncoder(
+                    fields={"file": (name, _SizedUpload(stream, size), fmt.content_type)}
+                )
                 monitor = MultipartEncoderMonitor(encoder, self._progress_logger(name, encoder.len))
                 return monitor, {"Content-Type": monitor.content_type}
 
@@ -603,6 +605,29 @@ def _safe_reason(exc: Exception, settings: ConnectionSettings | None) -> str:
     if settings is not None and settings.client_secret:
         text = text.replace(settings.client_secret, "***")
     return text
+
+
+class _SizedUpload:
+    """A file object whose size is given rather than measured: requests-toolbelt measures a stream
+    it cannot stat by other means, e.g. by copying an ``io.BytesIO`` whole (``getvalue``). Its
+    encoder keeps reading while ``len()`` (the bytes still to send) is above zero."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self._stream = stream
+        self._left = size
+
+    def __len__(self) -> int:
+        return self._left
+
+    def read(self, n: int | None = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._stream.read(want)
+        if want and not data:
+            raise MarketoError(
+                f"the upload ended {self._left:,} bytes early; was the file changed while sending?"
+            )
+        self._left -= len(data)
+        return data
 
 
 @contextmanager
