@@ -84,6 +84,17 @@ def _sent_nothing(exc: BaseException) -> bool:
     return False
 
 
+def _maybe_received(exc: BaseException) -> bool:
+    """Whether Marketo may have received (and acted on) a request that failed this way: a gateway
+    answered 502/504, or the connection broke after bytes of the request were sent. Such a request
+    is resent only when resending it is harmless."""
+    if isinstance(exc, MarketoTransientError):
+        return exc.code in api.GATEWAY_AFTER_SEND_CODES
+    if isinstance(exc, requests.RequestException | httpx.TransportError):
+        return not _sent_nothing(exc)
+    return False
+
+
 class MarketoHook(BaseHook):
     """Talks to Adobe Marketo Engage's REST API with an Airflow connection of type ``marketo``.
 
@@ -205,13 +216,9 @@ class MarketoHook(BaseHook):
     @staticmethod
     def _retryable(resend_safe: bool) -> Callable[[BaseException], bool]:
         def check(exc: BaseException) -> bool:
-            if isinstance(exc, MarketoTransientError) and exc.code in api.GATEWAY_AFTER_SEND_CODES:
-                return resend_safe  # the upstream may have received the request
-            if api.is_retryable(exc):
-                return True
-            if isinstance(exc, requests.RequestException | httpx.TransportError):
-                return resend_safe or _sent_nothing(exc)
-            return False
+            if not resend_safe and _maybe_received(exc):
+                return False
+            return api.is_retryable(exc) or isinstance(exc, requests.RequestException | httpx.TransportError)
 
         return check
 
@@ -363,9 +370,7 @@ class MarketoHook(BaseHook):
                     timeout=(self.settings.timeout, max(self.settings.timeout, 300.0)),
                 )
             except (requests.RequestException, MarketoTransientError) as exc:
-                if isinstance(exc, requests.RequestException) and _sent_nothing(exc):
-                    raise
-                if isinstance(exc, MarketoTransientError) and exc.code not in api.GATEWAY_AFTER_SEND_CODES:
+                if not _maybe_received(exc):
                     raise
                 raise MarketoSubmitOutcomeUnknownError(
                     f"the upload of {name!r} to Marketo ({target.label}) was sent but no answer came back "
