@@ -249,20 +249,6 @@ def test_upload_is_not_resent_when_the_connection_drops(
     assert len(marketo_env.jobs) == (1 if after_processing else 0)
 
 
-@pytest.mark.parametrize(("status", "resent"), [(502, False), (504, False), (503, True)])
-def test_upload_gateway_errors(marketo_env: MarketoSandbox, status: int, resent: bool) -> None:
-    """502/504 come from a gateway that may have passed the upload on: never resent. 503 means the
-    service turned it away: resent."""
-    marketo_env.inject_fault("/bulk/v1/leads.json", http_status=status)
-    if resent:
-        fast_hook().submit_import("leads", io.BytesIO(LEADS_CSV))
-    else:
-        with pytest.raises(MarketoSubmitOutcomeUnknownError, match="not sent again"):
-            fast_hook().submit_import("leads", io.BytesIO(LEADS_CSV))
-    assert len(marketo_env.calls_to("/bulk/v1/leads.json")) == (2 if resent else 1)
-    assert len(marketo_env.jobs) == (1 if resent else 0)
-
-
 def test_upload_to_an_unreachable_host_is_retried_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
