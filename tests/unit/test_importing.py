@@ -29,39 +29,20 @@ class TestShouldWake:
             should_wake("complete", None, [st(1, "Complete"), st(2, "Queued")], now=0, wake_at=None) is None
         )
 
-    def test_slot_on_transitions_only(self) -> None:
-        first = [st(1, "Complete"), st(2, "Queued")]
-        assert should_wake("slot", None, first, now=0, wake_at=100) is None  # done before we looked
-        assert (
-            should_wake(
-                "slot",
-                {1: "Complete", 2: "Queued"},
-                [st(1, "Complete"), st(2, "Importing")],
-                now=0,
-                wake_at=100,
-            )
-            == "slot"
-        )
-        assert (
-            should_wake(
-                "slot",
-                {1: "Importing", 2: "Queued"},
-                [st(1, "Complete"), st(2, "Queued")],
-                now=0,
-                wake_at=100,
-            )
-            == "slot"
-        )
-        assert (
-            should_wake(
-                "slot",
-                {1: "Importing", 2: "Queued"},
-                [st(1, "Importing"), st(2, "Queued")],
-                now=0,
-                wake_at=100,
-            )
-            is None
-        )
+    @pytest.mark.parametrize(
+        ("seen", "now_statuses", "expected"),
+        [
+            (None, {1: "Complete", 2: "Queued"}, None),  # done before the first look: no transition
+            ({1: "Complete", 2: "Queued"}, {1: "Complete", 2: "Importing"}, "slot"),  # queued -> importing
+            ({1: "Importing", 2: "Queued"}, {1: "Complete", 2: "Queued"}, "slot"),  # importing -> done
+            ({1: "Importing", 2: "Queued"}, {1: "Importing", 2: "Queued"}, None),  # nothing moved
+        ],
+    )
+    def test_slot_on_transitions_only(
+        self, seen: dict[int, str] | None, now_statuses: dict[int, str], expected: str | None
+    ) -> None:
+        statuses = [st(batch, status) for batch, status in now_statuses.items()]
+        assert should_wake("slot", seen, statuses, now=0, wake_at=100) == expected
 
     def test_slot_at_wake_at(self) -> None:
         assert should_wake("slot", {2: "Queued"}, [st(2, "Queued")], now=100, wake_at=100) == "slot"
