@@ -534,16 +534,25 @@ class MarketoHook(BaseHook):
         return await self._acall(client, url)
 
     async def aget_batch_statuses(
-        self, object_type: str | ObjectType, batch_ids: list[int], *, custom_object_name: str | None = None
+        self,
+        object_type: str | ObjectType,
+        batch_ids: list[int],
+        *,
+        custom_object_name: str | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> list[BatchStatus]:
-        """The statuses of several batches over one connection, in the order given."""
+        """The statuses of several batches over one client (``client``, kept by a caller that polls
+        again and again, or one opened for this call), in the order given."""
         kind = ObjectType.parse(object_type)
-        settings = await self.aget_settings()
-        async with self.async_client(settings) as client:
-            entries = [
-                await self.aget_import_status(kind, b, custom_object_name=custom_object_name, client=client)
-                for b in batch_ids
-            ]
+        if client is None:
+            async with self.async_client(await self.aget_settings()) as own:
+                return await self.aget_batch_statuses(
+                    kind, batch_ids, custom_object_name=custom_object_name, client=own
+                )
+        entries = [
+            await self.aget_import_status(kind, b, custom_object_name=custom_object_name, client=client)
+            for b in batch_ids
+        ]
         return [BatchStatus.from_entry(kind, e) for e in entries]
 
     async def _acall(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from marketo_provider.api import BatchStatus, ObjectType
@@ -105,33 +107,42 @@ class MarketoBulkImportTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = MarketoHook(self.marketo_conn_id)
-        previous: dict[int, str] | None = None
-        statuses: list[BatchStatus] = []
-        while True:
-            # Poll after a pause, not at once: batches just submitted are not done yet, and a task
-            # resumed within moments of deferring races Airflow's own bookkeeping of the worker.
-            await asyncio.sleep(self._pause(time.time()))
-            try:
-                if self.batch_ids:
-                    statuses = await hook.aget_batch_statuses(
-                        self.object_type, self.batch_ids, custom_object_name=self.custom_object_name
-                    )
-            except Exception as exc:
-                message = f"polling Marketo batches {self.batch_ids} failed: {type(exc).__name__}: {exc}"
-                yield make_event(EVENT_ERROR, statuses, message, self.import_state)
-                return
-            log_statuses(self.log, statuses)
-            now = time.time()
-            event = should_wake(self.mode, previous, statuses, now=now, wake_at=self.wake_at)
-            if event is not None:
-                yield make_event(event, statuses, None, self.import_state)
-                return
-            if self.deadline is not None and now >= self.deadline:
-                running = [s.batch_id for s in statuses if not s.done]
-                message = f"deadline passed with batches still running: {running}"
-                yield make_event(EVENT_TIMEOUT, statuses, message, self.import_state)
-                return
-            previous = {s.batch_id: s.status for s in statuses}
+        async with contextlib.AsyncExitStack() as stack:
+            client: httpx.AsyncClient | None = None  # one client (and its TLS setup) for every poll
+            previous: dict[int, str] | None = None
+            statuses: list[BatchStatus] = []
+            while True:
+                # Poll after a pause, not at once: batches just submitted are not done yet, and a
+                # task resumed within moments of deferring races Airflow's own bookkeeping of the
+                # worker (docs/troubleshooting.rst).
+                await asyncio.sleep(self._pause(time.time()))
+                try:
+                    if self.batch_ids:
+                        if client is None:
+                            settings = await hook.aget_settings()
+                            client = await stack.enter_async_context(hook.async_client(settings))
+                        statuses = await hook.aget_batch_statuses(
+                            self.object_type,
+                            self.batch_ids,
+                            custom_object_name=self.custom_object_name,
+                            client=client,
+                        )
+                except Exception as exc:
+                    message = f"polling Marketo batches {self.batch_ids} failed: {type(exc).__name__}: {exc}"
+                    yield make_event(EVENT_ERROR, statuses, message, self.import_state)
+                    return
+                log_statuses(self.log, statuses)
+                now = time.time()
+                event = should_wake(self.mode, previous, statuses, now=now, wake_at=self.wake_at)
+                if event is not None:
+                    yield make_event(event, statuses, None, self.import_state)
+                    return
+                if self.deadline is not None and now >= self.deadline:
+                    running = [s.batch_id for s in statuses if not s.done]
+                    message = f"deadline passed with batches still running: {running}"
+                    yield make_event(EVENT_TIMEOUT, statuses, message, self.import_state)
+                    return
+                previous = {s.batch_id: s.status for s in statuses}
 
     def _pause(self, now: float) -> float:
         pause = self.poll_interval

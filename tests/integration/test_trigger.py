@@ -112,3 +112,32 @@ def test_custom_object_batches(marketo_env: MarketoSandbox) -> None:
         )
     )
     assert event["status"] == "complete" and event["batches"][0]["numOfObjectsProcessed"] == 1
+
+
+def test_every_poll_goes_over_one_client_closed_at_the_end(
+    marketo_env: MarketoSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marketo_provider.hooks.marketo import MarketoHook
+
+    opened: list[Any] = []
+    real = MarketoHook.async_client
+
+    def counting(self: MarketoHook, settings: Any) -> Any:
+        opened.append(real(self, settings))
+        return opened[-1]
+
+    monkeypatch.setattr(MarketoHook, "async_client", counting)
+    marketo_env.hold_next_jobs(1)
+    ids = submit(1)
+    trigger = MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05, deadline=time.time() + 30)
+
+    async def run() -> dict[str, Any]:
+        task = asyncio.ensure_future(first_event(trigger))
+        await asyncio.sleep(0.5)
+        marketo_env.release()
+        return await task
+
+    event = asyncio.run(run())
+    assert event["status"] == "complete"
+    assert len(marketo_env.calls_to(f"/bulk/v1/leads/batch/{ids[0]}.json")) >= 3
+    assert len(opened) == 1 and opened[0].is_closed
