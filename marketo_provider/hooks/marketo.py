@@ -12,8 +12,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import IO, Any, BinaryIO, TypeVar
 
 import httpx
@@ -516,6 +516,16 @@ class MarketoHook(BaseHook):
             headers={"User-Agent": "airflow-provider-marketo"},
         )
 
+    @asynccontextmanager
+    async def aclient(self, client: httpx.AsyncClient | None = None) -> AsyncIterator[httpx.AsyncClient]:
+        """``client`` when one is given (a caller that polls again and again keeps one); otherwise a
+        new client for this connection, closed on leaving."""
+        if client is not None:
+            yield client
+            return
+        async with self.async_client(await self.aget_settings()) as own:
+            yield own
+
     async def aget_import_status(
         self,
         object_type: str | ObjectType,
@@ -528,10 +538,8 @@ class MarketoHook(BaseHook):
         url = (await self.aget_settings()).rest_url + api.batch_path(
             object_type, batch_id, "status", custom_object_name
         )
-        if client is None:
-            async with self.async_client(await self.aget_settings()) as own:
-                return await self._acall(own, url)
-        return await self._acall(client, url)
+        async with self.aclient(client) as using:
+            return await self._acall(using, url)
 
     async def aget_batch_statuses(
         self,
@@ -541,18 +549,13 @@ class MarketoHook(BaseHook):
         custom_object_name: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> list[BatchStatus]:
-        """The statuses of several batches over one client (``client``, kept by a caller that polls
-        again and again, or one opened for this call), in the order given."""
+        """The statuses of several batches over one client (see :meth:`aclient`), in the order given."""
         kind = ObjectType.parse(object_type)
-        if client is None:
-            async with self.async_client(await self.aget_settings()) as own:
-                return await self.aget_batch_statuses(
-                    kind, batch_ids, custom_object_name=custom_object_name, client=own
-                )
-        entries = [
-            await self.aget_import_status(kind, b, custom_object_name=custom_object_name, client=client)
-            for b in batch_ids
-        ]
+        async with self.aclient(client) as using:
+            entries = [
+                await self.aget_import_status(kind, b, custom_object_name=custom_object_name, client=using)
+                for b in batch_ids
+            ]
         return [BatchStatus.from_entry(kind, e) for e in entries]
 
     async def _acall(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:

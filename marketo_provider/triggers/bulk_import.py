@@ -119,8 +119,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 try:
                     if self.batch_ids:
                         if client is None:
-                            settings = await hook.aget_settings()
-                            client = await stack.enter_async_context(hook.async_client(settings))
+                            client = await stack.enter_async_context(hook.aclient())
                         statuses = await hook.aget_batch_statuses(
                             self.object_type,
                             self.batch_ids,
