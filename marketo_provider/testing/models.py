@@ -140,7 +140,7 @@ class Job:
     content: bytes
     filename: str
     created_at: float
-    size: int = 0
+    size: int = 0  # bytes uploaded; kept once the content is freed
     status: str = QUEUED
     started_at: float | None = None
     finished_at: float | None = None
@@ -525,8 +525,7 @@ class MarketoBackend:
 
     def job_for(self, object_type: ObjectType, batch_id: int, custom_object_name: str | None = None) -> Job:
         """A job by batch id, as seen through one object type's endpoints."""
-        self.advance()
-        self.settle()
+        self.catch_up()
         with self._lock:
             job = self._job(batch_id)
             if (
@@ -559,6 +558,11 @@ class MarketoBackend:
         self._queue.remove(job.batch_id)
         job.pending = True
 
+    def catch_up(self) -> None:
+        """Move the queue to the clock's now and check the rows of every job that finished."""
+        self.advance()
+        self.settle()
+
     def settle(self) -> None:
         """Check the rows of jobs that have finished importing and publish their outcome.
 
@@ -584,15 +588,12 @@ class MarketoBackend:
 
     def _apply(self, job: Job, outcome: _Outcome) -> None:
         job.pending = False
-        job.content = (
-            b""  # the upload is not needed once its rows are read; a long-running sandbox stays small
-        )
+        job.content = b""  # not needed once its rows are read: a long-running sandbox stays small
         if outcome.fail_message is not None:
             job.status, job.fail_message = FAILED, outcome.fail_message
             job.processed = job.failed = job.warned = 0
             return
-        for row in outcome.rows:
-            self._store(job, row)
+        self._store(job, outcome.rows)
         delim = job.file_format.delimiter
         job.processed, job.failed, job.warned = (
             len(outcome.rows),
@@ -627,12 +628,12 @@ class MarketoBackend:
         custom = self.custom_objects.get(target.custom_object_name or "")
         known = fields_for(target.object_type, custom)
         unknown = [name for name in header if name not in known]
-        required = self._required_fields(job, custom)
+        needed = self._required_fields(job, custom)
         outcome = _Outcome(header=header)
         for values in rows[1:]:
             if values == []:
                 continue
-            reason, warning, row = self._check_row(header, values, known, unknown, required, target)
+            reason, warning, row = self._check_row(header, values, known, unknown, needed, target)
             if reason:
                 outcome.failures.append([*values, reason])
                 continue
@@ -641,14 +642,13 @@ class MarketoBackend:
                 outcome.warnings.append([*values, warning])
         return outcome
 
-    def _required_fields(self, job: Job, custom: CustomObjectType | None) -> tuple[str, tuple[str, ...]]:
-        kind = job.target.object_type
-        needed = api.required_columns(
-            kind,
+    @staticmethod
+    def _required_fields(job: Job, custom: CustomObjectType | None = None) -> tuple[str, ...]:
+        return api.required_columns(
+            job.target.object_type,
             lookup_field=job.params.get("lookupField"),
             dedupe_fields=custom.dedupe_fields if custom else (),
         )
-        return {ObjectType.LEADS: "lookup", ObjectType.PROGRAM_MEMBERS: "email"}.get(kind, "dedupe"), needed
 
     def _check_row(
         self,
@@ -656,18 +656,17 @@ class MarketoBackend:
         values: list[str],
         known: dict[str, FieldSpec],
         unknown: list[str],
-        required: tuple[str, tuple[str, ...]],
+        needed: tuple[str, ...],
         target: ImportTarget,
     ) -> tuple[str | None, str | None, dict[str, str]]:
         if len(values) != len(header):
             return f"Invalid row: {len(values)} values for {len(header)} columns", None, {}
         row = dict(zip(header, values, strict=True))
-        kind, needed = required
-        if kind == "dedupe":
-            if any(not row.get(name) for name in needed):
+        kind = target.object_type
+        if any(not row.get(name) for name in needed):
+            if kind is ObjectType.CUSTOM_OBJECTS:
                 return "missing.dedupe.fields", None, row
-        elif any(not row.get(name) for name in needed):
-            label = "Lookup field" if kind == "lookup" else "Field"
+            label = "Lookup field" if kind is ObjectType.LEADS else "Field"
             return f"{label} '{needed[0]}' is required and has no value", None, row
         if unknown:
             return f"Field not found: {', '.join(unknown)}", None, row
@@ -675,29 +674,26 @@ class MarketoBackend:
             reason = value_error(known[name], value)
             if reason:
                 return reason, None, row
-        if kind == "lookup" and needed[0] == "id" and int(row["id"]) not in self.leads:
+        if kind is ObjectType.LEADS and needed[0] == "id" and int(row["id"]) not in self.leads:
             return f"Lead not found for id {row['id']}", None, row
         warning = next((w for name, value in row.items() if (w := value_warning(known[name], value))), None)
         return None, warning, row
 
-    def _store(self, job: Job, row: dict[str, str]) -> None:
+    def _store(self, job: Job, rows: list[dict[str, str]]) -> None:
         target = job.target
         key = object_key(target.object_type, target.custom_object_name)
-        self.imported.setdefault(key, []).append(ImportedRow(job.batch_id, row))
+        self.imported.setdefault(key, []).extend(ImportedRow(job.batch_id, row) for row in rows)
         if target.object_type is ObjectType.CUSTOM_OBJECTS:
             return
-        lookup = (
-            "email"
-            if target.object_type is ObjectType.PROGRAM_MEMBERS
-            else job.params.get("lookupField", "email")
-        )
-        lead_id = self._upsert_lead(lookup, row)
-        if target.object_type is ObjectType.LEADS and "listId" in job.params:
-            self.static_lists.setdefault(int(job.params["listId"]), set()).add(lead_id)
-        if target.object_type is ObjectType.PROGRAM_MEMBERS and target.program_id is not None:
-            self.program_members.setdefault(target.program_id, {})[lead_id] = job.params[
-                "programMemberStatus"
-            ]
+        (lookup,) = self._required_fields(job)  # leads: the lookup field; program members: email
+        for row in rows:
+            lead_id = self._upsert_lead(lookup, row)
+            if target.object_type is ObjectType.LEADS and "listId" in job.params:
+                self.static_lists.setdefault(int(job.params["listId"]), set()).add(lead_id)
+            if target.object_type is ObjectType.PROGRAM_MEMBERS and target.program_id is not None:
+                self.program_members.setdefault(target.program_id, {})[lead_id] = job.params[
+                    "programMemberStatus"
+                ]
 
     def _upsert_lead(self, lookup: str, row: dict[str, str]) -> int:
         lead_fields = {f.name for f in LEAD_FIELDS}
@@ -729,14 +725,12 @@ class MarketoBackend:
     ) -> list[dict[str, str]]:
         """Every row imported so far for an object (leads, program members, one custom object)."""
         key = object_key(ObjectType.parse(object_type), custom_object_name)
-        self.advance()
-        self.settle()
+        self.catch_up()
         with self._lock:
             return [r.row for r in self.imported.get(key, [])]
 
     def iter_jobs(self) -> Iterator[Job]:
-        self.advance()
-        self.settle()
+        self.catch_up()
         with self._lock:
             return iter(list(self.jobs.values()))
 
