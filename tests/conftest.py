@@ -47,3 +47,12 @@ def fast_hook(conn_id: str = "marketo_default", **kwargs: object):  # type: igno
 
     options = {"retry_base_seconds": 0.01, "rate_limit_wait_seconds": 0.05, "max_attempts": 5, **kwargs}
     return MarketoHook(conn_id, **options)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (free at the time of the call)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

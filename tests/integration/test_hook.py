@@ -24,7 +24,7 @@ from marketo_provider.api import (
 )
 from marketo_provider.hooks.marketo import MarketoHook, clear_token_cache
 from marketo_provider.testing import MarketoSandbox
-from tests.conftest import fast_hook
+from tests.conftest import fast_hook, free_port
 
 LEADS_CSV = b"email,firstName,leadScore\na@example.com,Ann,1\nb@example.com,Bob,x\nnot-an-email,Cy,3\n"
 MEMBERS_CSV = LEADS_CSV
@@ -250,11 +250,7 @@ def test_upload_is_not_resent_when_the_connection_drops(
 
 
 def test_upload_to_an_unreachable_host_is_retried_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     clear_token_cache()
     monkeypatch.setenv(
         "AIRFLOW_CONN_MARKETO_DEFAULT",
