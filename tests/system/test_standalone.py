@@ -3,6 +3,7 @@ DAG against the sandbox: the operator defers to a real triggerer and resumes on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from marketo_provider.testing import MarketoSandbox
@@ -100,8 +102,22 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
             }
             assert sandbox.client_secret not in text
         finally:
-            os.killpg(airflow.pid, signal.SIGTERM)
-            try:
-                airflow.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(airflow.pid, signal.SIGKILL)
+            stop_tree(airflow)
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """Stop Airflow and every process it started. Task workers put themselves in process groups
+    of their own, so killing Airflow's group alone can leave a stuck worker running."""
+    tree = [psutil.Process(process.pid)]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        tree += tree[0].children(recursive=True)  # listed before the parents exit and orphan them
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    for proc in tree[1:]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=10)
