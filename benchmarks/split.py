@@ -1,6 +1,7 @@
 """Cutting speed and memory: cut a generated 200 MB CSV into parts, and copy it with
 shutil.copyfileobj, in the same run. Both read the same file and write what they produce to a
-file in the same folder, so the ratio compares like with like.
+file in the same folder in writes of the same size (copyfileobj's 64 KiB), so the ratio compares
+like with like: the only difference is the cutting.
 
     python benchmarks/split.py [--mb 200] [--part-bytes 9500000]
 """
@@ -18,6 +19,8 @@ from marketo_provider.files import DEFAULT_MAX_PART_BYTES, iter_parts, read_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 from upload_memory import peak_rss_bytes, reset_peak_rss
+
+WRITE_BYTES = shutil.COPY_BUFSIZE  # type: ignore[attr-defined]
 
 
 def generate(path: Path, size: int) -> None:
@@ -50,7 +53,9 @@ def cut(source: Path, dest: Path, part_bytes: int) -> tuple[float, int, int]:
     with source.open("rb") as src, dest.open("wb") as dst:
         header = read_header(src, "csv")
         for part in iter_parts(src, header, max_part_bytes=part_bytes):
-            dst.write(part.data)
+            data = part.data
+            for at in range(0, len(data), WRITE_BYTES):
+                dst.write(data[at : at + WRITE_BYTES])
             parts += 1
     elapsed = time.perf_counter() - started
     return elapsed, parts, peak_rss_bytes() - reset_base
