@@ -15,7 +15,7 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
-__all__ = ["AirflowException", "AirflowFailException", "amask_secret", "conf"]
+__all__ = ["AirflowException", "AirflowFailException", "airflow_error", "amask_secret", "conf"]
 
 
 async def amask_secret(secret: Any) -> None:
@@ -28,3 +28,11 @@ async def amask_secret(secret: Any) -> None:
         mask_secret(secret)
     else:
         await mask(secret)
+
+
+def airflow_error(exc: BaseException) -> Exception:
+    """Our error as Airflow's: ``AirflowFailException`` (no task retry) when retrying cannot help
+    (bad input or set-up, refused credentials, codes like 603 or 1003), ``AirflowException``
+    otherwise. The one place the operator, the sensor and the trigger's resumption map errors."""
+    cls = AirflowFailException if getattr(exc, "permanent", False) else AirflowException
+    return cls(str(exc))

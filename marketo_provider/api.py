@@ -1,41 +1,48 @@
 """What this project knows about Marketo's bulk import API, with no I/O.
 
-Object types, their paths and parameters, how a request is built, how an answer is read (errors
-arrive in HTTP 200 bodies), and what to do about every error code. The hook's sync and async
-transports and the sandbox all use this module, so each rule is written once.
+Object types, their paths and parameters (:class:`ImportSpec`: what one import sends), how a call
+is made (:func:`call_flow`: token, renewal on 601/602, what may be resent), how an answer is read
+(errors arrive in HTTP 200 bodies), and what to do about every error code. The hook's sync and
+async transports only send what these functions describe, so each rule is written once.
 """
 
 from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import re
+import threading
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
-# Marketo takes import files *under* 10 MB. The sandbox answers HTTP 413 above this size, and the
-# hook refuses to send more. 10,000,000 bytes is below both readings of "10 MB".
+T = TypeVar("T")
+
+# Marketo takes import files *under* 10 MB (HTTP 413 above). 10,000,000 bytes is below both
+# readings of "10 MB".
 MAX_IMPORT_FILE_BYTES = 10_000_000
 
 # Per instance: 2 jobs importing at once, 10 in the queue including those (error 1016 above).
 MAX_IMPORTING_JOBS = 2
 MAX_QUEUED_JOBS = 10
 
-# 100 calls in any 20 second window (606), 10 calls at once (615).
-RATE_LIMIT_CALLS = 100
+# 100 calls in any 20 second window (606).
 RATE_LIMIT_WINDOW_SECONDS = 20.0
-CONCURRENCY_LIMIT = 10
 
 # A new token lives one hour; renew a little before it runs out so a request never carries a token
 # that expires on the way.
 TOKEN_LIFE_SECONDS = 3600
 TOKEN_RENEW_MARGIN_SECONDS = 60
 
-IDENTITY_TOKEN_PATH = "/identity/oauth/token"
+# An upload may take a while to be read on Marketo's side; never give it less than this to answer.
+UPLOAD_READ_TIMEOUT_FLOOR_SECONDS = 300.0
+# Connecting takes at most this long (a longer wait means the host is unreachable).
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 FAILURE_REASON_COLUMN = "Import Failure Reason"
 WARNING_REASON_COLUMN = "Import Warning Reason"
-RESULT_FILE_CONTENT_TYPE = "text/csv;charset=UTF-8"
+RESULT_KINDS = ("failures", "warnings")
 
 
 class ObjectType(str, enum.Enum):
@@ -57,6 +64,11 @@ class ObjectType(str, enum.Enum):
     def processed_count_field(self) -> str:
         """Name of the status field that counts processed rows."""
         return "numOfObjectsProcessed" if self is ObjectType.CUSTOM_OBJECTS else "numOfLeadsProcessed"
+
+    @property
+    def has_result_file_when_empty(self) -> bool:
+        """Leads and program members answer an empty failures/warnings file; custom objects 404."""
+        return self is not ObjectType.CUSTOM_OBJECTS
 
 
 class FileFormat(str, enum.Enum):
@@ -88,7 +100,6 @@ class FileFormat(str, enum.Enum):
         return {"csv": "comma", "tsv": "tab", "ssv": "semicolon"}[self.value]
 
 
-BatchStatusName = str
 QUEUED = "Queued"
 IMPORTING = "Importing"
 COMPLETE = "Complete"
@@ -104,17 +115,24 @@ DONE_STATUSES = frozenset({COMPLETE, FAILED})
 class MarketoError(Exception):
     """Base class of every error this provider raises about Marketo."""
 
+    #: Whether trying again (an Airflow task retry) cannot help: the input or the set-up is wrong.
+    permanent = False
+
 
 class MarketoValueError(MarketoError, ValueError):
     """The arguments or the input are wrong; nothing was sent to Marketo."""
 
+    permanent = True
+
 
 class MarketoConnectionConfigError(MarketoValueError):
-    """The Airflow connection lacks something the hook needs."""
+    """The Airflow connection lacks something the hook needs, or has a value it cannot use."""
 
 
 class MarketoAuthError(MarketoError):
     """The identity service refused the client id or secret (HTTP 401)."""
+
+    permanent = True
 
 
 class MarketoAPIError(MarketoError):
@@ -122,12 +140,16 @@ class MarketoAPIError(MarketoError):
 
     def __init__(self, code: str, message: str, *, hint: str = "") -> None:
         self.code = str(code)
-        self.message = message
+        self.message = redact(message)
         self.hint = hint or ERROR_HINTS.get(self.code, "")
-        text = f"Marketo error {self.code}: {message}"
+        text = f"Marketo error {self.code}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         super().__init__(text)
+
+    @property
+    def permanent(self) -> bool:  # type: ignore[override]
+        return error_action(self.code) is ErrorAction.STOP
 
 
 class MarketoTransientError(MarketoAPIError):
@@ -149,6 +171,10 @@ class MarketoConcurrencyError(MarketoAPIError):
 class MarketoQuotaExceededError(MarketoAPIError):
     """The daily API quota is spent (607); retrying before it resets (midnight US Central) is useless."""
 
+    @property
+    def permanent(self) -> bool:  # type: ignore[override]
+        return False  # a task retry after the reset can succeed
+
 
 class MarketoQueueFullError(MarketoAPIError):
     """Marketo's import queue is full (1016): wait until one of the queued imports finishes."""
@@ -158,11 +184,69 @@ class MarketoFileTooLargeError(MarketoAPIError):
     """The import file is above Marketo's size limit (HTTP 413)."""
 
 
+class MarketoNotFoundError(MarketoAPIError):
+    """HTTP 404 for a path that should exist: the connection's host is not Marketo's REST endpoint."""
+
+
 class MarketoSubmitOutcomeUnknownError(MarketoError):
     """The connection broke after an upload was sent, so whether Marketo created the import is unknown.
 
     The upload is not sent again, because that could import the same rows twice.
     """
+
+
+class TransportFailure(str, enum.Enum):
+    """How far a request got when no answer came back."""
+
+    REFUSED = "refused"  # nothing listens at the host and port: nothing was sent
+    HOST_UNKNOWN = "host_unknown"  # the host name does not resolve: nothing was sent
+    DNS_TEMPORARY = "dns_temporary"  # name resolution failed for now: nothing was sent
+    TLS = "tls"  # the TLS handshake failed (certificate, or https to a plain-HTTP port)
+    CONNECT_TIMEOUT = "connect_timeout"  # no connection in time: nothing was sent
+    TIMEOUT = "timeout"  # sent, no answer in time
+    BROKEN = "broken"  # the connection broke after (part of) the request was sent
+
+    @property
+    def sent(self) -> bool:
+        """Whether Marketo may have received (and acted on) the request."""
+        return self in (TransportFailure.TIMEOUT, TransportFailure.BROKEN)
+
+    @property
+    def permanent(self) -> bool:
+        """Failures no retry fixes: a wrong host, port, scheme or certificate."""
+        return self in (TransportFailure.REFUSED, TransportFailure.HOST_UNKNOWN, TransportFailure.TLS)
+
+
+_TRANSPORT_HINTS = {
+    TransportFailure.REFUSED: "the connection was refused: check the host and port of the Airflow connection",
+    TransportFailure.HOST_UNKNOWN: "the host name does not resolve: check the host of the Airflow connection",
+    TransportFailure.DNS_TEMPORARY: "the host name could not be resolved for now",
+    TransportFailure.TLS: (
+        "the TLS handshake failed; if the server speaks plain HTTP write http:// in the connection's host, "
+        "and for a private certificate authority set the extra 'verify' to its CA bundle"
+    ),
+    TransportFailure.CONNECT_TIMEOUT: "no connection within the connect timeout",
+    TransportFailure.TIMEOUT: "no answer within the connection's timeout",
+    TransportFailure.BROKEN: "the connection broke before an answer came",
+}
+
+
+class MarketoTransportError(MarketoError):
+    """No answer came from Marketo: ``failure`` says how far the request got. The message names the
+    call and the host, never a URL with its query (the identity call's query holds the secret)."""
+
+    def __init__(self, failure: TransportFailure, purpose: str, host: str, detail: str = "") -> None:
+        self.failure = failure
+        self.purpose = purpose
+        self.host = host
+        text = f"{purpose} at {host} failed: {_TRANSPORT_HINTS[failure]}"
+        if detail:
+            text += f" ({redact(detail)})"
+        super().__init__(text)
+
+    @property
+    def permanent(self) -> bool:  # type: ignore[override]
+        return self.failure.permanent
 
 
 class ErrorAction(str, enum.Enum):
@@ -173,50 +257,17 @@ class ErrorAction(str, enum.Enum):
     WAIT_RATE_WINDOW = "wait_rate_window"
     BACK_OFF = "back_off"
     WAIT_FOR_QUEUE = "wait_for_queue"
+    WAIT_FOR_RESET = "wait_for_reset"
     STOP = "stop"
 
 
-# Marketo's codes (strings, as Marketo sends them) and the exception / action for each.
+# Marketo's codes (strings, as Marketo sends them) and the action for each.
 _TOKEN_CODES = frozenset({"601", "602"})
 _TRANSIENT_CODES = frozenset({"604", "608", "611", "713", "719", "1019"})
 _TRANSIENT_HTTP_STATUSES = frozenset({502, 503, 504})
 # Gateway answers that can come after the request reached Marketo: retrying a read is fine, but an
 # upload may already have created an import, so it is never sent again.
 GATEWAY_AFTER_SEND_CODES = frozenset({"502", "504"})
-
-ERROR_MESSAGES: dict[str, str] = {
-    "600": "Access token not specified",
-    "601": "Access token invalid",
-    "602": "Access token expired",
-    "603": "Access denied",
-    "604": "Request time-out",
-    "605": "HTTP Method not supported",
-    "606": "Max rate limit '100' exceeded with in '20' secs",
-    "607": "Daily quota reached",
-    "608": "API Temporarily Unavailable",
-    "609": "Invalid JSON",
-    "610": "Requested resource not found",
-    "611": "System error",
-    "612": "Invalid Content Type",
-    "613": "Invalid Multipart Request",
-    "615": "Concurrent access limit reached",
-    "616": "Invalid subscription type",
-    "701": "Cannot be blank",
-    "702": "No data found for a given search scenario",
-    "709": "Business rule violation",
-    "710": "Parent folder not found",
-    "711": "Incompatible folder type",
-    "713": "Transient Error",
-    "719": "Lock wait timeout exception",
-    "1003": "Invalid data",
-    "1006": "Field not found",
-    "1008": "Partition does not exist",
-    "1009": "Partition not specified",
-    "1010": "Partition update not allowed",
-    "1011": "Field cannot be used as lookup field",
-    "1016": "Too many imports",
-    "1019": "Import in progress",
-}
 
 ERROR_HINTS: dict[str, str] = {
     "601": "the access token is invalid; a new one is requested automatically",
@@ -240,7 +291,7 @@ def error_action(code: str | None, http_status: int | None = None) -> ErrorActio
         code = str(code)
         if code in _TOKEN_CODES:
             return ErrorAction.REFRESH_TOKEN
-        if code in _TRANSIENT_CODES:
+        if code in _TRANSIENT_CODES or code in {str(s) for s in _TRANSIENT_HTTP_STATUSES}:
             return ErrorAction.RETRY
         if code == "606":
             return ErrorAction.WAIT_RATE_WINDOW
@@ -248,6 +299,8 @@ def error_action(code: str | None, http_status: int | None = None) -> ErrorActio
             return ErrorAction.BACK_OFF
         if code == "1016":
             return ErrorAction.WAIT_FOR_QUEUE
+        if code == "607":
+            return ErrorAction.WAIT_FOR_RESET
         return ErrorAction.STOP
     if http_status in _TRANSIENT_HTTP_STATUSES:
         return ErrorAction.RETRY
@@ -260,20 +313,21 @@ _EXCEPTION_BY_ACTION: dict[ErrorAction, type[MarketoAPIError]] = {
     ErrorAction.WAIT_RATE_WINDOW: MarketoRateLimitError,
     ErrorAction.BACK_OFF: MarketoConcurrencyError,
     ErrorAction.WAIT_FOR_QUEUE: MarketoQueueFullError,
+    ErrorAction.WAIT_FOR_RESET: MarketoQuotaExceededError,
 }
 
 
 def error_for(code: str, message: str) -> MarketoAPIError:
     """The named exception for a Marketo error code."""
     code = str(code)
-    if code == "607":
-        return MarketoQuotaExceededError(code, message)
-    cls = _EXCEPTION_BY_ACTION.get(error_action(code), MarketoAPIError)
-    return cls(code, message)
+    return _EXCEPTION_BY_ACTION.get(error_action(code), MarketoAPIError)(code, message)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Whether a request that raised ``exc`` may be sent again after a pause."""
+    """Whether a call that raised ``exc`` may be made again after a pause (uploads that may have
+    been received never get here: :func:`call_flow` turns them into an unknown outcome)."""
+    if isinstance(exc, MarketoTransportError):
+        return not exc.permanent
     return isinstance(exc, MarketoTransientError | MarketoRateLimitError | MarketoConcurrencyError)
 
 
@@ -296,64 +350,40 @@ def retry_wait_seconds(
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+_REDACTIONS = (
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)((?:access_token|client_secret|client_id|password|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+"
+        ),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)(authorization[\"']?\s*[=:]\s*[\"']?)[^\"'\n]+"), r"\1***"),
+)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Text from a server or a library with anything that looks like a token or a secret replaced:
+    bearer tokens, ``access_token=``/``client_secret=`` values, Authorization headers, and the
+    given ``secrets`` wherever they stand."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 # --------------------------------------------------------------------------------------------
-# Requests
+# What an import sends
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImportTarget:
-    """Where an import goes: the object type and what names it (program id, custom object name)."""
-
-    object_type: ObjectType
-    program_id: int | None = None
-    custom_object_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.object_type is ObjectType.PROGRAM_MEMBERS and self.program_id is None:
-            raise MarketoValueError("program_id is required for program member imports")
-        if self.object_type is ObjectType.CUSTOM_OBJECTS and not self.custom_object_name:
-            raise MarketoValueError(
-                "custom_object_name (the object's API name, e.g. 'car_c') is required for custom object imports"
-            )
-        if self.object_type is not ObjectType.PROGRAM_MEMBERS and self.program_id is not None:
-            raise MarketoValueError(
-                f"program_id only applies to program member imports, not {self.object_type.value}"
-            )
-        if self.object_type is not ObjectType.CUSTOM_OBJECTS and self.custom_object_name:
-            raise MarketoValueError(
-                f"custom_object_name only applies to custom object imports, not {self.object_type.value}"
-            )
-
-    @classmethod
-    def of(
-        cls,
-        object_type: str | ObjectType,
-        *,
-        program_id: int | str | None = None,
-        custom_object_name: str | None = None,
-    ) -> ImportTarget:
-        return cls(
-            ObjectType.parse(object_type),
-            program_id=_positive_int("program_id", program_id),
-            custom_object_name=custom_object_name or None,
-        )
-
-    @property
-    def create_path(self) -> str:
-        return create_import_path(self.object_type, self.program_id, self.custom_object_name)
-
-    @property
-    def label(self) -> str:
-        """Short human name, e.g. ``leads`` or ``custom object car_c``."""
-        if self.object_type is ObjectType.PROGRAM_MEMBERS:
-            return f"program members of program {self.program_id}"
-        if self.object_type is ObjectType.CUSTOM_OBJECTS:
-            return f"custom object {self.custom_object_name}"
-        return "leads"
+def _quote(segment: str) -> str:
+    return quote(segment, safe="")
 
 
-# Path templates, in the spec's own words; the sandbox routes on the same strings.
+# Path templates, in the spec's own words.
 PATH_TEMPLATES: dict[tuple[ObjectType, str], str] = {
     (ObjectType.LEADS, "create"): "/bulk/v1/leads.json",
     (ObjectType.LEADS, "status"): "/bulk/v1/leads/batch/{batchId}.json",
@@ -377,46 +407,190 @@ PATH_TEMPLATES: dict[tuple[ObjectType, str], str] = {
     ): "/bulk/v1/customobjects/{apiName}/import/{batchId}/warnings.json",
     (ObjectType.CUSTOM_OBJECTS, "describe"): "/rest/v1/customobjects/{customObjectName}/describe.json",
 }
+TOKEN_PATH = "/oauth/token"  # under the identity base URL
 
 
-def _quote(segment: str) -> str:
-    from urllib.parse import quote
+@dataclass(frozen=True)
+class ImportTarget:
+    """Where batches live: the object type and what names it (program id, custom object name).
 
-    return quote(segment, safe="")
+    Status and result file paths need only the object type (and a custom object's name); creating
+    a program member import also needs the program (:class:`ImportSpec` checks that).
+    """
 
+    object_type: ObjectType
+    program_id: int | None = None
+    custom_object_name: str | None = None
 
-def create_import_path(
-    object_type: ObjectType, program_id: int | None = None, custom_object_name: str | None = None
-) -> str:
-    template = PATH_TEMPLATES[(object_type, "create")]
-    return template.format(programId=program_id, apiName=_quote(custom_object_name or ""))
+    def __post_init__(self) -> None:
+        kind = self.object_type
+        if kind is ObjectType.CUSTOM_OBJECTS and not self.custom_object_name:
+            raise MarketoValueError(
+                "custom_object_name (the object's API name, e.g. 'car_c') is required for custom object imports"
+            )
+        if kind is not ObjectType.PROGRAM_MEMBERS and self.program_id is not None:
+            raise MarketoValueError(f"program_id only applies to program member imports, not {kind.value}")
+        if kind is not ObjectType.CUSTOM_OBJECTS and self.custom_object_name:
+            raise MarketoValueError(
+                f"custom_object_name only applies to custom object imports, not {kind.value}"
+            )
+
+    @classmethod
+    def of(
+        cls,
+        object_type: str | ObjectType,
+        *,
+        program_id: int | str | None = None,
+        custom_object_name: str | None = None,
+    ) -> ImportTarget:
+        return cls(
+            ObjectType.parse(object_type),
+            program_id=_positive_int("program_id", program_id),
+            custom_object_name=custom_object_name or None,
+        )
+
+    @property
+    def create_path(self) -> str:
+        if self.object_type is ObjectType.PROGRAM_MEMBERS and self.program_id is None:
+            raise MarketoValueError("program_id is required for program member imports")
+        template = PATH_TEMPLATES[(self.object_type, "create")]
+        return template.format(programId=self.program_id, apiName=_quote(self.custom_object_name or ""))
+
+    def batch_path(self, batch_id: int, kind: str) -> str:
+        """The path of a batch's ``status``, ``failures`` or ``warnings``."""
+        if kind not in ("status", *RESULT_KINDS):
+            raise MarketoValueError(f"kind must be 'status', 'failures' or 'warnings', not {kind!r}")
+        template = PATH_TEMPLATES[(self.object_type, kind)]
+        return template.format(batchId=int(batch_id), apiName=_quote(self.custom_object_name or ""))
+
+    @property
+    def describe_path(self) -> str:
+        template = PATH_TEMPLATES[(self.object_type, "describe")]
+        return template.format(customObjectName=_quote(self.custom_object_name or ""))
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``leads`` or ``custom object car_c``."""
+        if self.object_type is ObjectType.PROGRAM_MEMBERS:
+            return f"program members of program {self.program_id}" if self.program_id else "program members"
+        if self.object_type is ObjectType.CUSTOM_OBJECTS:
+            return f"custom object {self.custom_object_name}"
+        return "leads"
 
 
 def batch_path(
     object_type: str | ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
 ) -> str:
-    """The path of a batch's ``status``, ``failures`` or ``warnings`` (program members' do not
-    name the program; custom objects' name the object)."""
-    object_type = ObjectType.parse(object_type)
-    if kind not in ("status", "failures", "warnings"):
-        raise MarketoValueError(f"kind must be 'status', 'failures' or 'warnings', not {kind!r}")
-    if object_type is ObjectType.CUSTOM_OBJECTS and not custom_object_name:
-        raise MarketoValueError("custom_object_name is required for custom object batches")
-    template = PATH_TEMPLATES[(object_type, kind)]
-    return template.format(batchId=int(batch_id), apiName=_quote(custom_object_name or ""))
+    """The path of a batch's ``status``, ``failures`` or ``warnings``."""
+    return ImportTarget.of(object_type, custom_object_name=custom_object_name).batch_path(batch_id, kind)
 
 
 def result_file_path(
     object_type: str | ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
 ) -> str:
     """The path of a batch's ``failures`` or ``warnings`` file."""
-    if kind not in ("failures", "warnings"):
+    if kind not in RESULT_KINDS:
         raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
     return batch_path(object_type, batch_id, kind, custom_object_name)
 
 
 def describe_path(object_type: ObjectType, custom_object_name: str | None = None) -> str:
-    return PATH_TEMPLATES[(object_type, "describe")].format(customObjectName=_quote(custom_object_name or ""))
+    return ImportTarget.of(object_type, custom_object_name=custom_object_name).describe_path
+
+
+DEFAULT_LOOKUP_FIELD = "email"
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """What one import sends to Marketo besides the file: the target, the file format, and the
+    options of lead and program member imports. Build it with :meth:`of`, which checks every value
+    once; it knows its create path and its query string (where the spec puts the parameters)."""
+
+    target: ImportTarget
+    file_format: FileFormat = FileFormat.CSV
+    lookup_field: str | None = None
+    list_id: int | None = None
+    partition_name: str | None = None
+    program_member_status: str | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.target.object_type
+        lead_only = {
+            "lookup_field": self.lookup_field,
+            "list_id": self.list_id,
+            "partition_name": self.partition_name,
+        }
+        given = [name for name, value in lead_only.items() if value not in (None, "")]
+        if kind is not ObjectType.LEADS and given:
+            raise MarketoValueError(f"{', '.join(given)} only apply to lead imports, not {kind.value}")
+        if kind is ObjectType.PROGRAM_MEMBERS:
+            if self.target.program_id is None:
+                raise MarketoValueError("program_id is required for program member imports")
+            if not self.program_member_status:
+                raise MarketoValueError(
+                    "program_member_status is required for program member imports (e.g. 'On List'); "
+                    "it must be a status of the program's channel"
+                )
+        elif self.program_member_status:
+            raise MarketoValueError(
+                f"program_member_status only applies to program member imports, not {kind.value}"
+            )
+
+    @classmethod
+    def of(
+        cls,
+        object_type: str | ObjectType,
+        *,
+        file_format: str | FileFormat = FileFormat.CSV,
+        lookup_field: str | None = None,
+        list_id: int | str | None = None,
+        partition_name: str | None = None,
+        program_id: int | str | None = None,
+        program_member_status: str | None = None,
+        custom_object_name: str | None = None,
+    ) -> ImportSpec:
+        """The spec from arguments as users give them (strings a template rendered included)."""
+        return cls(
+            target=ImportTarget.of(object_type, program_id=program_id, custom_object_name=custom_object_name),
+            file_format=FileFormat.parse(file_format),
+            lookup_field=_text(lookup_field),
+            list_id=_positive_int("list_id", list_id),
+            partition_name=_text(partition_name),
+            program_member_status=_text(program_member_status),
+        )
+
+    @property
+    def object_type(self) -> ObjectType:
+        return self.target.object_type
+
+    @property
+    def create_path(self) -> str:
+        return self.target.create_path
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The create call's query string."""
+        params = {"format": self.file_format.value}
+        if self.lookup_field:
+            params["lookupField"] = self.lookup_field
+        if self.list_id is not None:
+            params["listId"] = str(self.list_id)
+        if self.partition_name:
+            params["partitionName"] = self.partition_name
+        if self.program_member_status:
+            params["programMemberStatus"] = self.program_member_status
+        return params
+
+    def required_columns(self, dedupe_fields: Iterable[str] = ()) -> tuple[str, ...]:
+        return required_columns(self.object_type, lookup_field=self.lookup_field, dedupe_fields=dedupe_fields)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def positive_seconds(name: str, value: float | str) -> float:
@@ -425,14 +599,16 @@ def positive_seconds(name: str, value: float | str) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         raise MarketoValueError(f"{name} must be a number of seconds, not {value!r}") from None
-    if seconds <= 0:
-        raise MarketoValueError(f"{name} must be positive, not {value!r}")
+    if not seconds > 0 or seconds == float("inf"):
+        raise MarketoValueError(f"{name} must be a positive number of seconds, not {value!r}")
     return seconds
 
 
 def _positive_int(name: str, value: int | str | None) -> int | None:
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise MarketoValueError(f"{name} must be a whole number, not {value!r}")
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -440,48 +616,6 @@ def _positive_int(name: str, value: int | str | None) -> int | None:
     if number <= 0:
         raise MarketoValueError(f"{name} must be a positive number, not {value!r}")
     return number
-
-
-def import_query_params(
-    target: ImportTarget,
-    *,
-    file_format: str | FileFormat = FileFormat.CSV,
-    lookup_field: str | None = None,
-    list_id: int | str | None = None,
-    partition_name: str | None = None,
-    program_member_status: str | None = None,
-) -> dict[str, str]:
-    """The query string of a create-import call, checked against what the object type accepts."""
-    params: dict[str, str] = {"format": FileFormat.parse(file_format).value}
-    kind = target.object_type
-    lead_only = {"lookup_field": lookup_field, "list_id": list_id, "partition_name": partition_name}
-    if kind is not ObjectType.LEADS:
-        given = [name for name, value in lead_only.items() if value not in (None, "")]
-        if given:
-            raise MarketoValueError(f"{', '.join(given)} only apply to lead imports, not {kind.value}")
-    if kind is not ObjectType.PROGRAM_MEMBERS and program_member_status:
-        raise MarketoValueError(
-            f"program_member_status only applies to program member imports, not {kind.value}"
-        )
-    if kind is ObjectType.LEADS:
-        if lookup_field:
-            params["lookupField"] = str(lookup_field)
-        checked_list_id = _positive_int("list_id", list_id)
-        if checked_list_id is not None:
-            params["listId"] = str(checked_list_id)
-        if partition_name:
-            params["partitionName"] = str(partition_name)
-    elif kind is ObjectType.PROGRAM_MEMBERS:
-        if not program_member_status:
-            raise MarketoValueError(
-                "program_member_status is required for program member imports (e.g. 'On List'); "
-                "it must be a status of the program's channel"
-            )
-        params["programMemberStatus"] = str(program_member_status)
-    return params
-
-
-DEFAULT_LOOKUP_FIELD = "email"
 
 
 def required_columns(
@@ -497,49 +631,160 @@ def required_columns(
     return tuple(dedupe_fields)
 
 
-def token_form(client_id: str, client_secret: str) -> dict[str, str]:
-    """The identity call's parameters, sent as a form body (POST) so they never appear in a URL,
-    where proxies and access logs would keep them."""
-    return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
-
-
-def bearer_header(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def describe_targets(object_type: ObjectType, custom_object_name: str | None) -> list[ImportTarget]:
+    """The describe calls whose fields a file may name: program member files may also carry lead
+    fields (Marketo creates or updates the lead)."""
+    own = ImportTarget.of(object_type, custom_object_name=custom_object_name)
+    if object_type is ObjectType.PROGRAM_MEMBERS:
+        return [own, ImportTarget(ObjectType.LEADS)]
+    return [own]
 
 
 # --------------------------------------------------------------------------------------------
-# Answers
+# Calls: what to send and how to read the answer, for both transports
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Token:
-    """An access token and when to stop using it (``renew_at``, a little before it expires)."""
+class Upload:
+    """The file of a create call: sent as the multipart part ``file`` with a filename."""
 
-    access_token: str = field(repr=False)
-    expires_at: float
-    renew_at: float
-
-    def fresh_at(self, now: float) -> bool:
-        return now < self.renew_at
+    filename: str
+    size: int
+    content_type: str
+    open: Callable[[], Any]  # a fresh stream of the file's bytes (called again for each attempt)
 
 
-def read_token_answer(http_status: int, body: Any, now: float, conn_id: str = "") -> Token:
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request, described; a transport sends it and hands back an :class:`Answer`."""
+
+    method: str
+    url: str
+    purpose: str  # names the call in messages, e.g. "status of batch 3404"
+    params: Mapping[str, str] | None = field(default=None, repr=False)  # the identity call's hold the secret
+    token: str | None = field(default=None, repr=False)
+    upload: Upload | None = None
+    stream: bool = False
+    read_timeout: float | None = None  # None: the connection's timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+@dataclass
+class Answer:
+    """What came back: the status, the headers, and the body (``text``), or with a streamed call
+    the transport's ``chunks`` iterator instead."""
+
+    status: int
+    headers: Mapping[str, str]
+    text: str = ""
+    chunks: Any = None
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class NeedToken:
+    """A flow's request for an access token; ``stale`` is one Marketo just refused (601/602)."""
+
+    stale: str | None = field(default=None, repr=False)
+
+
+Flow = Generator["Call | NeedToken", Any, T]
+
+
+def call_flow(call: Call, read: Callable[[Answer], T], *, resend_safe: bool = True) -> Flow[T]:
+    """How one REST call is made, free of I/O; the hook's sync and async transports drive it.
+
+    It asks for a token (:class:`NeedToken`), sends the call with it, and reads the answer. A token
+    Marketo refuses (601/602) is renewed once and the call sent again. A call that must not be
+    resent (an upload) and that may have reached Marketo (the connection broke after sending, or a
+    gateway answered 502/504) ends in :class:`MarketoSubmitOutcomeUnknownError`. Every other
+    failure is raised for the caller's retry policy (:func:`is_retryable`).
+    """
+    token = yield NeedToken()
+    for renewed in (False, True):
+        try:
+            answer = yield replace(call, token=token)
+            return read(answer)
+        except MarketoTransportError as exc:
+            if not resend_safe and exc.failure.sent:
+                raise _outcome_unknown(call, exc) from None
+            raise
+        except MarketoTransientError as exc:
+            if not resend_safe and exc.code in GATEWAY_AFTER_SEND_CODES:
+                raise _outcome_unknown(call, exc) from None
+            raise
+        except MarketoTokenError:
+            if renewed:
+                raise
+            token = yield NeedToken(stale=token)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _outcome_unknown(call: Call, exc: Exception) -> MarketoSubmitOutcomeUnknownError:
+    return MarketoSubmitOutcomeUnknownError(
+        f"the {call.purpose} was sent but no answer came back ({exc}). Marketo may or may not have "
+        "created an import for it; it was not sent again to avoid importing the same rows twice."
+    )
+
+
+def token_call(settings: ConnectionSettings) -> Call:
+    """The identity call: ``client_id``, ``client_secret`` and ``grant_type`` in the query string,
+    as Adobe documents it. The URL then holds the secret: it is never logged or put in a message."""
+    return Call(
+        "GET",
+        settings.token_url,
+        "the identity call (access token)",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+        },
+    )
+
+
+def read_token_answer(answer: Answer, now: float, conn_id: str = "") -> Token:
     """Read the identity service's answer; raise ``MarketoAuthError`` on refused credentials."""
-    if http_status == 401 or (isinstance(body, Mapping) and body.get("error")):
-        description = ""
-        if isinstance(body, Mapping):
-            description = str(body.get("error_description") or body.get("error") or "")
-        of_conn = f" of Airflow connection {conn_id!r}" if conn_id else ""
+    body = answer.json()
+    of_conn = f" of Airflow connection {conn_id!r}" if conn_id else ""
+    if answer.status in (400, 401) or (isinstance(body, Mapping) and body.get("error")):
+        code = str(body.get("error") or "") if isinstance(body, Mapping) else ""
+        code = code if re.fullmatch(r"[a-z_]{1,40}", code) else ""
         raise MarketoAuthError(
             f"Marketo's identity service refused the client id / client secret{of_conn}"
-            + (f" ({description})" if description else "")
+            + (f" ({code})" if code else f" (HTTP {answer.status})")
             + ". Check the connection's Client ID and Client Secret (Admin > LaunchPoint > View Details)."
         )
-    if http_status in _TRANSIENT_HTTP_STATUSES:
-        raise MarketoTransientError(str(http_status), f"identity service answered HTTP {http_status}")
-    if http_status != 200 or not isinstance(body, Mapping) or "access_token" not in body:
-        raise MarketoError(f"unexpected answer from Marketo's identity service (HTTP {http_status})")
+    if answer.status == 404:
+        raise MarketoNotFoundError(
+            "404",
+            "HTTP 404 from the identity service",
+            hint="check the connection's host (the REST API endpoint) and its extra 'identity_url'",
+        )
+    if answer.status in _TRANSIENT_HTTP_STATUSES:
+        raise MarketoTransientError(str(answer.status), f"identity service answered HTTP {answer.status}")
+    if answer.status != 200 or not isinstance(body, Mapping) or "access_token" not in body:
+        raise MarketoError(
+            f"unexpected answer from Marketo's identity service{of_conn} (HTTP {answer.status})"
+        )
     expires_in = int(body.get("expires_in") or 0)
     return Token(
         access_token=str(body["access_token"]),
@@ -548,23 +793,27 @@ def read_token_answer(http_status: int, body: Any, now: float, conn_id: str = ""
     )
 
 
-def raise_for_http_status(http_status: int, body_text: str = "") -> None:
-    """Raise for HTTP-level failures that carry no Marketo envelope."""
-    if http_status == 413:
+def raise_for_http_status(status: int, path: str = "") -> None:
+    """Raise for HTTP-level failures that carry no Marketo envelope. Messages name the path,
+    never the body (a server or proxy may echo the request, token included)."""
+    if status == 413:
         raise MarketoFileTooLargeError(
             "413",
             "Request Entity Too Large",
             hint=f"Marketo takes import files under {MAX_IMPORT_FILE_BYTES:,} bytes",
         )
-    if http_status in _TRANSIENT_HTTP_STATUSES:
-        raise MarketoTransientError(str(http_status), f"HTTP {http_status} from Marketo")
-    if http_status == 401:
+    if status in _TRANSIENT_HTTP_STATUSES:
+        raise MarketoTransientError(str(status), f"HTTP {status} from Marketo")
+    if status == 401:
         raise MarketoTokenError("601", "HTTP 401 Unauthorized")
-    if http_status >= 400:
-        snippet = body_text[:200].strip()
-        raise MarketoAPIError(
-            str(http_status), f"HTTP {http_status} from Marketo" + (f": {snippet}" if snippet else "")
+    if status == 404:
+        raise MarketoNotFoundError(
+            "404",
+            f"HTTP 404 from Marketo for {path or 'the path'}",
+            hint="check the connection's host: it must be the REST API endpoint, e.g. https://123-ABC-456.mktorest.com",
         )
+    if status >= 400:
+        raise MarketoAPIError(str(status), f"HTTP {status} from Marketo for {path or 'the path'}")
 
 
 def read_envelope(body: Any) -> list[dict[str, Any]]:
@@ -574,9 +823,27 @@ def read_envelope(body: Any) -> list[dict[str, Any]]:
     if not body["success"]:
         errors = body.get("errors") or [{"code": "unknown", "message": "no error given"}]
         first = errors[0]
-        raise error_for(str(first.get("code")), str(first.get("message", "")))
+        raise error_for(str(first.get("code")), str(first.get("message", ""))[:300])
     result = body.get("result")
     return list(result) if result else []
+
+
+def read_json_answer(answer: Answer, path: str = "") -> list[dict[str, Any]]:
+    """The ``result`` of a JSON answer, or the error it carries (HTTP status or envelope)."""
+    raise_for_http_status(answer.status, path)
+    body = answer.json()
+    if body is None:
+        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
+    return read_envelope(body)
+
+
+def read_batch(answer: Answer, path: str = "") -> dict[str, Any]:
+    """The one batch entry of a create or status answer, or the error it carries."""
+    raise_for_http_status(answer.status, path)
+    body = answer.json()
+    if body is None:
+        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
+    return read_batch_answer(body)
 
 
 def read_batch_answer(body: Any) -> dict[str, Any]:
@@ -585,6 +852,17 @@ def read_batch_answer(body: Any) -> dict[str, Any]:
     if not result or "batchId" not in result[0]:
         raise MarketoError("Marketo's answer has no batch in its result")
     return dict(result[0])
+
+
+def read_result_file_answer(answer: Answer, target: ImportTarget, path: str) -> bool:
+    """Whether a failures/warnings answer carries a file (False: none, as custom objects answer
+    404 when a batch has no such file); raises for errors."""
+    if answer.status == 404 and not target.object_type.has_result_file_when_empty:
+        return False
+    if "json" in str(answer.headers.get("content-type", "")).lower():
+        read_envelope(answer.json())  # an error in Marketo's envelope
+    raise_for_http_status(answer.status, path)
+    return True
 
 
 @dataclass(frozen=True)
@@ -597,7 +875,6 @@ class BatchStatus:
     rows_failed: int | None = None
     rows_with_warning: int | None = None
     message: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def done(self) -> bool:
@@ -606,6 +883,14 @@ class BatchStatus:
     @property
     def failed(self) -> bool:
         return self.status == FAILED
+
+    def has_rows(self, kind: str) -> bool:
+        """Whether Marketo has a ``failures``/``warnings`` file with rows for this batch. A failed
+        batch has none; a count Marketo did not send is taken as "maybe"."""
+        if self.failed:
+            return False
+        count = self.rows_failed if kind == "failures" else self.rows_with_warning
+        return count is None or count > 0
 
     @classmethod
     def from_entry(cls, object_type: ObjectType, entry: Mapping[str, Any]) -> BatchStatus:
@@ -620,8 +905,21 @@ class BatchStatus:
             rows_failed=count("numOfRowsFailed"),
             rows_with_warning=count("numOfRowsWithWarning"),
             message=entry.get("message"),
-            raw=dict(entry),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "rows_processed": self.rows_processed,
+            "rows_failed": self.rows_failed,
+            "rows_with_warning": self.rows_with_warning,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BatchStatus:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
     def summary(self, part: int | None = None) -> dict[str, Any]:
         """The entry of ``batches`` in the operator's summary."""
@@ -636,7 +934,7 @@ class BatchStatus:
         }
 
 
-def describe_field_names(object_type: ObjectType, result: list[dict[str, Any]]) -> dict[str, Any]:
+def describe_field_names(result: list[dict[str, Any]]) -> dict[str, Any]:
     """Read a describe answer: known field names and, where the object has them, dedupe fields."""
     if not result:
         raise MarketoError("Marketo's describe answer has no result")
@@ -650,7 +948,7 @@ def describe_field_names(object_type: ObjectType, result: list[dict[str, Any]]) 
 # Connections and tokens
 # --------------------------------------------------------------------------------------------
 
-DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_HTTP_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -662,12 +960,12 @@ class ConnectionSettings:
     identity_url: str
     client_id: str
     client_secret: str = field(repr=False)
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    timeout: float = DEFAULT_HTTP_TIMEOUT_SECONDS
     verify: bool | str = True
 
     @property
     def token_url(self) -> str:
-        return self.identity_url + "/oauth/token"
+        return self.identity_url + TOKEN_PATH
 
     @property
     def cache_key(self) -> tuple[str, str]:
@@ -676,9 +974,14 @@ class ConnectionSettings:
     @property
     def instance_host(self) -> str:
         """The instance's host name, e.g. ``123-abc-456.mktorest.com``."""
-        from urllib.parse import urlsplit
-
         return urlsplit(self.rest_url).netloc.lower()
+
+    @property
+    def connect_timeout(self) -> float:
+        return min(self.timeout, CONNECT_TIMEOUT_SECONDS)
+
+    def url(self, path: str) -> str:
+        return self.rest_url + path
 
 
 def _base_url(value: str, *, strip_suffixes: tuple[str, ...]) -> str:
@@ -699,7 +1002,8 @@ def connection_settings(
     password: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> ConnectionSettings:
-    """Read a ``marketo`` connection; a missing piece is an error naming the connection and field."""
+    """Read a ``marketo`` connection; a missing or unusable piece is an error naming the
+    connection and the field."""
     missing = [
         f"{name} ({what})"
         for name, value, what in (
@@ -716,18 +1020,23 @@ def connection_settings(
         )
     extra = dict(extra or {})
     rest_url = _base_url(str(host), strip_suffixes=("/rest",))
+    scheme = urlsplit(rest_url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise MarketoConnectionConfigError(
+            f"Airflow connection {conn_id!r}: host {host!r} must be an https:// (or http://) URL"
+        )
     identity = extra.get("identity_url")
     identity_url = (
-        _base_url(str(identity), strip_suffixes=("/oauth/token",)) if identity else rest_url + "/identity"
+        _base_url(str(identity), strip_suffixes=(TOKEN_PATH,)) if identity else rest_url + "/identity"
     )
     timeout = extra.get("timeout")
     try:
-        timeout_value = float(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_SECONDS
+        timeout_value = float(timeout) if timeout not in (None, "") else DEFAULT_HTTP_TIMEOUT_SECONDS
     except (TypeError, ValueError):
         raise MarketoConnectionConfigError(
             f"Airflow connection {conn_id!r}: extra 'timeout' must be a number of seconds, not {timeout!r}"
         ) from None
-    if timeout_value <= 0:
+    if not timeout_value > 0:
         raise MarketoConnectionConfigError(
             f"Airflow connection {conn_id!r}: extra 'timeout' must be positive"
         )
@@ -738,11 +1047,13 @@ def connection_settings(
         client_id=str(login).strip(),
         client_secret=str(password).strip(),
         timeout=timeout_value,
-        verify=_verify(conn_id, extra.get("verify")),
+        verify=read_verify(conn_id, extra.get("verify")),
     )
 
 
-def _verify(conn_id: str, value: Any) -> bool | str:
+def read_verify(conn_id: str, value: Any) -> bool | str:
+    """The extra ``verify``: true, false, or the path of a CA bundle (a file or a folder of
+    certificates). Anything else is an error naming the extra."""
     if value is None or value == "" or value is True:
         return True
     if value is False:
@@ -752,10 +1063,93 @@ def _verify(conn_id: str, value: Any) -> bool | str:
         return True
     if text.lower() in ("false", "0", "no"):
         return False
-    return text  # a CA bundle path
+    if "/" not in text and "\\" not in text and "." not in text:
+        raise MarketoConnectionConfigError(
+            f"Airflow connection {conn_id!r}: extra 'verify' is {value!r}; it must be true, false or the "
+            "path of a CA bundle"
+        )
+    return text  # a CA bundle path; the hook checks that it exists
 
 
 def token_renew_at(now: float, expires_in: float) -> float:
     """When to ask for a new token. Marketo hands back the same token until it expires, so near
     the end of its life renewal is tried at halving intervals instead of on every request."""
     return now + expires_in - min(TOKEN_RENEW_MARGIN_SECONDS, expires_in / 2)
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token and when to stop using it (``renew_at``, a little before it expires)."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    renew_at: float
+
+    def fresh_at(self, now: float) -> bool:
+        return now < self.renew_at
+
+
+class TokenCache:
+    """Access tokens by (identity URL, client id), shared by every hook of a process, so a worker
+    or a triggerer asks for one token per token lifetime, not one per task or call."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], Token] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, key: tuple[str, str], now: float) -> str | None:
+        with self._lock:
+            token = self._tokens.get(key)
+        return token.access_token if token is not None and token.fresh_at(now) else None
+
+    def store(self, key: tuple[str, str], token: Token) -> None:
+        with self._lock:
+            self._tokens[key] = token
+
+    def forget(self, key: tuple[str, str], access_token: str) -> None:
+        """Drop ``access_token`` (Marketo refused it), unless another caller already replaced it."""
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.access_token == access_token:
+                del self._tokens[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Still read by the sandbox until it states these in its own modules.
+# --------------------------------------------------------------------------------------------
+IDENTITY_TOKEN_PATH = "/identity/oauth/token"
+RESULT_FILE_CONTENT_TYPE = "text/csv;charset=UTF-8"
+RATE_LIMIT_CALLS = 100
+CONCURRENCY_LIMIT = 10
+ERROR_MESSAGES: dict[str, str] = {
+    "600": "Access token not specified",
+    "601": "Access token invalid",
+    "602": "Access token expired",
+    "603": "Access denied",
+    "604": "Request time-out",
+    "605": "HTTP Method not supported",
+    "606": "Max rate limit '100' exceeded with in '20' secs",
+    "607": "Daily quota reached",
+    "608": "API Temporarily Unavailable",
+    "609": "Invalid JSON",
+    "610": "Requested resource not found",
+    "611": "System error",
+    "612": "Invalid Content Type",
+    "613": "Invalid Multipart Request",
+    "615": "Concurrent access limit reached",
+    "616": "Invalid subscription type",
+    "713": "Transient Error",
+    "719": "Lock wait timeout exception",
+    "1003": "Invalid data",
+    "1006": "Field not found",
+    "1008": "Partition does not exist",
+    "1009": "Partition not specified",
+    "1010": "Partition update not allowed",
+    "1011": "Field cannot be used as lookup field",
+    "1016": "Too many imports",
+    "1019": "Import in progress",
+}

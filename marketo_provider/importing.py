@@ -1,41 +1,88 @@
-"""How one import runs, below the Airflow classes: which parts were submitted (the state kept across
-deferrals and task retries), submitting the rest while Marketo's queue has room, and deciding when
-a wait is over. The operator, the sensor and the trigger are thin layers over this module."""
+"""How one import runs, below the Airflow classes.
+
+:class:`BulkImport` owns an import from the first check to the published results: it checks every
+argument, the source and the results location before anything is sent; submits parts while
+Marketo's queue has room; waits (in-process here, or in the triggerer through the same rules); and
+concludes. :class:`ImportState` is what is known about the import (which parts became which
+batches, each batch's final status, the calls made), JSON that travels across deferrals and task
+retries. The operator, the sensor and the trigger only map this to Airflow.
+
+Polling uses what Marketo guarantees: one instance imports its jobs in FIFO order, at most two at
+a time, and a finished batch never changes. So a poll asks about the earliest unfinished batches
+only, reads each batch's final status once and keeps it: the calls an import makes grow with its
+parts, not with parts x polls.
+"""
 
 from __future__ import annotations
 
+import enum
+import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from marketo_provider.api import (
     IMPORTING,
+    MAX_QUEUED_JOBS,
     QUEUED,
     BatchStatus,
     FileFormat,
+    ImportSpec,
+    ImportTarget,
     MarketoError,
     MarketoQueueFullError,
     MarketoSubmitOutcomeUnknownError,
+    MarketoValueError,
     ObjectType,
+    positive_seconds,
 )
-from marketo_provider.files import DEFAULT_MAX_PART_BYTES, source_parts
+from marketo_provider.files import DEFAULT_MAX_PART_BYTES, preflight, source_parts
+from marketo_provider.results import ResultsLocation, conclude, summarize
 
 STATE_KEY = "marketo_bulk_import"
-STATE_VERSION = 1
+STATE_VERSION = 2
+DEFAULT_POLL_INTERVAL_SECONDS = 30.0
+DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0
 
-# Trigger event kinds.
-EVENT_COMPLETE = "complete"  # every batch is done
-EVENT_SLOT = "slot"  # a queue slot may have freed: submit the parts that remain
-EVENT_TIMEOUT = "timeout"  # the deadline passed
-EVENT_ERROR = "error"  # polling failed
 
-MODE_COMPLETE = "complete"
-MODE_SLOT = "slot"
+class Wait(str, enum.Enum):
+    """What a wait is for."""
+
+    COMPLETION = "completion"  # every batch done
+    QUEUE_SLOT = "queue_slot"  # room in Marketo's import queue for the parts that remain
+
+
+class WaitEnd(str, enum.Enum):
+    """How a wait ended (the trigger's event kinds)."""
+
+    DONE = "done"  # every batch is done
+    SLOT_FREE = "slot_free"  # a queue slot may have freed: submit the parts that remain
+    TIMEOUT = "timeout"  # the import's deadline passed
+    ERROR = "error"  # polling failed
 
 
 class ImportAbortedError(MarketoError):
-    """Submitting stopped on an error; the message says which parts were submitted and which were not."""
+    """The import stopped on an error; the message says which parts were submitted and which not."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class ImportFailedError(MarketoError):
+    """The import ran but must not look like success (a batch failed, too many rows failed, parts
+    may be missing, the results could not be written); the summary is in XCom all the same."""
+
+    def __init__(self, problems: Sequence[str], *, permanent: bool) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+        self.permanent = permanent
+
+
+# --------------------------------------------------------------------------------------------
+# What is known about an import
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -53,40 +100,84 @@ class SubmittedPart:
 class ImportState:
     """What is known about one import; JSON-serializable, kept across deferrals and retries."""
 
-    source: str
+    name: str  # how messages name the import's source
+    object_type: str
+    custom_object_name: str | None
     deadline: float
+    started_at: float = field(default_factory=time.time)
     submitted: list[SubmittedPart] = field(default_factory=list)
-    uncertain: list[list[int]] = field(default_factory=list)  # [part, source_start, source_end]
+    # [part, source_start, source_end] of uploads whose outcome is unknown: never resent by default.
+    uncertain: list[list[int]] = field(default_factory=list)
+    # The part being uploaded, recorded before it is sent: a task that dies mid-upload leaves it here.
+    in_flight: list[int] | None = None
     parts_total: int | None = None  # known once every part has been cut
     header: list[str] = field(default_factory=list)  # the source's column names, to notice a changed source
+    finished: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch id -> final status, read once
+    api_calls: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "source": self.source,
+            "name": self.name,
+            "object_type": self.object_type,
+            "custom_object_name": self.custom_object_name,
             "deadline": self.deadline,
+            "started_at": self.started_at,
             "submitted": [p.to_json() for p in self.submitted],
             "uncertain": self.uncertain,
+            "in_flight": self.in_flight,
             "parts_total": self.parts_total,
             "header": self.header,
+            "finished": {str(k): v for k, v in self.finished.items()},
+            "api_calls": self.api_calls,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImportState:
+    def from_json(cls, data: Mapping[str, Any] | str) -> ImportState:
+        if isinstance(data, str):  # a template may hand the state over as text
+            data = json.loads(data)
+        assert isinstance(data, Mapping)
         if data.get("version") != STATE_VERSION:
             raise MarketoError(f"unknown import state version {data.get('version')!r}")
         return cls(
-            source=data["source"],
+            name=data["name"],
+            object_type=data["object_type"],
+            custom_object_name=data.get("custom_object_name"),
             deadline=float(data["deadline"]),
+            started_at=float(data.get("started_at") or time.time()),
             submitted=[SubmittedPart(*p) for p in data.get("submitted", [])],
             uncertain=[list(u) for u in data.get("uncertain", [])],
+            in_flight=list(data["in_flight"]) if data.get("in_flight") else None,
             parts_total=data.get("parts_total"),
             header=list(data.get("header", [])),
+            finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
+            api_calls=int(data.get("api_calls") or 0),
         )
+
+    @classmethod
+    def for_batches(cls, target: ImportTarget, batch_ids: Sequence[int], deadline: float) -> ImportState:
+        """The state of batches submitted elsewhere (the sensor's): parts numbered in the order given."""
+        return cls(
+            name=f"batches {', '.join(str(b) for b in batch_ids)}",
+            object_type=target.object_type.value,
+            custom_object_name=target.custom_object_name,
+            deadline=deadline,
+            submitted=[SubmittedPart(i, int(b), 0, 0) for i, b in enumerate(batch_ids)],
+            parts_total=len(batch_ids),
+        )
+
+    @property
+    def target(self) -> ImportTarget:
+        return ImportTarget.of(self.object_type, custom_object_name=self.custom_object_name)
 
     @property
     def batch_ids(self) -> list[int]:
         return [p.batch_id for p in self.submitted]
+
+    @property
+    def pending_batch_ids(self) -> list[int]:
+        """Batches not known to be done, in submission order."""
+        return [p.batch_id for p in self.submitted if p.batch_id not in self.finished]
 
     @property
     def handled_parts(self) -> set[int]:
@@ -102,14 +193,27 @@ class ImportState:
     def all_submitted(self) -> bool:
         return self.parts_total is not None and len(self.handled_parts) >= self.parts_total
 
+    @property
+    def done(self) -> bool:
+        return self.all_submitted and not self.pending_batch_ids
+
+    def statuses(self) -> list[tuple[int, BatchStatus]]:
+        """(part, final status) of every finished batch, in part order."""
+        return [
+            (p.part, BatchStatus.from_json(self.finished[p.batch_id]))
+            for p in self.submitted
+            if p.batch_id in self.finished
+        ]
+
     def accounting(self) -> str:
         """Which parts were submitted (with batch ids), which may have been, and which were not."""
         total = self.parts_total
         sent = ", ".join(f"part {p.part} -> batch {p.batch_id}" for p in self.submitted) or "none"
         text = f"submitted: {sent}"
         if self.uncertain:
-            text += "; outcome unknown (not resent): " + ", ".join(
-                f"part {u[0]} (source bytes {u[1]:,}-{u[2]:,})" for u in self.uncertain
+            text += (
+                "; outcome unknown (not resent, may be missing or, if resent by hand, doubled): "
+                + ", ".join(f"part {u[0]} (source bytes {u[1]:,}-{u[2]:,})" for u in self.uncertain)
             )
         if total is not None:
             missing = sorted(set(range(total)) - self.handled_parts)
@@ -118,182 +222,486 @@ class ImportState:
             text += "; the parts after these were not submitted"
         return text
 
-
-@dataclass(frozen=True)
-class ImportRequest:
-    """What to import and where: the operator's arguments, checked."""
-
-    source: Any
-    object_type: ObjectType
-    file_format: FileFormat = FileFormat.CSV
-    source_conn_id: str | None = None
-    lookup_field: str | None = None
-    list_id: int | None = None
-    partition_name: str | None = None
-    program_id: int | None = None
-    program_member_status: str | None = None
-    custom_object_name: str | None = None
-    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
-
-    def submit_kwargs(self) -> dict[str, Any]:
-        return {
-            "file_format": self.file_format.value,
-            "lookup_field": self.lookup_field,
-            "list_id": self.list_id,
-            "partition_name": self.partition_name,
-            "program_id": self.program_id,
-            "program_member_status": self.program_member_status,
-            "custom_object_name": self.custom_object_name,
-        }
-
-    def part_filename(self, index: int) -> str:
-        stem = str(self.source).rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "import"
-        return f"{stem}-part{index:04d}.{self.file_format.value}"
+    def progress(self, head: BatchStatus | None = None, now: float | None = None) -> str:
+        """One line on how far the import is, for the log."""
+        now = time.time() if now is None else now
+        done = len(self.finished)
+        in_queue = len(self.pending_batch_ids)
+        total = self.parts_total
+        handled = len(self.handled_parts)
+        to_submit = (total - handled) if total is not None else None
+        parts = f"{done} of {total if total is not None else f'{handled}+'} parts done ({in_queue} in Marketo's queue"
+        if head is not None and head.status == IMPORTING:
+            parts = parts.replace("in Marketo's queue", "in Marketo's queue, the first importing")
+        parts += f", {to_submit} to submit)" if to_submit is not None else ", more to cut and submit)"
+        rows = sum(s.rows_processed or 0 for _, s in self.statuses())
+        failed = sum(s.rows_failed or 0 for _, s in self.statuses())
+        text = f"import of {self.name}: {parts}; {rows:,} rows processed, {failed:,} failed"
+        remaining = (total - done) if total is not None else None
+        elapsed = now - self.started_at
+        if done and remaining and elapsed > 0:
+            left = remaining * elapsed / done
+            text += f"; ~{_duration(left)} left at the current pace"
+        return text
 
 
-def submit_parts(
-    hook: Any,
-    request: ImportRequest,
-    state: ImportState,
-    *,
-    save: Callable[[ImportState], None],
-    log: Any,
-) -> bool:
-    """Submit every part not yet handled, in order, while Marketo accepts them.
-
-    Returns True when every part has been handled, False when Marketo's queue is full (1016) and
-    the rest must wait for a slot. ``save`` is called after each accepted part, so a task that dies
-    mid-way knows on retry which parts Marketo already has. A part whose upload outcome is unknown
-    is recorded and never resent. Any other error raises :class:`ImportAbortedError` naming which
-    parts were submitted and which were not.
-    """
-    handled = state.handled_parts
-    if handled != set(range(len(handled))):  # parts are handled strictly in order
-        raise ImportAbortedError(f"the import state is inconsistent: {state.accounting()}")
-    resume_at = (len(handled), state.resume_offset) if handled else None
-    with source_parts(
-        request.source,
-        file_format=request.file_format,
-        source_conn_id=request.source_conn_id,
-        max_part_bytes=request.max_part_bytes,
-        resume_at=resume_at,
-        expected_header=state.header or None,
-    ) as parts:
-        count = len(handled)
-        for part in parts:
-            count = part.index + 1
-            try:
-                entry = hook.submit_import(
-                    request.object_type,
-                    part.reader(),
-                    filename=request.part_filename(part.index),
-                    **request.submit_kwargs(),
-                )
-            except MarketoQueueFullError:
-                log.info(
-                    "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
-                )
-                return False
-            except MarketoSubmitOutcomeUnknownError as exc:
-                log.error("Part %d: %s", part.index, exc)
-                state.uncertain.append([part.index, part.source_start, part.source_end])
-                save(state)
-                continue
-            except MarketoError as exc:
-                raise ImportAbortedError(
-                    f"submitting part {part.index} failed: {exc}. {state.accounting()}"
-                ) from exc
-            state.submitted.append(
-                SubmittedPart(part.index, int(entry["batchId"]), part.source_start, part.source_end)
-            )
-            save(state)
-            log.info(
-                "Part %d (%s bytes) accepted as batch %s", part.index, f"{part.size:,}", entry["batchId"]
-            )
-        state.parts_total = count
-        save(state)
-    return True
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
-def should_wake(
-    mode: str,
-    previous: Mapping[int, str] | None,
-    statuses: Sequence[BatchStatus],
-    *,
-    now: float,
-    wake_at: float | None,
-) -> str | None:
-    """The event a wait should end with now, or None to keep polling (the deadline aside).
+# --------------------------------------------------------------------------------------------
+# Waiting: which batches to ask about, and when a wait is over (both transports use these)
+# --------------------------------------------------------------------------------------------
 
-    Every batch done: ``complete``. Waiting for a queue slot: ``slot`` when one of our batches
-    finished or left the queue for importing (a job ahead of it finished), or when ``wake_at``
-    passed (the queue is shared, so other integrations' jobs may free slots unseen).
-    """
-    if all(s.done for s in statuses) and (statuses or mode != MODE_SLOT):
-        return EVENT_COMPLETE  # (nothing to wait for counts as done, except when waiting for a slot)
-    if mode != MODE_SLOT:
-        return None
-    if not statuses:
-        return EVENT_SLOT if wake_at is None or now >= wake_at else None
-    if previous is not None:
-        for s in statuses:
-            before = previous.get(s.batch_id)
-            if s.done and before not in (None, s.status):
-                return EVENT_SLOT
-            if before == QUEUED and s.status == IMPORTING:
-                return EVENT_SLOT
-    if wake_at is not None and now >= wake_at:
-        return EVENT_SLOT
+
+def poll_round(state: ImportState) -> Generator[int, BatchStatus, BatchStatus | None]:
+    """One poll: yields the batch ids to ask about, one at a time, and takes their statuses.
+
+    It asks about the earliest unfinished batch; when that one is done (its final status is kept
+    in ``state`` and never asked again) it goes on to the next, and stops at the first that is not
+    done. Returns that batch's status (None when every batch is done)."""
+    for batch_id in state.pending_batch_ids:
+        status = yield batch_id
+        if not status.done:
+            return status
+        state.finished[batch_id] = status.to_json()
     return None
 
 
-def wait_sync(
-    hook: Any,
-    object_type: ObjectType,
-    batch_ids: Sequence[int],
-    *,
-    custom_object_name: str | None,
-    mode: str,
-    poll_interval: float,
-    deadline: float,
-    wake_at: float | None,
-    log: Any,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[str, list[BatchStatus]]:
-    """The worker-side twin of the trigger: poll until ``should_wake`` or the deadline."""
-    previous: dict[int, str] | None = None
-    while True:
-        statuses = [
-            hook.get_batch_status(object_type, b, custom_object_name=custom_object_name) for b in batch_ids
-        ]
-        log_statuses(log, statuses)
-        now = time.time()
-        event = should_wake(mode, previous, statuses, now=now, wake_at=wake_at)
-        if event is not None:
-            return event, statuses
-        if now >= deadline:
-            return EVENT_TIMEOUT, statuses
-        previous = {s.batch_id: s.status for s in statuses}
-        sleep(max(0.0, min(poll_interval, deadline - now)))
+@dataclass
+class Waiter:
+    """When a wait is over, given what each poll found."""
+
+    mode: Wait
+    deadline: float
+    wake_at: float | None = None
+    finished_before: int = 0
+    head_before: BatchStatus | None = None
+
+    @classmethod
+    def start(cls, state: ImportState, mode: Wait, wake_at: float | None) -> Waiter:
+        return cls(mode, state.deadline, wake_at, finished_before=len(state.finished))
+
+    def check(self, state: ImportState, head: BatchStatus | None, now: float) -> WaitEnd | None:
+        """The end of the wait, or None to keep polling."""
+        try:
+            if self.mode is Wait.COMPLETION:
+                if not state.pending_batch_ids:
+                    return WaitEnd.DONE
+            elif len(state.finished) > self.finished_before:
+                return WaitEnd.SLOT_FREE  # one of ours finished: its slot is free
+            elif (
+                head is not None
+                and self.head_before is not None
+                and self.head_before.batch_id == head.batch_id
+                and self.head_before.status == QUEUED
+                and head.status == IMPORTING
+            ):
+                return WaitEnd.SLOT_FREE  # a job ahead of ours finished
+            elif self.wake_at is not None and now >= self.wake_at:
+                return WaitEnd.SLOT_FREE  # the queue is shared: other jobs may have left unseen
+            if now >= self.deadline:
+                return WaitEnd.TIMEOUT
+            return None
+        finally:
+            self.head_before = head
+
+    def pause(self, poll_interval: float, now: float) -> float:
+        """Seconds until the next poll: the interval, cut short by the deadline or ``wake_at``."""
+        pause = poll_interval
+        for limit in (self.deadline, self.wake_at if self.mode is Wait.QUEUE_SLOT else None):
+            if limit is not None:
+                pause = min(pause, max(0.0, limit - now))
+        return pause
 
 
-def log_statuses(log: Any, statuses: Sequence[BatchStatus]) -> None:
-    for s in statuses:
-        counts = ""
-        if s.rows_processed is not None:
-            counts = f", {s.rows_processed} processed, {s.rows_failed or 0} failed, {s.rows_with_warning or 0} warned"
-        log.info("Batch %s: %s%s", s.batch_id, s.status, counts)
+# --------------------------------------------------------------------------------------------
+# One import
+# --------------------------------------------------------------------------------------------
 
 
-def status_to_json(status: BatchStatus) -> dict[str, Any]:
-    return dict(status.raw) or {"batchId": status.batch_id, "status": status.status}
+@dataclass(frozen=True)
+class ImportOptions:
+    """How an import runs, every value checked once before anything is sent."""
+
+    poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
+    timeout: float = DEFAULT_IMPORT_TIMEOUT_SECONDS
+    results: ResultsLocation = field(default_factory=ResultsLocation)
+    max_failed_rows: int | None = None
+    check_columns: bool = True
+    wait_for_completion: bool = True
+    resend_uncertain_parts: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        poll_interval: float | str = DEFAULT_POLL_INTERVAL_SECONDS,
+        timeout: float | str = DEFAULT_IMPORT_TIMEOUT_SECONDS,
+        results_path: str | None = None,
+        results_conn_id: str | None = None,
+        source: Any = None,
+        source_conn_id: str | None = None,
+        max_failed_rows: int | str | None = None,
+        check_columns: bool = True,
+        wait_for_completion: bool = True,
+        resend_uncertain_parts: bool = False,
+    ) -> ImportOptions:
+        failed: int | None = None
+        if max_failed_rows not in (None, ""):
+            try:
+                failed = int(max_failed_rows)
+            except (TypeError, ValueError):
+                raise MarketoValueError(
+                    f"max_failed_rows must be a whole number, not {max_failed_rows!r}"
+                ) from None
+            if failed < 0:
+                raise MarketoValueError(f"max_failed_rows must be 0 or more, not {max_failed_rows!r}")
+        return cls(
+            poll_interval=positive_seconds("poll_interval", poll_interval),
+            timeout=positive_seconds("timeout", timeout),
+            results=ResultsLocation.of(
+                results_path, results_conn_id, source=source, source_conn_id=source_conn_id
+            ),
+            max_failed_rows=failed,
+            check_columns=bool(check_columns),
+            wait_for_completion=bool(wait_for_completion),
+            resend_uncertain_parts=bool(resend_uncertain_parts),
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the rows come from."""
+
+    location: Any
+    conn_id: str | None = None
+    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+
+    def part_filename(self, index: int, file_format: FileFormat) -> str:
+        stem = str(self.location).rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "import"
+        return f"{stem}-part{index:04d}.{file_format.value}"
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    """The import cannot go on until ``mode`` is reached; ``wake_at`` bounds a slot wait."""
+
+    mode: Wait
+    wake_at: float | None = None
+
+
+class BulkImport:
+    """One import, from the first check to the published results.
+
+    :param hook: a :class:`~marketo_provider.hooks.marketo.MarketoHook`.
+    :param target: where the batches live (for a sensor: only this and ``options`` are needed).
+    :param spec: what the import sends (None for a sensor, which only waits).
+    :param source: where the rows come from (None for a sensor).
+    :param save: called with the state after every change that must survive the task (the task
+        state store on Airflow 3.3+).
+    """
+
+    def __init__(
+        self,
+        hook: Any,
+        target: ImportTarget,
+        options: ImportOptions,
+        *,
+        spec: ImportSpec | None = None,
+        source: Source | None = None,
+        file_format: FileFormat = FileFormat.CSV,
+        log: Any,
+        save: Callable[[ImportState], None] | None = None,
+    ) -> None:
+        self.hook = hook
+        self.target = target
+        self.options = options
+        self.spec = spec
+        self.source = source
+        self.file_format = spec.file_format if spec is not None else file_format
+        self.log = log
+        self._save = save or (lambda state: None)
+        self._calls_seen = 0
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    def save(self, state: ImportState) -> None:
+        self._count_calls(state)
+        self._save(state)
+
+    def _count_calls(self, state: ImportState) -> None:
+        made = self.hook.api_calls - self._calls_seen
+        self._calls_seen = self.hook.api_calls
+        state.api_calls += made
+
+    # ---- start ------------------------------------------------------------------------------
+
+    def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
+        """Check everything and start the import, or resume the one an earlier try began.
+
+        Returns None when the source holds no records (nothing to import, no import call made).
+        Every check happens here, before the first upload: the source (header, columns against
+        Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
+        if self.spec is None or self.source is None:
+            raise MarketoValueError("an import needs what to import (spec) and a source")
+        if saved:
+            state = ImportState.from_json(saved)
+            self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
+            return state
+        self.options.results.check_writable()
+        checked = preflight(
+            self.source.location,
+            object_type=self.spec.object_type,
+            file_format=self.spec.file_format,
+            source_conn_id=self.source.conn_id,
+            lookup_field=self.spec.lookup_field,
+            custom_object_name=self.target.custom_object_name,
+            describe=self.hook.describe,
+            check_columns=self.options.check_columns,
+            max_part_bytes=self.source.max_part_bytes,
+        )
+        if checked.empty:
+            self.log.info(
+                "%s has a header and no records: nothing to import, no import call made", checked.name
+            )
+            return None
+        self.log.info(
+            "%s passed the checks: %s lines in %s bytes, to upload in %d part(s)",
+            checked.name,
+            f"{checked.lines:,}",
+            f"{checked.body_bytes:,}",
+            checked.parts,
+        )
+        state = ImportState(
+            name=checked.name,
+            object_type=self.target.object_type.value,
+            custom_object_name=self.target.custom_object_name,
+            deadline=time.time() + self.options.timeout,
+            header=list(checked.header.names),
+        )
+        self.save(state)
+        return state
+
+    def empty_summary(self) -> dict[str, Any]:
+        summary = summarize(self.target.object_type, [])
+        summary["api_calls"] = self.hook.api_calls
+        return summary
+
+    # ---- submit -----------------------------------------------------------------------------
+
+    def advance(self, state: ImportState) -> WaitStep | None:
+        """Submit what can be submitted now. Returns what to wait for next, or None when the import
+        is ready to conclude (every part handled and, when waiting for completion, every batch done)."""
+        if state.all_submitted:
+            if not self.options.wait_for_completion or not state.pending_batch_ids:
+                return None
+            return WaitStep(Wait.COMPLETION)
+        if time.time() >= state.deadline:
+            self.raise_timeout(state)
+        blocked_by_others = self._submit(state)
+        if state.all_submitted:
+            self.log.info("Every part is handled: %s", state.accounting())
+            return self.advance(state)
+        # The queue is full. When our own batches fill it, only their finishing frees a slot; when
+        # other integrations' jobs do (1016), look again after a while.
+        wake_at = time.time() + 2 * self.options.poll_interval if blocked_by_others else None
+        return WaitStep(Wait.QUEUE_SLOT, wake_at)
+
+    def _submit(self, state: ImportState) -> bool:
+        """Submit parts in order while the queue has room. Returns True when Marketo answered 1016
+        (other jobs fill the queue), False when every part is handled or ours fill the queue."""
+        assert self.spec is not None and self.source is not None
+        self._settle_in_flight(state)
+        handled = state.handled_parts
+        if handled != set(range(len(handled))):  # parts are handled strictly in order
+            raise ImportAbortedError(f"the import state is inconsistent: {state.accounting()}")
+        if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
+            return False
+        resume_at = (len(handled), state.resume_offset) if handled else None
+        with source_parts(
+            self.source.location,
+            file_format=self.spec.file_format,
+            source_conn_id=self.source.conn_id,
+            max_part_bytes=self.source.max_part_bytes,
+            resume_at=resume_at,
+            expected_header=state.header or None,
+        ) as parts:
+            count = len(handled)
+            for part in parts:
+                if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
+                    self.log.info(
+                        "Marketo's queue holds 10 of this import's batches; part %d waits", part.index
+                    )
+                    return False
+                count = part.index + 1
+                state.in_flight = [part.index, part.source_start, part.source_end]
+                self.save(state)
+                try:
+                    entry = self.hook.submit(
+                        self.spec,
+                        part.reader(),
+                        filename=self.source.part_filename(part.index, self.file_format),
+                    )
+                except MarketoQueueFullError:
+                    state.in_flight = None
+                    self.save(state)
+                    self.log.info(
+                        "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
+                    )
+                    return True
+                except MarketoSubmitOutcomeUnknownError as exc:
+                    self.log.error("Part %d: %s", part.index, exc)
+                    state.uncertain.append(state.in_flight)
+                    state.in_flight = None
+                    self.save(state)
+                    continue
+                except MarketoError as exc:
+                    state.in_flight = None
+                    self.save(state)
+                    raise ImportAbortedError(
+                        f"submitting part {part.index} failed: {exc}. {state.accounting()}",
+                        permanent=exc.permanent,
+                    ) from exc
+                state.submitted.append(
+                    SubmittedPart(part.index, int(entry["batchId"]), part.source_start, part.source_end)
+                )
+                state.in_flight = None
+                self.save(state)
+                self.log.info(
+                    "Part %d (%s bytes) accepted as batch %s", part.index, f"{part.size:,}", entry["batchId"]
+                )
+            state.parts_total = count
+            self.save(state)
+        return False
+
+    def _settle_in_flight(self, state: ImportState) -> None:
+        """A part recorded as being uploaded when an earlier try died: Marketo may have it."""
+        if state.in_flight is None:
+            return
+        part, start, end = state.in_flight
+        state.in_flight = None
+        if self.options.resend_uncertain_parts:
+            self.log.warning(
+                "Part %d (source bytes %s-%s) was being uploaded when an earlier try stopped; it is sent "
+                "again (resend_uncertain_parts=True): if Marketo had accepted it, its rows are imported twice",
+                part,
+                f"{start:,}",
+                f"{end:,}",
+            )
+        else:
+            self.log.error(
+                "Part %d (source bytes %s-%s) was being uploaded when an earlier try stopped; Marketo may or may "
+                "not have it. It is not sent again (resend_uncertain_parts=False) and the import will fail "
+                "naming it once the other parts are done",
+                part,
+                f"{start:,}",
+                f"{end:,}",
+            )
+            state.uncertain.append([part, start, end])
+        self.save(state)
+
+    # ---- wait -------------------------------------------------------------------------------
+
+    def wait(
+        self, state: ImportState, step: WaitStep, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Wait on the worker until ``step`` is reached (the trigger does the same in the triggerer)."""
+        waiter = Waiter.start(state, step.mode, step.wake_at)
+        while True:
+            sleep(waiter.pause(self.options.poll_interval, time.time()))
+            head = self.poll(state)
+            end = waiter.check(state, head, time.time())
+            if end is WaitEnd.TIMEOUT:
+                self.raise_timeout(state)
+            if end is not None:
+                return
+
+    def poll(self, state: ImportState) -> BatchStatus | None:
+        """One poll round over the hook (sync); logs the import's progress."""
+        rounds = poll_round(state)
+        head: BatchStatus | None = None
+        try:
+            batch_id = next(rounds)
+            while True:
+                batch_id = rounds.send(self.hook.batch_status(self.target, batch_id))
+        except StopIteration as stop:
+            head = stop.value
+        self.save(state)
+        self.log.info("%s", state.progress(head))
+        return head
+
+    def apply(self, event: Mapping[str, Any]) -> ImportState:
+        """The state a trigger's event hands back; raises for a timeout or a polling error."""
+        state = ImportState.from_json(event["import_state"])
+        self._calls_seen = self.hook.api_calls
+        kind = WaitEnd(event["event"])
+        if kind is WaitEnd.ERROR:
+            raise ImportAbortedError(f"{event.get('message')}. {state.accounting()}")
+        if kind is WaitEnd.TIMEOUT:
+            self.raise_timeout(state)
+        self._save(state)
+        return state
+
+    def raise_timeout(self, state: ImportState) -> None:
+        running = state.pending_batch_ids
+        raise ImportAbortedError(
+            f"the import did not finish within timeout={self.options.timeout:g} s; batches still running in "
+            f"Marketo (Marketo cannot cancel an import): {running}. {state.accounting()}"
+        )
+
+    # ---- conclude ---------------------------------------------------------------------------
+
+    def queued_summary(self, state: ImportState) -> dict[str, Any]:
+        """The summary right after submission (``wait_for_completion=False``), for a sensor."""
+        queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
+        summary = summarize(self.target.object_type, queued)
+        summary["api_calls"] = state.api_calls
+        if state.uncertain:
+            raise ImportFailedError(
+                [f"some parts may not have been imported: {state.accounting()}"], permanent=True
+            )
+        return summary
+
+    def conclude(self, state: ImportState, push_xcom: Callable[[str, Any], None]) -> dict[str, Any]:
+        """Publish the merged results and return the summary. The summary reaches XCom whatever
+        else fails: when the import must fail, it is pushed before :class:`ImportFailedError`."""
+        summary, problems, permanent = conclude(
+            self.hook,
+            state.statuses(),
+            target=self.target,
+            file_format=self.file_format,
+            results=self.options.results,
+            max_failed_rows=self.options.max_failed_rows,
+            push_xcom=push_xcom,
+            log=self.log,
+        )
+        self._count_calls(state)
+        summary["api_calls"] = state.api_calls
+        if state.uncertain:
+            problems.append(f"some parts may not have been imported: {state.accounting()}")
+        self.log.info(
+            "Import of %s done: %d batches, %d rows processed, %d failed, %d with warnings, %d API calls",
+            state.name,
+            len(summary["batches"]),
+            summary["rows_processed"],
+            summary["rows_failed"],
+            summary["rows_with_warning"],
+            summary["api_calls"],
+        )
+        if problems:
+            push_xcom("return_value", summary)
+            raise ImportFailedError(problems, permanent=permanent)
+        return summary
 
 
 def parse_batch_ids(value: Any) -> list[int]:
     """Batch ids as given to the sensor: a list, the operator's summary, or text rendered from a
     template (``"[3404, 3405]"`` or ``"3404,3405"``)."""
-    import json
-
     if isinstance(value, Mapping) and "batch_ids" in value:
         value = value["batch_ids"]
     if isinstance(value, str):
@@ -301,13 +709,31 @@ def parse_batch_ids(value: Any) -> list[int]:
         try:
             value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
         except ValueError:
-            raise MarketoError(f"batch_ids {text!r} is not a list of batch ids") from None
+            raise MarketoValueError(f"batch_ids {text!r} is not a list of batch ids") from None
     if isinstance(value, int):
         value = [value]
     try:
         ids = [int(v) for v in value]
     except (TypeError, ValueError):
-        raise MarketoError(f"batch_ids must be a list of whole numbers, not {value!r}") from None
+        raise MarketoValueError(f"batch_ids must be a list of whole numbers, not {value!r}") from None
     if not ids:
-        raise MarketoError("batch_ids is empty: there is nothing to wait for")
+        raise MarketoValueError("batch_ids is empty: there is nothing to wait for")
     return ids
+
+
+__all__ = [
+    "BulkImport",
+    "ImportAbortedError",
+    "ImportFailedError",
+    "ImportOptions",
+    "ImportState",
+    "ObjectType",
+    "Source",
+    "SubmittedPart",
+    "Wait",
+    "WaitEnd",
+    "WaitStep",
+    "Waiter",
+    "parse_batch_ids",
+    "poll_round",
+]

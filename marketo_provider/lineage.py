@@ -6,7 +6,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketo_provider.api import ConnectionSettings, ObjectType
+from marketo_provider.api import ConnectionSettings, ImportTarget, ObjectType
 
 
 def source_dataset(source: Any) -> tuple[str, str]:
@@ -21,35 +21,23 @@ def source_dataset(source: Any) -> tuple[str, str]:
     return f"{parts.scheme}://{bucket}", parts.path.lstrip("/")
 
 
-def marketo_dataset(
-    settings: ConnectionSettings,
-    object_type: ObjectType,
-    program_id: int | str | None = None,
-    custom_object_name: str | None = None,
-) -> tuple[str, str]:
+def marketo_dataset(settings: ConnectionSettings, target: ImportTarget) -> tuple[str, str]:
     """(namespace, name) of the Marketo object: ``marketo://<instance host>`` and the target."""
-    name = object_type.value
-    if object_type is ObjectType.PROGRAM_MEMBERS and program_id is not None:
-        name = f"program_members/{program_id}"
-    elif object_type is ObjectType.CUSTOM_OBJECTS and custom_object_name:
-        name = f"custom_objects/{custom_object_name}"
+    name = target.object_type.value
+    if target.object_type is ObjectType.PROGRAM_MEMBERS and target.program_id is not None:
+        name = f"program_members/{target.program_id}"
+    elif target.object_type is ObjectType.CUSTOM_OBJECTS and target.custom_object_name:
+        name = f"custom_objects/{target.custom_object_name}"
     return f"marketo://{settings.instance_host}", name
 
 
-def lineage_for_import(
-    *,
-    source: Any,
-    settings: ConnectionSettings,
-    object_type: ObjectType,
-    program_id: int | str | None = None,
-    custom_object_name: str | None = None,
-) -> Any:
+def lineage_for_import(*, source: Any, settings: ConnectionSettings, target: ImportTarget) -> Any:
     """An ``OperatorLineage`` (needs apache-airflow-providers-openlineage, as the listener does)."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     in_ns, in_name = source_dataset(source)
-    out_ns, out_name = marketo_dataset(settings, object_type, program_id, custom_object_name)
+    out_ns, out_name = marketo_dataset(settings, target)
     return OperatorLineage(
         inputs=[Dataset(namespace=in_ns, name=in_name)], outputs=[Dataset(namespace=out_ns, name=out_name)]
     )

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from marketo_provider.api import FAILED, BatchStatus, FileFormat, ObjectType
+from marketo_provider.api import (
+    FAILED,
+    RESULT_KINDS,
+    BatchStatus,
+    FileFormat,
+    ImportTarget,
+    MarketoError,
+    MarketoValueError,
+    ObjectType,
+)
 
-RESULT_KINDS = ("failures", "warnings")
 # Merged files are kept in memory up to this size, then spill to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
 # Text above this size in XCom slows the metadata database; suggest results_path instead.
@@ -53,8 +62,10 @@ def merge_result_files(
     custom_object_name: str | None = None,
     log: Any = None,
 ) -> MergedFile | None:
-    """Download ``kind`` (failures or warnings) of every batch and merge them, in part order, into
-    one file with a single header. None when no batch has a row of that kind."""
+    """Download ``kind`` (failures or warnings) of the given batches and merge them, in part order,
+    into one file with a single header. None when no batch has a row of that kind. Callers pass
+    only batches whose status counts rows of that kind (:meth:`BatchStatus.has_rows`): every
+    download is a call against the instance's quota."""
     merged = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
     header: bytes | None = None
     contributing = 0
@@ -108,13 +119,82 @@ def result_file_name(kind: str, file_format: str | FileFormat) -> str:
     return f"{kind}.{FileFormat.parse(file_format).value}"
 
 
+def _scheme(location: Any) -> str:
+    text = str(location)
+    return text.split("://", 1)[0].lower() if "://" in text else "file"
+
+
+@dataclass(frozen=True)
+class ResultsLocation:
+    """Where merged results go: a folder URI (``results_path``) with its connection, or XCom."""
+
+    path: str | None = None
+    conn_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        path: str | None,
+        conn_id: str | None = None,
+        *,
+        source: Any = None,
+        source_conn_id: str | None = None,
+    ) -> ResultsLocation:
+        """Without ``conn_id``, a results path on the source's kind of storage (same scheme) uses
+        the source's connection: the credentials that read the export write its results."""
+        path = str(path).strip() if path not in (None, "") else None
+        conn_id = conn_id or None
+        same_storage = source is not None and _scheme(path) == _scheme(source) != "file"
+        if path and conn_id is None and source_conn_id and same_storage:
+            conn_id = source_conn_id
+        return cls(path, conn_id)
+
+    def folder(self) -> Any:
+        from airflow.sdk import ObjectStoragePath
+
+        assert self.path is not None
+        try:
+            return (
+                ObjectStoragePath(self.path, conn_id=self.conn_id)
+                if self.conn_id
+                else ObjectStoragePath(self.path)
+            )
+        except Exception as exc:  # an unknown scheme, a malformed URI
+            raise MarketoValueError(
+                f"results_path {self.path!r} is not a location Airflow can write: {exc}. Use a local folder, "
+                "file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
+            ) from None
+
+    def check_writable(self) -> None:
+        """Write and remove a small file in the folder, so a results location that cannot be written
+        (read-only, under a regular file, no credentials) is found before anything is uploaded."""
+        if not self.path:
+            return
+        folder = self.folder()
+        probe = folder / f".marketo-write-check-{uuid.uuid4().hex[:12]}"
+        try:
+            if folder.protocol in ("", "file"):
+                folder.mkdir(parents=True, exist_ok=True)
+            with probe.open("wb") as out:
+                out.write(b"")
+            probe.unlink()
+        except Exception as exc:
+            via = f" (connection {self.conn_id!r})" if self.conn_id else ""
+            raise MarketoValueError(
+                f"results_path {self.path!r}{via} cannot be written: {type(exc).__name__}: {exc}. "
+                "Nothing was sent to Marketo; fix the location or its connection (results_conn_id)"
+            ) from None
+
+    def write(self, merged: MergedFile, file_format: str | FileFormat) -> str:
+        """Write a merged file under the folder; returns its URI as the user wrote it."""
+        return write_to_object_storage(merged, str(self.path), file_format, self.conn_id)
+
+
 def write_to_object_storage(
     merged: MergedFile, results_path: str, file_format: str | FileFormat, conn_id: str | None
 ) -> str:
     """Write a merged file under ``results_path`` (any ObjectStoragePath URI); returns its URI."""
-    from airflow.sdk import ObjectStoragePath
-
-    folder = ObjectStoragePath(results_path, conn_id=conn_id) if conn_id else ObjectStoragePath(results_path)
+    folder = ResultsLocation(results_path, conn_id).folder()
     if folder.protocol in ("", "file"):
         folder.mkdir(parents=True, exist_ok=True)
     name = result_file_name(merged.kind, file_format)
@@ -150,34 +230,37 @@ def problems(summary: Mapping[str, Any], max_failed_rows: int | None) -> list[st
     ]
     if max_failed_rows is not None and summary["rows_failed"] > max_failed_rows:
         found.append(f"{summary['rows_failed']} rows failed, more than max_failed_rows={max_failed_rows}")
+    elif summary["rows_processed"] == 0 and summary["rows_failed"] > 0:
+        found.append(
+            f"nothing was imported: all {summary['rows_failed']} rows failed (see the failures for the reasons)"
+        )
     return found
 
 
 def publish(
     hook: ResultFileSource,
     summary: dict[str, Any],
+    statuses: Sequence[BatchStatus],
     *,
-    object_type: ObjectType,
-    custom_object_name: str | None,
+    target: ImportTarget,
     file_format: str | FileFormat,
-    results_path: str | None,
-    results_conn_id: str | None,
+    results: ResultsLocation,
     push_xcom: Any,
     log: Any,
 ) -> dict[str, Any]:
-    """Merge each kind of result file over all batches and publish it: written under
-    ``results_path`` when given (the URIs go into the summary), else pushed to XCom under the keys
-    ``failures`` / ``warnings``. A file is written only when it has rows."""
-    batch_ids = [b["batch_id"] for b in summary["batches"] if b["status"] != FAILED]
+    """Merge each kind of result file over the batches that have rows of it and publish it: written
+    under the results location when there is one (the URIs go into the summary), else pushed to
+    XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows."""
     for kind in RESULT_KINDS:
+        batch_ids = [s.batch_id for s in statuses if s.has_rows(kind)]
         merged = merge_result_files(
-            hook, object_type, batch_ids, kind, custom_object_name=custom_object_name, log=log
+            hook, target.object_type, batch_ids, kind, custom_object_name=target.custom_object_name, log=log
         )
         if merged is None:
             continue
         with merged.file:
-            if results_path:
-                uri = write_to_object_storage(merged, results_path, file_format, results_conn_id)
+            if results.path:
+                uri = results.write(merged, file_format)
                 summary[f"{kind}_path"] = uri
                 log.info("Wrote the %s of %d batches to %s", kind, merged.batches, uri)
             else:
@@ -193,41 +276,38 @@ def publish(
     return summary
 
 
-def statuses_from_entries(object_type: ObjectType, entries: Iterable[Mapping[str, Any]]) -> list[BatchStatus]:
-    return [BatchStatus.from_entry(object_type, e) for e in entries]
-
-
 def conclude(
     hook: ResultFileSource,
     ordered: Sequence[tuple[int, BatchStatus]],
     *,
-    object_type: ObjectType,
-    custom_object_name: str | None,
+    target: ImportTarget,
     file_format: str | FileFormat,
-    results_path: str | None,
-    results_conn_id: str | None,
+    results: ResultsLocation,
     max_failed_rows: int | None,
     push_xcom: Any,
     log: Any,
-) -> tuple[dict[str, Any], list[str]]:
-    """Summarize finished batches, publish their merged results, and say what (if anything) is
-    wrong: the summary and the reasons the task must fail."""
-    summary = publish(
-        hook,
-        summarize(object_type, ordered),
-        object_type=object_type,
-        custom_object_name=custom_object_name,
-        file_format=file_format,
-        results_path=results_path,
-        results_conn_id=results_conn_id,
-        push_xcom=push_xcom,
-        log=log,
-    )
-    log.info(
-        "Import done: %d batches, %d rows processed, %d failed, %d with warnings",
-        len(ordered),
-        summary["rows_processed"],
-        summary["rows_failed"],
-        summary["rows_with_warning"],
-    )
-    return summary, problems(summary, max_failed_rows)
+) -> tuple[dict[str, Any], list[str], bool]:
+    """Summarize finished batches and publish their merged results. Returns the summary, the
+    reasons the task must fail, and whether retrying the task cannot help. Publishing errors are
+    one of those reasons, never a lost summary."""
+    summary = summarize(target.object_type, ordered)
+    found = problems(summary, max_failed_rows)
+    permanent = True
+    try:
+        publish(
+            hook,
+            summary,
+            [status for _, status in ordered],
+            target=target,
+            file_format=file_format,
+            results=results,
+            push_xcom=push_xcom,
+            log=log,
+        )
+    except Exception as exc:
+        where = f"to {results.path}" if results.path else "to XCom"
+        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MarketoError) else str(exc)
+        log.error("The results could not be written %s: %s", where, reason)
+        found.append(f"the failures and warnings could not be written {where}: {reason}")
+        permanent = False  # a retry resumes at this step and writes them again
+    return summary, found, permanent

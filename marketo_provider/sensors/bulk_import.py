@@ -9,18 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from marketo_provider._compat import AirflowException, AirflowFailException, conf
-from marketo_provider.api import BatchStatus, MarketoError, ObjectType
+from marketo_provider._compat import airflow_error, conf
+from marketo_provider.api import FileFormat, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
-    EVENT_ERROR,
-    EVENT_TIMEOUT,
-    MODE_COMPLETE,
-    log_statuses,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    BulkImport,
+    ImportOptions,
+    ImportState,
+    Wait,
     parse_batch_ids,
 )
-from marketo_provider.operators.bulk_import import seconds_argument
-from marketo_provider.results import conclude, statuses_from_entries
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         results_path: str | None = None,
         results_conn_id: str | None = None,
         max_failed_rows: int | None = None,
-        poll_interval: float | str = 30.0,
+        poll_interval: float | str = DEFAULT_POLL_INTERVAL_SECONDS,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -90,69 +89,68 @@ class MarketoBulkImportSensor(BaseSensorOperator):
     def hook(self) -> MarketoHook:
         return MarketoHook(self.marketo_conn_id)
 
-    @property
-    def _object_type(self) -> ObjectType:
-        return ObjectType.parse(self.object_type)
-
-    def _ids(self) -> list[int]:
+    def _import(self) -> BulkImport:
+        """The batches' import as the sensor sees it (it only waits and concludes); every argument
+        checked here, before any call."""
         try:
-            return parse_batch_ids(self.batch_ids)
+            target = ImportTarget.of(self.object_type, custom_object_name=self.custom_object_name)
+            options = ImportOptions.of(
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                results_path=self.results_path,
+                results_conn_id=self.results_conn_id,
+                max_failed_rows=self.max_failed_rows,
+            )
+            file_format = FileFormat.parse(self.file_format)
         except MarketoError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise airflow_error(exc) from exc
+        return BulkImport(self.hook, target, options, file_format=file_format, log=self.log)
+
+    def _state(self, run: BulkImport) -> ImportState:
+        """The state kept between pokes of this task (one process), else a new one."""
+        state: ImportState | None = getattr(self, "_poke_state", None)
+        if state is None:
+            try:
+                ids = parse_batch_ids(self.batch_ids)
+            except MarketoError as exc:
+                raise airflow_error(exc) from exc
+            state = ImportState.for_batches(run.target, ids, time.time() + run.options.timeout)
+            self._poke_state = state
+        return state
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        run = self._import()
+        run.options.results.check_writable()
         self.defer(
             trigger=MarketoBulkImportTrigger(
-                batch_ids=self._ids(),
-                object_type=self._object_type.value,
+                import_state=self._state(run).to_json(),
+                wait=Wait.COMPLETION.value,
                 marketo_conn_id=self.marketo_conn_id,
-                custom_object_name=self.custom_object_name,
-                poll_interval=seconds_argument("poll_interval", self.poll_interval),
-                deadline=time.time() + self.timeout,
-                mode=MODE_COMPLETE,
+                poll_interval=run.options.poll_interval,
             ),
             method_name="execute_complete",
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        statuses = [
-            self.hook.get_batch_status(self._object_type, b, custom_object_name=self.custom_object_name)
-            for b in self._ids()
-        ]
-        log_statuses(self.log, statuses)
-        if not all(s.done for s in statuses):
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, statuses))
+        run = self._import()
+        state = self._state(run)
+        try:
+            run.poll(state)
+            if state.pending_batch_ids:
+                return False
+            return PokeReturnValue(is_done=True, xcom_value=self._conclude(context, run, state))
+        except MarketoError as exc:
+            raise airflow_error(exc) from exc
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        kind = event.get("status")
-        if kind == EVENT_ERROR:
-            raise AirflowException(str(event.get("message")))
-        statuses = statuses_from_entries(self._object_type, event.get("batches", []))
-        if kind == EVENT_TIMEOUT:
-            running = [s.batch_id for s in statuses if not s.done]
-            raise AirflowException(
-                f"batches still running in Marketo after timeout={self.timeout:g} s "
-                f"(Marketo cannot cancel an import): {running}"
-            )
-        return self._finish(context, statuses)
+        run = self._import()
+        try:
+            return self._conclude(context, run, run.apply(event))
+        except MarketoError as exc:
+            raise airflow_error(exc) from exc
 
-    def _finish(self, context: Context, statuses: list[BatchStatus]) -> dict[str, Any]:
-        summary, found = conclude(
-            self.hook,
-            list(enumerate(statuses)),
-            object_type=self._object_type,
-            custom_object_name=self.custom_object_name,
-            file_format=self.file_format,
-            results_path=self.results_path,
-            results_conn_id=self.results_conn_id,
-            max_failed_rows=self.max_failed_rows,
-            push_xcom=lambda key, value: context["ti"].xcom_push(key=key, value=value),
-            log=self.log,
-        )
-        if found:
-            context["ti"].xcom_push(key="return_value", value=summary)
-            raise AirflowFailException("; ".join(found))
-        return summary
+    @staticmethod
+    def _conclude(context: Context, run: BulkImport, state: ImportState) -> dict[str, Any]:
+        return run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))

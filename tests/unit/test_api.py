@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from marketo_provider import api
@@ -87,7 +89,7 @@ def test_missing_fields_are_all_named() -> None:
         ("1019", ErrorAction.RETRY, api.MarketoTransientError),
         ("606", ErrorAction.WAIT_RATE_WINDOW, api.MarketoRateLimitError),
         ("615", ErrorAction.BACK_OFF, api.MarketoConcurrencyError),
-        ("607", ErrorAction.STOP, api.MarketoQuotaExceededError),
+        ("607", ErrorAction.WAIT_FOR_RESET, api.MarketoQuotaExceededError),
         ("1016", ErrorAction.WAIT_FOR_QUEUE, api.MarketoQueueFullError),
         ("1003", ErrorAction.STOP, MarketoAPIError),
         ("610", ErrorAction.STOP, MarketoAPIError),
@@ -133,15 +135,124 @@ def test_envelope_reading() -> None:
         api.read_batch_answer({"success": True, "result": []})
 
 
+def answer(status: int, body: object = None) -> api.Answer:
+    return api.Answer(status, {"content-type": "application/json"}, text=json.dumps(body))
+
+
 def test_token_answer() -> None:
-    token = api.read_token_answer(200, {"access_token": "t:ab", "expires_in": 3599}, now=100.0)
+    token = api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 3599}), now=100.0)
     assert token.expires_at == 3699.0 and token.fresh_at(3600.0) and not token.fresh_at(3640.0)
-    near_end = api.read_token_answer(200, {"access_token": "t:ab", "expires_in": 10}, now=0.0)
+    near_end = api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 10}), now=0.0)
     assert near_end.renew_at == 5.0
-    with pytest.raises(api.MarketoAuthError, match="'conn'"):
+    with pytest.raises(api.MarketoAuthError, match="'conn'") as refused:
         api.read_token_answer(
-            401, {"error": "invalid_client", "error_description": "Bad client credentials"}, 0, "conn"
+            answer(401, {"error": "invalid_client", "error_description": "secret=hunter2 echoed"}), 0, "conn"
         )
+    assert "(invalid_client)" in str(refused.value) and "hunter2" not in str(refused.value)
+    assert refused.value.permanent
+
+
+def test_the_identity_call_carries_the_credentials_in_its_query() -> None:
+    settings = api.connection_settings("c", host="https://h.example", login="id", password="s3cret")
+    call = api.token_call(settings)
+    assert call.method == "GET" and call.url == "https://h.example/identity/oauth/token"
+    assert call.params == {"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3cret"}
+    assert "s3cret" not in repr(call) and call.upload is None
+
+
+class FakeTransport:
+    """Drives a flow the way the hook does, answering from a script."""
+
+    def __init__(self, *replies: object) -> None:
+        self.replies = list(replies)
+        self.sent: list[object] = []
+
+    def run(self, flow: api.Flow[object]) -> object:
+        try:
+            step = next(flow)
+            while True:
+                self.sent.append(step)
+                reply = self.replies.pop(0)
+                step = flow.throw(reply) if isinstance(reply, Exception) else flow.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+
+OK = answer(200, {"requestId": "r", "success": True, "result": [{"batchId": 1, "status": "Queued"}]})
+EXPIRED = answer(200, {"requestId": "r", "success": False, "errors": [{"code": "602", "message": "x"}]})
+CALL = api.Call("POST", "https://h/bulk/v1/leads.json", "upload of a.csv")
+
+
+def read(a: api.Answer) -> object:
+    return api.read_batch(a, "/bulk/v1/leads.json")
+
+
+def test_flow_renews_a_refused_token_once() -> None:
+    transport = FakeTransport("t1", EXPIRED, "t2", OK)
+    assert transport.run(api.call_flow(CALL, read)) == {"batchId": 1, "status": "Queued"}
+    kinds = [type(s).__name__ for s in transport.sent]
+    assert kinds == ["NeedToken", "Call", "NeedToken", "Call"]
+    assert transport.sent[2] == api.NeedToken(stale="t1") and transport.sent[3].token == "t2"  # type: ignore[attr-defined]
+    with pytest.raises(api.MarketoTokenError):
+        FakeTransport("t1", EXPIRED, "t2", EXPIRED).run(api.call_flow(CALL, read))
+
+
+@pytest.mark.parametrize(
+    ("failure", "unknown"),
+    [
+        (api.MarketoTransportError(api.TransportFailure.BROKEN, "upload", "h"), True),
+        (api.MarketoTransportError(api.TransportFailure.TIMEOUT, "upload", "h"), True),
+        (api.MarketoTransportError(api.TransportFailure.REFUSED, "upload", "h"), False),
+        (api.MarketoTransportError(api.TransportFailure.CONNECT_TIMEOUT, "upload", "h"), False),
+        (answer(502), True),
+        (answer(504), True),
+        (answer(503), False),
+    ],
+)
+def test_an_upload_that_may_have_arrived_is_never_resent(failure: object, unknown: bool) -> None:
+    flow = api.call_flow(CALL, read, resend_safe=False)
+    expected = api.MarketoSubmitOutcomeUnknownError if unknown else api.MarketoError
+    with pytest.raises(expected) as raised:
+        FakeTransport("t", failure).run(flow)
+    assert api.is_retryable(raised.value) == (not unknown and not getattr(raised.value, "permanent", False))
+
+
+@pytest.mark.parametrize(
+    ("failure", "retryable"),
+    [
+        (api.TransportFailure.REFUSED, False),
+        (api.TransportFailure.HOST_UNKNOWN, False),
+        (api.TransportFailure.TLS, False),
+        (api.TransportFailure.DNS_TEMPORARY, True),
+        (api.TransportFailure.CONNECT_TIMEOUT, True),
+        (api.TransportFailure.TIMEOUT, True),
+        (api.TransportFailure.BROKEN, True),
+    ],
+)
+def test_which_transport_failures_are_retried(failure: api.TransportFailure, retryable: bool) -> None:
+    exc = api.MarketoTransportError(failure, "status of batch 1", "h:1")
+    assert api.is_retryable(exc) is retryable and exc.permanent is (not retryable)
+    assert str(exc).startswith("status of batch 1 at h:1 failed: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo: Authorization: Bearer abc.def:ab",
+        "GET /x?access_token=abc.def:ab&x=1",
+        '{"client_secret": "abc.def:ab"}',
+        "bearer abc.def:ab",
+    ],
+)
+def test_redact(text: str) -> None:
+    assert "abc.def" not in api.redact(text)
+    assert api.redact("plain words stay", "s3cret") == "plain words stay"
+    assert api.redact("a s3cret b", "s3cret") == "a *** b"
+
+
+def test_bad_verify_names_the_extra() -> None:
+    with pytest.raises(MarketoConnectionConfigError, match="extra 'verify' is 'flase'"):
+        api.connection_settings("c", host="h", login="i", password="p", extra={"verify": "flase"})
 
 
 def test_paths() -> None:
@@ -159,20 +270,23 @@ def test_paths() -> None:
         api.result_file_path("custom_objects", 9, "errors", "car_c")
 
 
-def test_import_params() -> None:
-    leads = ImportTarget(ObjectType.LEADS)
-    assert api.import_query_params(
-        leads, file_format="TSV", lookup_field="id", list_id="12", partition_name="EU"
-    ) == {"format": "tsv", "lookupField": "id", "listId": "12", "partitionName": "EU"}
-    members = ImportTarget.of("program_members", program_id=3)
-    assert api.import_query_params(members, program_member_status="On List") == {
-        "format": "csv",
-        "programMemberStatus": "On List",
-    }
+def test_import_spec() -> None:
+    leads = api.ImportSpec.of("leads", file_format="TSV", lookup_field="id", list_id="12", partition_name="EU")
+    assert leads.query == {"format": "tsv", "lookupField": "id", "listId": "12", "partitionName": "EU"}
+    assert leads.create_path == "/bulk/v1/leads.json" and leads.required_columns() == ("id",)
+    members = api.ImportSpec.of("program_members", program_id=3, program_member_status="On List")
+    assert members.query == {"format": "csv", "programMemberStatus": "On List"}
+    assert members.create_path == "/bulk/v1/program/3/members/import.json"
     with pytest.raises(MarketoValueError, match="program_member_status only applies"):
-        api.import_query_params(leads, program_member_status="On List")
+        api.ImportSpec.of("leads", program_member_status="On List")
+    with pytest.raises(MarketoValueError, match="program_member_status is required"):
+        api.ImportSpec.of("program_members", program_id=3)
+    with pytest.raises(MarketoValueError, match="program_id is required"):
+        api.ImportSpec.of("program_members", program_member_status="On List")
     with pytest.raises(MarketoValueError, match="list_id must be a positive"):
-        api.import_query_params(leads, list_id=0)
+        api.ImportSpec.of("leads", list_id=0)
+    with pytest.raises(MarketoValueError, match="lookup_field, list_id only apply to lead imports"):
+        api.ImportSpec.of("custom_objects", custom_object_name="car_c", lookup_field="vin", list_id=4)
     with pytest.raises(MarketoValueError, match="program_id only applies"):
         ImportTarget.of("leads", program_id=3)
 

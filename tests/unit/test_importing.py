@@ -1,66 +1,124 @@
-"""The import's own rules: state, waking up, batch id parsing, results merging, lineage names."""
+"""The import's own rules, without I/O: its state, which batches a poll asks about, when a wait ends."""
 
 from __future__ import annotations
 
 import pytest
 
-from marketo_provider.api import BatchStatus, ConnectionSettings, MarketoError, ObjectType
+from marketo_provider.api import BatchStatus, ImportTarget, MarketoError, ObjectType
 from marketo_provider.importing import (
+    ImportOptions,
     ImportState,
     SubmittedPart,
+    Wait,
+    Waiter,
+    WaitEnd,
     parse_batch_ids,
-    should_wake,
+    poll_round,
 )
-from marketo_provider.lineage import marketo_dataset, source_dataset
-from marketo_provider.results import merge_result_files, problems, summarize
 
 
-def st(batch_id: int, status: str) -> BatchStatus:
-    return BatchStatus(batch_id=batch_id, status=status)
+def st(batch_id: int, status: str, processed: int | None = None, failed: int | None = None) -> BatchStatus:
+    return BatchStatus(batch_id=batch_id, status=status, rows_processed=processed, rows_failed=failed)
 
 
-class TestShouldWake:
-    def test_complete_when_all_done(self) -> None:
-        assert (
-            should_wake("complete", None, [st(1, "Complete"), st(2, "Failed")], now=0, wake_at=None)
-            == "complete"
-        )
-        assert (
-            should_wake("complete", None, [st(1, "Complete"), st(2, "Queued")], now=0, wake_at=None) is None
-        )
+def state_of(*batch_ids: int, total: int | None = None) -> ImportState:
+    state = ImportState.for_batches(ImportTarget(ObjectType.LEADS), list(batch_ids), deadline=1000.0)
+    state.parts_total = total if total is not None else len(batch_ids)
+    return state
+
+
+def run_round(state: ImportState, statuses: dict[int, str]) -> tuple[list[int], BatchStatus | None]:
+    """Drive one poll round with the given statuses; returns the batches asked about and the head."""
+    asked: list[int] = []
+    rounds = poll_round(state)
+    try:
+        batch_id = next(rounds)
+        while True:
+            asked.append(batch_id)
+            batch_id = rounds.send(st(batch_id, statuses[batch_id], 1, 0))
+    except StopIteration as stop:
+        return asked, stop.value
+
+
+class TestPollRound:
+    def test_asks_only_the_earliest_unfinished_batch(self) -> None:
+        state = state_of(*range(1, 201))
+        asked, head = run_round(state, dict.fromkeys(range(1, 201), "Queued"))
+        assert asked == [1] and head is not None and head.batch_id == 1
+
+    def test_reads_each_final_status_once_and_goes_on_to_the_next(self) -> None:
+        state = state_of(1, 2, 3, 4)
+        asked, head = run_round(state, {1: "Complete", 2: "Failed", 3: "Importing", 4: "Queued"})
+        assert asked == [1, 2, 3] and head is not None and head.batch_id == 3
+        assert set(state.finished) == {1, 2} and state.pending_batch_ids == [3, 4]
+        asked, head = run_round(state, {3: "Complete", 4: "Complete"})
+        assert asked == [3, 4] and head is None and state.done
+
+    def test_finished_batches_survive_serialization(self) -> None:
+        state = state_of(1, 2)
+        run_round(state, {1: "Complete", 2: "Queued"})
+        again = ImportState.from_json(state.to_json())
+        assert again.pending_batch_ids == [2] and again.finished[1]["status"] == "Complete"
+
+
+class TestWaiter:
+    def test_completion_ends_when_nothing_is_pending(self) -> None:
+        state = state_of(1)
+        waiter = Waiter.start(state, Wait.COMPLETION, None)
+        assert waiter.check(state, st(1, "Importing"), now=0) is None
+        run_round(state, {1: "Complete"})
+        assert waiter.check(state, None, now=0) is WaitEnd.DONE
 
     @pytest.mark.parametrize(
-        ("seen", "now_statuses", "expected"),
+        ("before", "after", "expected"),
         [
-            (None, {1: "Complete", 2: "Queued"}, None),  # done before the first look: no transition
-            ({1: "Complete", 2: "Queued"}, {1: "Complete", 2: "Importing"}, "slot"),  # queued -> importing
-            ({1: "Importing", 2: "Queued"}, {1: "Complete", 2: "Queued"}, "slot"),  # importing -> done
-            ({1: "Importing", 2: "Queued"}, {1: "Importing", 2: "Queued"}, None),  # nothing moved
+            ("Queued", "Queued", None),  # nothing moved
+            ("Queued", "Importing", WaitEnd.SLOT_FREE),  # a job ahead of ours finished
+            ("Importing", "Importing", None),
         ],
     )
-    def test_slot_on_transitions_only(
-        self, seen: dict[int, str] | None, now_statuses: dict[int, str], expected: str | None
-    ) -> None:
-        statuses = [st(batch, status) for batch, status in now_statuses.items()]
-        assert should_wake("slot", seen, statuses, now=0, wake_at=100) == expected
+    def test_slot_on_the_head_moving_on(self, before: str, after: str, expected: WaitEnd | None) -> None:
+        state = state_of(1, 2)
+        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=500)
+        assert waiter.check(state, st(1, before), now=0) is None
+        assert waiter.check(state, st(1, after), now=1) is expected
 
-    def test_slot_at_wake_at(self) -> None:
-        assert should_wake("slot", {2: "Queued"}, [st(2, "Queued")], now=100, wake_at=100) == "slot"
-        assert should_wake("slot", None, [], now=99, wake_at=100) is None
-        assert should_wake("slot", None, [], now=100, wake_at=100) == "slot"
+    def test_slot_when_one_of_ours_finished(self) -> None:
+        state = state_of(1, 2)
+        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=None)
+        _, head = run_round(state, {1: "Complete", 2: "Queued"})
+        assert waiter.check(state, head, now=0) is WaitEnd.SLOT_FREE
+
+    def test_slot_at_wake_at_and_timeout_at_the_deadline(self) -> None:
+        state = state_of()
+        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=100)
+        assert waiter.check(state, None, now=99) is None
+        assert waiter.check(state, None, now=100) is WaitEnd.SLOT_FREE
+        waiter = Waiter.start(state_of(1), Wait.COMPLETION, None)
+        assert waiter.check(state_of(1), st(1, "Queued"), now=1000) is WaitEnd.TIMEOUT
+
+    def test_pause_is_cut_short_by_the_deadline_and_wake_at(self) -> None:
+        waiter = Waiter(Wait.QUEUE_SLOT, deadline=1000, wake_at=20)
+        assert waiter.pause(30, now=0) == 20
+        assert Waiter(Wait.COMPLETION, deadline=1000, wake_at=20).pause(30, now=990) == 10
 
 
-def test_state_round_trip_and_accounting() -> None:
-    state = ImportState(source="s3://b/leads.csv", deadline=10.0, header=["email"])
+def test_state_round_trip_accounting_and_progress() -> None:
+    state = ImportState(name="s3://b/leads.csv", object_type="leads", custom_object_name=None, deadline=10.0)
+    state.header = ["email"]
     state.submitted += [SubmittedPart(0, 3404, 6, 9000), SubmittedPart(1, 3405, 9000, 18000)]
     state.uncertain.append([2, 18000, 27000])
     state.parts_total = 4
+    state.finished[3404] = st(3404, "Complete", 1200, 3).to_json()
     again = ImportState.from_json(state.to_json())
     assert again == state and again.resume_offset == 27000 and not again.all_submitted
     text = again.accounting()
     assert "part 0 -> batch 3404, part 1 -> batch 3405" in text
-    assert "outcome unknown (not resent): part 2 (source bytes 18,000-27,000)" in text
+    assert "part 2 (source bytes 18,000-27,000)" in text
     assert "not submitted: part 3" in text
+    line = again.progress(st(3405, "Importing"), now=again.started_at + 60)
+    assert line.startswith("import of s3://b/leads.csv: 1 of 4 parts done (1 in Marketo's queue")
+    assert "1 to submit" in line and "1,200 rows processed, 3 failed" in line and "~3 min left" in line
     with pytest.raises(MarketoError):
         ImportState.from_json({**state.to_json(), "version": 99})
 
@@ -86,84 +144,29 @@ def test_parse_batch_ids_errors(value: object) -> None:
         parse_batch_ids(value)
 
 
-class FakeFiles:
-    def __init__(self, files: dict[int, bytes | None]) -> None:
-        self.files = files
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be a positive number"),
+        ({"poll_interval": -5}, "poll_interval must be a positive number"),
+        ({"poll_interval": "soon"}, "poll_interval must be a number of seconds"),
+        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": "nan"}, "timeout must be a positive number"),
+        ({"max_failed_rows": -1}, "max_failed_rows must be 0 or more"),
+        ({"max_failed_rows": "many"}, "max_failed_rows must be a whole number"),
+    ],
+)
+def test_options_are_checked(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(MarketoError, match=message):
+        ImportOptions.of(**kwargs)  # type: ignore[arg-type]
 
-    def download_result_file(self, object_type, batch_id, kind, dest, *, custom_object_name=None):  # type: ignore[no-untyped-def]
-        data = self.files.get(batch_id)
-        if data is None:
-            return None
-        dest.write(data)
-        return len(data)
 
-
-def test_merge_keeps_one_header_and_every_row() -> None:
-    files = FakeFiles(
-        {
-            1: b"email,Import Failure Reason\na,x\n",
-            2: None,
-            3: b"email,Import Failure Reason\n",
-            4: b'email,Import Failure Reason\r\nb,"multi\nline"\r\nc,y',
-        }
+def test_results_use_the_source_connection_on_the_same_storage() -> None:
+    same = ImportOptions.of(results_path="s3://b/results/", source="s3://b/in.csv", source_conn_id="aws")
+    assert same.results.conn_id == "aws"
+    other = ImportOptions.of(results_path="gs://b/results/", source="s3://b/in.csv", source_conn_id="aws")
+    assert other.results.conn_id is None
+    given = ImportOptions.of(
+        results_path="s3://b/r/", results_conn_id="mine", source="s3://b/in.csv", source_conn_id="aws"
     )
-    merged = merge_result_files(files, ObjectType.LEADS, [1, 2, 3, 4], "failures")
-    assert merged is not None and merged.batches == 2
-    assert merged.read_text() == 'email,Import Failure Reason\na,x\nb,"multi\nline"\r\nc,y\n'
-    assert merge_result_files(FakeFiles({1: None, 2: b"h\n"}), ObjectType.LEADS, [1, 2], "warnings") is None
-
-
-def test_summary_and_problems() -> None:
-    summary = summarize(
-        ObjectType.LEADS,
-        [
-            (0, BatchStatus(1, "Complete", 10, 2, 1, "ok")),
-            (1, BatchStatus(2, "Failed", None, None, None, "Failed to import")),
-        ],
-    )
-    assert summary["batch_ids"] == [1, 2] and summary["rows_processed"] == 10 and summary["rows_failed"] == 2
-    assert problems(summary, None) == ["batch 2 (part 1) ended Failed: Failed to import"]
-    assert problems(summary, 1)[-1] == "2 rows failed, more than max_failed_rows=1"
-    assert set(summary) == {
-        "object_type",
-        "batch_ids",
-        "batches",
-        "rows_processed",
-        "rows_failed",
-        "rows_with_warning",
-        "failures_path",
-        "warnings_path",
-    }
-
-
-def test_lineage_names() -> None:
-    settings = ConnectionSettings("c", "https://123-ABC-456.mktorest.com", "https://x/identity", "id", "pw")
-    assert source_dataset("s3://aws_default@crm-exports/leads/2026.csv") == (
-        "s3://crm-exports",
-        "leads/2026.csv",
-    )
-    assert source_dataset("file:///data/l.csv") == ("file", "/data/l.csv")
-    assert marketo_dataset(settings, ObjectType.CUSTOM_OBJECTS, custom_object_name="car_c") == (
-        "marketo://123-abc-456.mktorest.com",
-        "custom_objects/car_c",
-    )
-    assert marketo_dataset(settings, ObjectType.PROGRAM_MEMBERS, program_id=1044)[1] == "program_members/1044"
-
-
-def test_openlineage_facets(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MARKETO_DEFAULT",
-        json.dumps(
-            {"conn_type": "marketo", "host": "123-ABC-456.mktorest.com", "login": "id", "password": "pw"}
-        ),
-    )
-    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
-
-    op = MarketoBulkImportOperator(task_id="t", source="s3://bucket/leads.csv", object_type="leads")
-    lineage = op.get_openlineage_facets_on_complete(None)
-    assert [(d.namespace, d.name) for d in lineage.inputs] == [("s3://bucket", "leads.csv")]
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [
-        ("marketo://123-abc-456.mktorest.com", "leads")
-    ]
+    assert given.results.conn_id == "mine"

@@ -1,0 +1,74 @@
+"""Results of an import: merged failure and warning files, the summary, and when the task must fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketo_provider.api import BatchStatus, ObjectType
+from marketo_provider.results import merge_result_files, problems, summarize
+
+
+class FakeFiles:
+    def __init__(self, files: dict[int, bytes | None]) -> None:
+        self.files = files
+
+    def download_result_file(self, object_type, batch_id, kind, dest, *, custom_object_name=None):  # type: ignore[no-untyped-def]
+        data = self.files.get(batch_id)
+        if data is None:
+            return None
+        dest.write(data)
+        return len(data)
+
+
+def test_merge_keeps_one_header_and_every_row() -> None:
+    files = FakeFiles(
+        {
+            1: b"email,Import Failure Reason\na,x\n",
+            2: None,
+            3: b"email,Import Failure Reason\n",
+            4: b'email,Import Failure Reason\r\nb,"multi\nline"\r\nc,y',
+        }
+    )
+    merged = merge_result_files(files, ObjectType.LEADS, [1, 2, 3, 4], "failures")
+    assert merged is not None and merged.batches == 2
+    assert merged.read_text() == 'email,Import Failure Reason\na,x\nb,"multi\nline"\r\nc,y\n'
+    assert merge_result_files(FakeFiles({1: None, 2: b"h\n"}), ObjectType.LEADS, [1, 2], "warnings") is None
+
+
+def test_summary_and_problems() -> None:
+    summary = summarize(
+        ObjectType.LEADS,
+        [
+            (0, BatchStatus(1, "Complete", 10, 2, 1, "ok")),
+            (1, BatchStatus(2, "Failed", None, None, None, "Failed to import")),
+        ],
+    )
+    assert summary["batch_ids"] == [1, 2] and summary["rows_processed"] == 10 and summary["rows_failed"] == 2
+    assert problems(summary, None) == ["batch 2 (part 1) ended Failed: Failed to import"]
+    assert problems(summary, 1)[-1] == "2 rows failed, more than max_failed_rows=1"
+    assert set(summary) == {
+        "object_type",
+        "batch_ids",
+        "batches",
+        "rows_processed",
+        "rows_failed",
+        "rows_with_warning",
+        "failures_path",
+        "warnings_path",
+    }
+
+
+def test_nothing_imported_and_rows_failed_is_a_problem_whatever_max_failed_rows_says() -> None:
+    summary: dict[str, Any] = summarize(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 0, 5, 0, "x"))])
+    assert problems(summary, None) == [
+        "nothing was imported: all 5 rows failed (see the failures for the reasons)"
+    ]
+    ok = summarize(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 3, 5, 0, "x"))])
+    assert problems(ok, None) == [] and problems(ok, 10) == []
+
+
+def test_only_batches_with_rows_of_a_kind_are_downloaded() -> None:
+    assert not BatchStatus(1, "Complete", 10, 0, 2).has_rows("failures")
+    assert BatchStatus(1, "Complete", 10, 0, 2).has_rows("warnings")
+    assert not BatchStatus(1, "Failed", 0, 0, 0).has_rows("warnings")
+    assert BatchStatus(1, "Complete").has_rows("failures")  # counts not sent: ask
