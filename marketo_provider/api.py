@@ -149,6 +149,8 @@ class MarketoAPIError(MarketoError):
 
     @property
     def permanent(self) -> bool:  # type: ignore[override]
+        if self.code.isdigit() and 500 <= int(self.code) < 600:
+            return False  # a server error without Marketo's envelope: a later try may pass
         return error_action(self.code) is ErrorAction.STOP
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import socket
 import ssl
@@ -59,6 +60,25 @@ SETTINGS_TTL_SECONDS = 300.0
 _TOKENS = api.TokenCache()
 _TOKEN_FETCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _TOKEN_FETCH_LOCKS_GUARD = threading.Lock()
+
+
+class _RedactSecrets(logging.Filter):
+    """urllib3 (DEBUG) and httpx (INFO) log request URLs; the identity call's query holds the
+    client secret, so their records pass through :func:`api.redact` first."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        clean = api.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "httpx"):
+    logging.getLogger(_name).addFilter(_RedactSecrets())
 
 
 def clear_token_cache() -> None:

@@ -380,25 +380,3 @@ def test_upload_with_unknown_outcome_is_never_resent(
     summary = task_xcom(dr, "import")
     assert len(summary["batch_ids"]) == len(posts) - 1  # every part but the one whose answer was lost
     assert task_xcom(dr, "import", "failures")  # results of the others still published
-
-
-def test_timeout_message_names_running_batches() -> None:
-    from marketo_provider.importing import ImportState, SubmittedPart
-
-    op = MarketoBulkImportOperator(task_id="t", source="x.csv", timeout=5)
-    state = ImportState(
-        source="x.csv", deadline=0, submitted=[SubmittedPart(0, 11, 0, 5), SubmittedPart(1, 12, 5, 9)]
-    )
-    from airflow.sdk.exceptions import AirflowException
-
-    with pytest.raises(
-        AirflowException, match=r"still running in Marketo \(Marketo cannot cancel an import\): \[12\]"
-    ):
-        op.execute_complete(
-            {},
-            {
-                "status": "timeout",
-                "batches": [{"batchId": 11, "status": "Complete"}, {"batchId": 12, "status": "Importing"}],
-                "import_state": state.to_json(),
-            },
-        )  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from marketo_provider.api import (
+    ImportTarget,
     MarketoAPIError,
     MarketoAuthError,
     MarketoConnectionConfigError,
@@ -21,6 +22,7 @@ from marketo_provider.api import (
     MarketoSubmitOutcomeUnknownError,
     MarketoTransientError,
     MarketoValueError,
+    ObjectType,
 )
 from marketo_provider.hooks.marketo import MarketoHook, clear_token_cache
 from marketo_provider.testing import MarketoSandbox
@@ -249,7 +251,11 @@ def test_upload_is_not_resent_when_the_connection_drops(
     assert len(marketo_env.jobs) == (1 if after_processing else 0)
 
 
-def test_upload_to_an_unreachable_host_is_retried_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_connection_fails_at_once_with_default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from marketo_provider.api import MarketoTransportError
+
     port = free_port()
     clear_token_cache()
     monkeypatch.setenv(
@@ -258,10 +264,11 @@ def test_upload_to_an_unreachable_host_is_retried_then_fails(monkeypatch: pytest
             {"conn_type": "marketo", "host": f"http://127.0.0.1:{port}", "login": "id", "password": "s3cret"}
         ),
     )
-    import requests
-
-    with pytest.raises(requests.ConnectionError):
-        fast_hook(max_attempts=2).submit_import("leads", io.BytesIO(LEADS_CSV))
+    started = time.monotonic()
+    with pytest.raises(MarketoTransportError, match="connection was refused: check the host and port") as err:
+        MarketoHook().submit_import("leads", io.BytesIO(LEADS_CSV))
+    assert time.monotonic() - started < 15  # the bound fail-fast promises, with default retry settings
+    assert err.value.permanent and "s3cret" not in str(err.value) and "client_secret" not in str(err.value)
 
 
 def test_file_too_large_is_refused_before_sending(marketo_env: MarketoSandbox, tmp_path: Path) -> None:
@@ -350,11 +357,12 @@ def test_no_secret_or_token_in_logs_or_urls(
     hook.get_result_file("leads", entry["batchId"], "failures")
     token = marketo_env.backend._current_token
     assert token and marketo_env.client_secret not in caplog.text and token not in caplog.text
-    for call in marketo_env.calls:
-        assert call.secrets_in_url == [], call
-        assert token not in json.dumps(call.query) and marketo_env.client_secret not in json.dumps(call.query)
     identity = marketo_env.calls_to("/identity/oauth/token")
-    assert identity and all(c.method == "POST" and c.secrets_in_body == ["client_secret"] for c in identity)
+    for call in marketo_env.calls:
+        assert call.secrets_in_url == ([] if call not in identity else ["client_secret"]), call
+        assert token not in json.dumps(call.query) and marketo_env.client_secret not in json.dumps(call.query)
+    # As Adobe documents the identity call: the credentials in the query string, none in a body.
+    assert identity and all(c.method == "GET" and c.secrets_in_body == [] for c in identity)
     assert all(c.bearer for c in marketo_env.calls if not c.path.startswith("/identity"))
 
 
@@ -377,10 +385,11 @@ class TestAsync:
         async def poll() -> list[str]:
             async_hook = fast_hook()
             deadline = time.monotonic() + 10
+            target = ImportTarget(ObjectType.LEADS)
             while True:
-                statuses = await async_hook.aget_batch_statuses(
-                    "leads", [first["batchId"], second["batchId"]]
-                )
+                statuses = [
+                    await async_hook.abatch_status(target, batch["batchId"]) for batch in (first, second)
+                ]
                 if all(s.done for s in statuses) or time.monotonic() > deadline:
                     return [s.status for s in statuses]
                 await asyncio.sleep(0.05)

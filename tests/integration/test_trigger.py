@@ -1,4 +1,5 @@
-"""MarketoBulkImportTrigger against the sandbox: events, and a rebuild from serialize() mid-import."""
+"""MarketoBulkImportTrigger against the sandbox: events, polling that grows with parts, a rebuild
+from serialize() mid-import, and what the triggers of one event loop share."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 import pytest
 from airflow.sdk import BaseHook  # noqa: F401 - ensures the SDK is configured before triggers import
 
+from marketo_provider.api import ImportTarget, ObjectType
+from marketo_provider.importing import ImportState
 from marketo_provider.testing import MarketoSandbox
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 from tests.conftest import fast_hook
+
+LEADS = ImportTarget(ObjectType.LEADS)
 
 
 async def first_event(trigger: MarketoBulkImportTrigger, timeout: float = 10) -> dict[str, Any]:
@@ -29,13 +34,18 @@ def submit(n: int) -> list[int]:
     return [hook.submit_import("leads", io.BytesIO(b"email\na@example.com\n"))["batchId"] for _ in range(n)]
 
 
+def state_for(ids: list[int], deadline: float = 60, target: ImportTarget = LEADS) -> dict[str, Any]:
+    return ImportState.for_batches(target, ids, time.time() + deadline).to_json()
+
+
+def status_calls(sandbox: MarketoSandbox, batch_id: int) -> int:
+    return len(sandbox.calls_to(f"/bulk/v1/leads/batch/{batch_id}.json"))
+
+
 def test_serialize_round_trip_mid_import(marketo_env: MarketoSandbox) -> None:
     marketo_env.hold_next_jobs(2)
     ids = submit(2)
-    state = {"version": 1, "source": "s.csv", "deadline": time.time() + 60, "submitted": [[0, ids[0], 0, 10]]}
-    trigger = MarketoBulkImportTrigger(
-        ids, "leads", poll_interval=0.05, deadline=time.time() + 60, import_state=state
-    )
+    trigger = MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)
 
     async def interrupted() -> None:
         with pytest.raises(asyncio.TimeoutError):
@@ -49,19 +59,46 @@ def test_serialize_round_trip_mid_import(marketo_env: MarketoSandbox) -> None:
     assert rebuilt.serialize() == (classpath, kwargs)
     marketo_env.release()
     event = asyncio.run(first_event(rebuilt))
-    assert event["status"] == "complete"
-    assert [b["batchId"] for b in event["batches"]] == ids and {b["status"] for b in event["batches"]} == {
-        "Complete"
-    }
-    assert event["import_state"] == state
+    assert event["event"] == "done" and event["message"] is None
+    state = ImportState.from_json(event["import_state"])
+    assert state.batch_ids == ids and {s["status"] for s in state.finished.values()} == {"Complete"}
 
 
-def test_slot_mode_wakes_when_a_batch_moves_on(marketo_env: MarketoSandbox) -> None:
+def test_a_poll_asks_about_the_earliest_unfinished_batch_only(marketo_env: MarketoSandbox) -> None:
+    marketo_env.hold_next_jobs(10)
+    ids = submit(10)
+    trigger = MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)
+
+    async def run() -> dict[str, Any]:
+        task = asyncio.ensure_future(first_event(trigger))
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        marketo_env.release()
+        return await task
+
+    event = asyncio.run(run())
+    assert event["event"] == "done"
+    assert status_calls(marketo_env, ids[0]) >= 5  # asked at every poll while it was first in line
+    assert status_calls(marketo_env, ids[-1]) <= 3  # asked only once the ones before it were done
+    total = sum(status_calls(marketo_env, b) for b in ids)
+    polls = status_calls(marketo_env, ids[0])
+    assert total <= polls + 2 * len(ids)
+
+
+def test_a_finished_batch_is_never_polled_again(marketo_env: MarketoSandbox) -> None:
+    ids = submit(3)
+    first = asyncio.run(first_event(MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)))
+    before = [status_calls(marketo_env, b) for b in ids]
+    assert first["event"] == "done" and all(n >= 1 for n in before)
+    # A later wait over the same state (as after a deferral) knows their final statuses.
+    again = asyncio.run(first_event(MarketoBulkImportTrigger(first["import_state"], poll_interval=0.05)))
+    assert again["event"] == "done" and [status_calls(marketo_env, b) for b in ids] == before
+
+
+def test_slot_wait_wakes_when_one_of_the_batches_finishes(marketo_env: MarketoSandbox) -> None:
     marketo_env.hold_next_jobs(1)
     ids = submit(2)  # the first is held, the second waits behind it
-    trigger = MarketoBulkImportTrigger(
-        ids, "leads", poll_interval=0.05, mode="slot", deadline=time.time() + 30
-    )
+    trigger = MarketoBulkImportTrigger(state_for(ids), wait="queue_slot", poll_interval=0.05)
 
     async def run() -> dict[str, Any]:
         task = asyncio.ensure_future(first_event(trigger))
@@ -71,32 +108,36 @@ def test_slot_mode_wakes_when_a_batch_moves_on(marketo_env: MarketoSandbox) -> N
         return await task
 
     event = asyncio.run(run())
-    assert event["status"] in ("slot", "complete")
+    assert event["event"] == "slot_free"
+    assert ids[0] in ImportState.from_json(event["import_state"]).finished
 
 
-def test_slot_mode_wakes_at_wake_at_with_nothing_to_watch(marketo_env: MarketoSandbox) -> None:
+def test_slot_wait_wakes_at_wake_at_with_nothing_to_watch(marketo_env: MarketoSandbox) -> None:
     started = time.time()
-    trigger = MarketoBulkImportTrigger([], "leads", poll_interval=5, mode="slot", wake_at=started + 0.3)
+    trigger = MarketoBulkImportTrigger(
+        state_for([]), wait="queue_slot", poll_interval=5, wake_at=started + 0.3
+    )
     event = asyncio.run(first_event(trigger))
-    assert event["status"] == "slot" and 0.25 <= time.time() - started < 3
+    assert event["event"] == "slot_free" and time.time() - started >= 0.25
+    assert marketo_env.calls_to("/bulk/*") == []
 
 
 def test_deadline_event_lists_running_batches(marketo_env: MarketoSandbox) -> None:
     marketo_env.hold_next_jobs(1)
     ids = submit(1)
     event = asyncio.run(
-        first_event(MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05, deadline=time.time() + 0.3))
+        first_event(MarketoBulkImportTrigger(state_for(ids, deadline=0.3), poll_interval=0.05))
     )
-    assert event["status"] == "timeout" and str(ids[0]) in event["message"]
+    assert event["event"] == "timeout" and str(ids[0]) in event["message"]
 
 
-def test_error_event_carries_the_message(marketo_env: MarketoSandbox) -> None:
+def test_error_event_carries_the_message_and_the_state(marketo_env: MarketoSandbox) -> None:
     ids = submit(1)
     marketo_env.inject_fault("/bulk/v1/leads/batch/*", code="607", count=5)
-    trigger = MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05, import_state={"version": 1})
+    trigger = MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)
     event = asyncio.run(first_event(trigger))
-    assert event["status"] == "error" and "607" in event["message"]
-    assert event["import_state"] == {"version": 1}
+    assert event["event"] == "error" and "607" in event["message"]
+    assert ImportState.from_json(event["import_state"]).batch_ids == ids
 
 
 def test_custom_object_batches(marketo_env: MarketoSandbox) -> None:
@@ -104,40 +145,45 @@ def test_custom_object_batches(marketo_env: MarketoSandbox) -> None:
     batch = hook.submit_import("custom_objects", io.BytesIO(b"vin\nV1\n"), custom_object_name="car_c")[
         "batchId"
     ]
+    target = ImportTarget(ObjectType.CUSTOM_OBJECTS, custom_object_name="car_c")
     event = asyncio.run(
-        first_event(
-            MarketoBulkImportTrigger(
-                [batch], "custom_objects", custom_object_name="car_c", poll_interval=0.05
-            )
-        )
+        first_event(MarketoBulkImportTrigger(state_for([batch], target=target), poll_interval=0.05))
     )
-    assert event["status"] == "complete" and event["batches"][0]["numOfObjectsProcessed"] == 1
+    assert event["event"] == "done"
+    assert ImportState.from_json(event["import_state"]).finished[batch]["rows_processed"] == 1
 
 
-def test_every_poll_goes_over_one_client_closed_at_the_end(
+def test_the_triggers_of_one_loop_share_a_client_and_the_connection(
     marketo_env: MarketoSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from marketo_provider.hooks.marketo import MarketoHook
+    import httpx
 
-    opened: list[Any] = []
-    real = MarketoHook.async_client
+    from marketo_provider.hooks import marketo
 
-    def counting(self: MarketoHook, settings: Any) -> Any:
-        opened.append(real(self, settings))
-        return opened[-1]
+    built: list[Any] = []
+    real_client = httpx.AsyncClient
 
-    monkeypatch.setattr(MarketoHook, "async_client", counting)
-    marketo_env.hold_next_jobs(1)
-    ids = submit(1)
-    trigger = MarketoBulkImportTrigger(ids, "leads", poll_interval=0.05, deadline=time.time() + 30)
+    def counting_client(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs)
+        return real_client(*args, **kwargs)
 
-    async def run() -> dict[str, Any]:
-        task = asyncio.ensure_future(first_event(trigger))
-        await asyncio.sleep(0.5)
-        marketo_env.release()
-        return await task
+    looked_up: list[str] = []
+    real_lookup = marketo._aread_settings
 
-    event = asyncio.run(run())
-    assert event["status"] == "complete"
-    assert len(marketo_env.calls_to(f"/bulk/v1/leads/batch/{ids[0]}.json")) >= 3
-    assert len(opened) == 1 and opened[0].is_closed
+    async def counting_lookup(hook: Any) -> Any:
+        looked_up.append(hook.marketo_conn_id)
+        return await real_lookup(hook)
+
+    monkeypatch.setattr(marketo.httpx, "AsyncClient", counting_client)
+    monkeypatch.setattr(marketo, "_aread_settings", counting_lookup)
+    ids = submit(5)
+
+    async def run() -> list[dict[str, Any]]:
+        triggers = [MarketoBulkImportTrigger(state_for([b]), poll_interval=0.2) for b in ids * 4]
+        events = await asyncio.gather(*(first_event(t) for t in triggers))
+        await marketo.aclose_shared_clients()
+        return events
+
+    events = asyncio.run(run())
+    assert [e["event"] for e in events] == ["done"] * 20
+    assert len(built) == 1 and looked_up == ["marketo_default"]

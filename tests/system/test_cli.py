@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,16 @@ def test_sandbox_command_prints_the_connection() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+def test_airflow_providers_list_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=180,
+        check=True,
+    ).stdout
+    names = [p["package_name"] for p in json.loads(out[out.index("[{") :])]
+    assert "airflow-provider-marketo" in names

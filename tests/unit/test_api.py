@@ -271,7 +271,9 @@ def test_paths() -> None:
 
 
 def test_import_spec() -> None:
-    leads = api.ImportSpec.of("leads", file_format="TSV", lookup_field="id", list_id="12", partition_name="EU")
+    leads = api.ImportSpec.of(
+        "leads", file_format="TSV", lookup_field="id", list_id="12", partition_name="EU"
+    )
     assert leads.query == {"format": "tsv", "lookupField": "id", "listId": "12", "partitionName": "EU"}
     assert leads.create_path == "/bulk/v1/leads.json" and leads.required_columns() == ("id",)
     members = api.ImportSpec.of("program_members", program_id=3, program_member_status="On List")

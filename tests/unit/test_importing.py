@@ -10,8 +10,8 @@ from marketo_provider.importing import (
     ImportState,
     SubmittedPart,
     Wait,
-    Waiter,
     WaitEnd,
+    Waiter,
     parse_batch_ids,
     poll_round,
 )

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import airflow
@@ -64,16 +61,3 @@ def test_providers_manager_sees_the_connection_type() -> None:
         widgets
     )
     assert manager.field_behaviours["marketo"]["relabeling"]["host"] == "REST API endpoint"
-
-
-def test_airflow_providers_list_cli() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
-        capture_output=True,
-        text=True,
-        env={**os.environ},
-        timeout=180,
-        check=True,
-    ).stdout
-    names = [p["package_name"] for p in json.loads(out[out.index("[{") :])]
-    assert "airflow-provider-marketo" in names
