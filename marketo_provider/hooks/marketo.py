@@ -136,6 +136,7 @@ class MarketoHook(BaseHook):
         self.api_calls = 0
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
+        self._read_timeout_cap: float | None = None  # a connection test answers within seconds
 
     # ---- connection --------------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class MarketoHook(BaseHook):
                 params=call.params,
                 data=data,
                 headers=headers,
-                timeout=(settings.connect_timeout, call.read_timeout or settings.timeout),
+                timeout=(settings.connect_timeout, self._read_timeout(call, settings)),
                 stream=call.stream,
                 # Given on every request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
                 verify=settings.verify,
@@ -273,6 +274,10 @@ class MarketoHook(BaseHook):
         if call.stream and response.status_code == 200 and "json" not in content_type:
             return Answer(response.status_code, response.headers, chunks=_chunks(response, call))
         return Answer(response.status_code, response.headers, text=response.text)
+
+    def _read_timeout(self, call: Call, settings: ConnectionSettings) -> float:
+        timeout = call.read_timeout or settings.timeout
+        return min(timeout, self._read_timeout_cap) if self._read_timeout_cap else timeout
 
     def _count(self, call: Call) -> None:
         if call.token is not None:
@@ -450,12 +455,15 @@ class MarketoHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Get a new token and make one cheap call (describe leads), each tried once, so the answer
         comes within seconds whatever is wrong."""
+        self._read_timeout_cap = api.CONNECT_TIMEOUT_SECONDS
         try:
             settings = self.settings
             _TOKENS.clear()
             fields = self.describe(ObjectType.LEADS, retry=False)["fields"]
         except Exception as exc:
             return False, api.redact(str(exc) or type(exc).__name__, *self._secrets())
+        finally:
+            self._read_timeout_cap = None
         return True, f"Connected to Marketo at {settings.rest_url} ({len(fields)} lead fields visible)"
 
     def _secrets(self) -> tuple[str, ...]:
