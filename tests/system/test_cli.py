@@ -48,7 +48,7 @@ def test_sandbox_command_prints_the_connection() -> None:
 
         token = requests.post(
             conn["host"] + "/identity/oauth/token",
-            data={
+            params={
                 "grant_type": "client_credentials",
                 "client_id": conn["login"],
                 "client_secret": conn["password"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketo_provider.api import COMPLETE, FAILED, IMPORTING, QUEUED, ImportTarget, ObjectType
 from marketo_provider.testing import Clock, MarketoBackend, SandboxConfig
-from marketo_provider.testing.models import HTTPError, SandboxError
+from marketo_provider.testing.errors import HTTPError, SandboxError
+from marketo_provider.testing.spec import COMPLETE, FAILED, IMPORTING, QUEUED, ImportTarget, ObjectType
 
 LEADS = ImportTarget(ObjectType.LEADS)
 CARS = ImportTarget(ObjectType.CUSTOM_OBJECTS, custom_object_name="car_c")
