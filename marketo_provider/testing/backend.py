@@ -175,7 +175,8 @@ class MarketoBackend:
     def release(self, batch_id: int | None = None) -> None:
         """Let held jobs (one, or all) move on."""
         with self._lock:
-            self.queue.release(batch_id)
+            self.queue.advance(self.clock.now())  # what happened before the release stands
+            self.queue.release(self.clock.now(), batch_id)
 
     def create_import(
         self, target: ImportTarget, params: dict[str, str], content: bytes, filename: str

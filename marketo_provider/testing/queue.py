@@ -42,6 +42,7 @@ class Job:
     finished_at: float | None = None
     fail_message: str | None = None
     hold: bool = False
+    released_at: float = 0.0  # a held job starts no sooner than its release
     pending: bool = False  # finished importing, rows not yet checked
     processed: int | None = None
     failed: int | None = None
@@ -156,40 +157,42 @@ class ImportQueue:
 
         A job that is not held finishes ``import_seconds`` after it started; the head of the
         waiting line starts when a slot is free, no sooner than ``queued_seconds`` after it was
-        created and never before the event that freed the slot. A finish comes before a start at
+        created, never before the event that freed the slot nor before its release if it was held. A finish comes before a start at
         the same time (the start may need the slot it frees).
         """
         importing = [self.jobs[b] for b in self.queue if self.jobs[b].status == IMPORTING]
-        finishing = [j for j in importing if not j.hold and j.started_at is not None]
-        finish = min(
-            (QueueEvent(j.started_at + self.config.import_seconds, "finish", j) for j in finishing),  # type: ignore[operator]
-            key=lambda e: e.at,
-            default=None,
-        )
+        finish = None
+        for job in importing:
+            if job.hold or job.started_at is None:
+                continue
+            at = job.started_at + self.config.import_seconds
+            if finish is None or at < finish.at:
+                finish = QueueEvent(at, "finish", job)
         head = next((self.jobs[b] for b in self.queue if self.jobs[b].status == QUEUED), None)
         start = None
         if head is not None and not head.hold and len(importing) < self.config.max_importing:
-            start = QueueEvent(
-                max(head.created_at + self.config.queued_seconds, self.last_event), "start", head
-            )
+            at = max(head.created_at + self.config.queued_seconds, self.last_event, head.released_at)
+            start = QueueEvent(at, "start", head)
         if finish is None or (start is not None and start.at < finish.at):
             return start
         return finish
 
-    def advance(self, now: float) -> list[Job]:
-        """Apply every event up to ``now``, in order; returns the jobs that finished importing."""
-        finished = []
+    def advance(self, now: float) -> list[QueueEvent]:
+        """Apply every event up to ``now``, in order; returns them."""
+        applied = []
         while (event := self.next_event()) is not None and event.at <= now:
             self.last_event = event.at
             job = event.job
             if event.action == "start":
                 job.status, job.started_at = IMPORTING, event.at
             else:
+                # The job leaves the queue; it stays Importing until its rows are checked, which the
+                # backend does outside its state lock.
                 job.finished_at = event.at
-                job.pending = True  # its rows are checked next, outside the queue
+                job.pending = True
                 self.queue.remove(job.batch_id)
-                finished.append(job)
-        return finished
+            applied.append(event)
+        return applied
 
     def next_event_in(self, now: float) -> float | None:
         """Seconds until the queue next changes on its own, or None when nothing will."""
@@ -199,10 +202,11 @@ class ImportQueue:
 
     # ---- driving by hand ----------------------------------------------------------------------
 
-    def release(self, batch_id: int | None = None) -> None:
+    def release(self, now: float, batch_id: int | None = None) -> None:
+        """Let held jobs (one, or all) move on from ``now``."""
         for job in self.jobs.values():
-            if batch_id is None or job.batch_id == batch_id:
-                job.hold = False
+            if job.hold and (batch_id is None or job.batch_id == batch_id):
+                job.hold, job.released_at = False, now
 
 
 __all__ = ["ImportQueue", "Job", "QueueEvent"]
