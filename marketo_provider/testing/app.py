@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from marketo_provider.testing import spec
 from marketo_provider.testing.backend import MarketoBackend
 from marketo_provider.testing.errors import HTTPError, SandboxError
-from marketo_provider.testing.faults import CallRecord, Fault
+from marketo_provider.testing.faults import SECRET_PARAMETERS, CallRecord, Fault
 from marketo_provider.testing.parameters import check_query, path_int
 from marketo_provider.testing.spec import ImportTarget, ObjectType, Route
 
@@ -152,7 +152,9 @@ class SandboxApp:
         query = dict(pairs)
         client_id, client_secret = query.get("client_id"), query.get("client_secret")
         if not (client_id and client_secret):
-            in_body = sorted(set(spec.IDENTITY_PARAMETERS) & await _body_keys(request))
+            body_keys = await _body_keys(request)
+            _note_body_secrets(request, body_keys)
+            in_body = sorted(set(spec.IDENTITY_PARAMETERS) & body_keys)
             where = f"; {', '.join(in_body)} sent in the request body, which is not read" if in_body else ""
             raise HTTPError(
                 401,
@@ -176,6 +178,7 @@ class SandboxApp:
         except Exception:
             raise SandboxError("613") from None
         names = [name for name, _ in form.multi_items()]
+        _note_body_secrets(request, names)
         await self.authorize(request, set(names))
         # The spec's one form part is the file; parameters belong in the query string (the
         # curl examples that send them as form fields do not follow the spec), so any other part
@@ -193,6 +196,8 @@ class SandboxApp:
         if not isinstance(upload, UploadFile):
             raise SandboxError("1003", f"File is required: send it as the multipart field '{spec.FILE_PART}'")
         if not upload.filename:
+            # The spec's "type": "file" part is a file upload, which carries a filename; a bare
+            # form value is not one. The part's own content type is not documented: any is taken.
             raise SandboxError("1003", f"The '{spec.FILE_PART}' part has no filename")
         params = check_query(request.query_params.multi_items(), spec.CREATE_PARAMETERS[kind])
         size = upload.size if upload.size is not None else len(await upload.read())
@@ -215,6 +220,15 @@ def _target(kind: ObjectType, path_params: dict[str, str]) -> ImportTarget:
         # that is not a whole number is refused (1003) rather than looked up.
         return ImportTarget(kind, program_id=path_int("programId", path_params["programId"]))
     return ImportTarget(kind, custom_object_name=path_params.get("apiName"))
+
+
+def _note_body_secrets(request: Request, names: Iterable[str]) -> None:
+    """Complete the call record with secrets found in a multipart body (the recording layer
+    reads only urlencoded bodies itself)."""
+    call = request.scope.get("marketo_call")
+    if call is not None:
+        found = {n for n in names if n in SECRET_PARAMETERS}
+        call.secrets_in_body = sorted(found | set(call.secrets_in_body))
 
 
 async def _body_keys(request: Request) -> set[str]:

@@ -39,6 +39,8 @@ def check_query(pairs: Iterable[tuple[str, str]], documented: tuple[QueryParamet
 
 
 def _is_int32(value: str) -> bool:
+    # The spec's type is int32; a list id that is negative or names no list is a question of
+    # meaning the docs do not answer, so only the type is checked.
     text = value[1:] if value[:1] in "+-" else value
     return text.isascii() and text.isdigit() and INT32_MIN <= int(value) <= INT32_MAX
 

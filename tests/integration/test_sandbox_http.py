@@ -62,6 +62,8 @@ def test_identity_credentials_in_a_multipart_body_are_refused(sandbox: MarketoSa
         timeout=5,
     )
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+    (call,) = sandbox.calls_to("/identity/oauth/token")
+    assert call.secrets_in_body == ["client_secret"] and sandbox.client_secret not in str(call)
 
 
 def test_identity_grant_type_must_be_client_credentials(sandbox: MarketoSandbox) -> None:
@@ -85,6 +87,17 @@ def test_token_only_from_the_authorization_header(sandbox: MarketoSandbox) -> No
         timeout=5,
     )
     assert in_form.json()["errors"][0]["code"] == "601"
+    also_in_form = requests.post(
+        sandbox.url + "/bulk/v1/leads.json",
+        params={"format": "csv"},
+        data={"access_token": token},
+        files={"file": ("a.csv", CSV, "text/csv")},
+        headers=client.headers(),
+        timeout=5,
+    )
+    assert also_in_form.json()["errors"][0]["code"] == "601"  # refused even beside a valid header
+    assert sandbox.calls_to("/bulk/v1/leads.json")[1].secrets_in_body == ["access_token"]
+    assert sandbox.jobs == []
     missing = requests.get(sandbox.url + "/rest/v1/leads/describe2.json", timeout=5)
     assert missing.json() == {
         "requestId": missing.json()["requestId"],
