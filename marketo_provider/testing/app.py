@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -177,6 +177,13 @@ class SandboxApp:
             form = await request.form(max_part_size=_MAX_FIELD_BYTES)
         except Exception:
             raise SandboxError("613") from None
+        try:
+            return await self._create_from_form(request, target, form)
+        finally:
+            await form.close()  # spooled upload files
+
+    async def _create_from_form(self, request: Request, target: ImportTarget, form: FormData) -> Response:
+        kind = target.object_type
         names = [name for name, _ in form.multi_items()]
         _note_body_secrets(request, names)
         await self.authorize(request, set(names))
@@ -242,7 +249,9 @@ async def _body_keys(request: Request) -> set[str]:
         form = await request.form()
     except Exception:
         return set()
-    return {name for name, _ in form.multi_items()}
+    names = {name for name, _ in form.multi_items()}
+    await form.close()
+    return names
 
 
 def create_app(backend: MarketoBackend) -> SandboxASGI:

@@ -3,7 +3,7 @@
 Nothing here speaks HTTP; ``app.py`` turns requests into calls on the backend, so the rules can be
 tested directly and driven by hand (a manual clock, held or failed jobs). Each room keeps one
 concern: ``identity`` (tokens), ``limits`` (606/615/607), ``faults`` (fault injection and the
-call record), ``queue`` (jobs and the FIFO queue), ``rows`` (row checks and result files),
+call record), ``jobs`` (jobs and the FIFO queue), ``rows`` (row checks and result files),
 ``leads`` (what imports leave behind) and ``catalog`` (fields, custom objects, describe). The
 backend holds the lock that makes them safe to call from the server's threads and tests at once.
 """
@@ -24,7 +24,7 @@ from marketo_provider.testing.identity import Identity
 from marketo_provider.testing.leads import ImportedRow, LeadStore
 from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query
-from marketo_provider.testing.queue import ImportQueue, Job
+from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.rows import (
     FileUnreadable,
     Outcome,

@@ -17,7 +17,7 @@ from marketo_provider.testing.catalog import CustomObjectType
 from marketo_provider.testing.clock import Clock
 from marketo_provider.testing.config import SandboxConfig
 from marketo_provider.testing.faults import CallRecord, Fault
-from marketo_provider.testing.queue import Job
+from marketo_provider.testing.jobs import Job
 
 
 class MarketoSandbox:

@@ -15,7 +15,7 @@ from marketo_provider.testing.identity import Identity
 from marketo_provider.testing.leads import LeadStore
 from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query, path_int
-from marketo_provider.testing.queue import ImportQueue, Job
+from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.rows import FileUnreadable, RowRules, check_rows, result_file
 from marketo_provider.testing.spec import (
     COMPLETE,

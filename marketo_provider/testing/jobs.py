@@ -1,4 +1,4 @@
-"""Marketo's import queue: jobs, FIFO order, 2 importing and 10 queued per instance (1016 above).
+"""Import jobs and Marketo's import queue: FIFO, 2 importing and 10 queued per instance (1016 above).
 
 One function, :meth:`ImportQueue.next_event`, says what the queue does next and when; moving the
 queue on (:meth:`ImportQueue.advance`) and telling how long until it moves
