@@ -21,10 +21,10 @@ from marketo_provider.testing.config import SandboxConfig
 from marketo_provider.testing.errors import SandboxError
 from marketo_provider.testing.faults import CallLog, CallRecord, Fault
 from marketo_provider.testing.identity import Identity
+from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.leads import ImportedRow, LeadStore
 from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query
-from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.rows import (
     FileUnreadable,
     Outcome,

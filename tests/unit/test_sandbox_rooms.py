@@ -12,10 +12,10 @@ from marketo_provider.testing.config import SandboxConfig
 from marketo_provider.testing.errors import HTTPError, SandboxError
 from marketo_provider.testing.faults import CallLog, Fault
 from marketo_provider.testing.identity import Identity
+from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.leads import LeadStore
 from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query, path_int
-from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.rows import FileUnreadable, RowRules, check_rows, result_file
 from marketo_provider.testing.spec import (
     COMPLETE,
