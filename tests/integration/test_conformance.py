@@ -261,6 +261,19 @@ def test_create_parameters_are_the_spec_query_parameters() -> None:
         assert [p["name"] for p in documented if p["in"] == "formData"] == [spec.FILE_PART]
 
 
+def test_the_other_calls_document_no_query_parameters() -> None:
+    """Status, failures, warnings and describe take only path parameters, so the sandbox refuses
+    any query parameter on them."""
+    from marketo_provider.testing import spec
+
+    others = [r for r in spec.ROUTES if r.operation not in ("create", "token")]
+    assert len(others) == 12
+    for route in others:
+        documented = BULK["paths"][route.path][route.method.lower()].get("parameters", [])
+        assert all(p["in"] == "path" for p in documented), route.path
+        assert {p["name"] for p in documented} == set(re.findall(r"\{(\w+)\}", route.path))
+
+
 def test_identity_parameters_are_the_spec_query_parameters() -> None:
     from marketo_provider.testing import spec
 
