@@ -32,7 +32,17 @@ def test_connections_test_against_the_sandbox() -> None:
 
 def test_sandbox_command_prints_the_connection() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "marketo_provider.testing", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "marketo_provider.testing",
+            "--port",
+            "0",
+            "--client-id",
+            "cli-id",
+            "--client-secret",
+            "cli-secret",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,6 +54,7 @@ def test_sandbox_command_prints_the_connection() -> None:
 
         conn = json.loads(line)
         assert conn["conn_type"] == "marketo" and conn["host"].startswith("http://127.0.0.1:")
+        assert (conn["login"], conn["password"]) == ("cli-id", "cli-secret")
         import requests
 
         token = requests.post(
