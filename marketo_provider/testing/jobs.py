@@ -106,7 +106,7 @@ class ImportQueue:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.jobs: dict[int, Job] = {}
-        self.queue: list[int] = []  # batch ids of Queued and Importing jobs, oldest first
+        self.fifo: list[int] = []  # batch ids of Queued and Importing jobs, oldest first
         self.last_event = 0.0
         self.fail_next: deque[str] = deque()
         self.hold_next = 0
@@ -123,7 +123,7 @@ class ImportQueue:
     ) -> Job:
         """Queue a new job, or refuse with 1016 when the queue is full."""
         self.advance(now)
-        if len(self.queue) >= self.config.max_queued:
+        if len(self.fifo) >= self.config.max_queued:
             raise SandboxError("1016")
         job = Job(
             batch_id=next(self._batch_ids),
@@ -141,7 +141,7 @@ class ImportQueue:
             self.hold_next -= 1
             job.hold = True
         self.jobs[job.batch_id] = job
-        self.queue.append(job.batch_id)
+        self.fifo.append(job.batch_id)
         return job
 
     def get(self, batch_id: int) -> Job:
@@ -160,7 +160,7 @@ class ImportQueue:
         created, never before the event that freed the slot nor before its release if it was held. A finish comes before a start at
         the same time (the start may need the slot it frees).
         """
-        importing = [self.jobs[b] for b in self.queue if self.jobs[b].status == IMPORTING]
+        importing = [self.jobs[b] for b in self.fifo if self.jobs[b].status == IMPORTING]
         finish = None
         for job in importing:
             if job.hold or job.started_at is None:
@@ -168,7 +168,7 @@ class ImportQueue:
             at = job.started_at + self.config.import_seconds
             if finish is None or at < finish.at:
                 finish = QueueEvent(at, "finish", job)
-        head = next((self.jobs[b] for b in self.queue if self.jobs[b].status == QUEUED), None)
+        head = next((self.jobs[b] for b in self.fifo if self.jobs[b].status == QUEUED), None)
         start = None
         if head is not None and not head.hold and len(importing) < self.config.max_importing:
             at = max(head.created_at + self.config.queued_seconds, self.last_event, head.released_at)
@@ -190,7 +190,7 @@ class ImportQueue:
                 # backend does outside its state lock.
                 job.finished_at = event.at
                 job.pending = True
-                self.queue.remove(job.batch_id)
+                self.fifo.remove(job.batch_id)
             applied.append(event)
         return applied
 

@@ -176,7 +176,7 @@ class TestQueueSchedule:
             IMPORTING,
             5.0,
         )
-        assert first.batch_id not in queue.queue
+        assert first.batch_id not in queue.fifo
 
     def test_held_jobs_make_no_events(self) -> None:
         queue = ImportQueue(self.config())
