@@ -31,24 +31,32 @@ TOKEN_LIFE_SECONDS = 3600
 
 # ---- error codes and the messages Marketo sends with them ---------------------------------------
 
+# (Injected faults answer with these too, so every code of the error codes page a bulk import can
+# meet is here.)
 ERROR_MESSAGES: dict[str, str] = {
+    "600": "Access token not specified",
     "601": "Access token invalid",
     "602": "Access token expired",
+    "603": "Access denied",
     "604": "Request time-out",
     "605": "HTTP Method not supported",
     "606": "Max rate limit '100' exceeded with in '20' secs",
     "607": "Daily quota reached",
     "608": "API Temporarily Unavailable",
+    "609": "Invalid JSON",
     "610": "Requested resource not found",
     "611": "System error",
     "612": "Invalid Content Type",
     "613": "Invalid Multipart Request",
     "615": "Concurrent access limit reached",
+    "616": "Invalid subscription type",
     "713": "Transient Error",
     "719": "Lock wait timeout exception",
     "1003": "Invalid data",
     "1006": "Field not found",
     "1008": "Partition does not exist",
+    "1009": "Partition not specified",
+    "1010": "Partition update not allowed",
     "1011": "Field cannot be used as lookup field",
     "1016": "Too many imports",
     "1019": "Import in progress",
