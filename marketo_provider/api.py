@@ -498,7 +498,8 @@ def required_columns(
 
 
 def token_form(client_id: str, client_secret: str) -> dict[str, str]:
-    """The identity call's parameters, sent in the query string, the only place Adobe documents."""
+    """The identity call's parameters, sent as a form body (POST) so they never appear in a URL,
+    where proxies and access logs would keep them."""
     return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
 
 

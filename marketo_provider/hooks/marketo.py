@@ -248,7 +248,7 @@ class MarketoHook(BaseHook):
         started = time.monotonic()
         answer = self.get_conn().post(
             settings.token_url,
-            params=api.token_form(settings.client_id, settings.client_secret),
+            data=api.token_form(settings.client_id, settings.client_secret),
             timeout=settings.timeout,
         )
         return api.read_token_answer(
@@ -502,7 +502,7 @@ class MarketoHook(BaseHook):
     async def _afetch_token(self, client: httpx.AsyncClient, settings: ConnectionSettings) -> Token:
         started = time.monotonic()
         answer = await client.post(
-            settings.token_url, params=api.token_form(settings.client_id, settings.client_secret)
+            settings.token_url, data=api.token_form(settings.client_id, settings.client_secret)
         )
         return api.read_token_answer(
             answer.status_code, _json_or_none(answer.text), started, settings.conn_id
