@@ -18,9 +18,10 @@ class RawClient:
         self.token = ""
 
     def authenticate(self) -> str:
+        # Adobe documents the credentials in the query string only, for GET and POST alike.
         answer = self.session.post(
             self.sandbox.url + "/identity/oauth/token",
-            data={
+            params={
                 "grant_type": "client_credentials",
                 "client_id": self.sandbox.client_id,
                 "client_secret": self.sandbox.client_secret,

@@ -1,7 +1,8 @@
-"""The sandbox's HTTP face: Marketo's identity and bulk import endpoints over a :class:`MarketoBackend`.
+"""The sandbox's HTTP face: routing and parsing of Marketo's documented calls over a :class:`MarketoBackend`.
 
-A thin FastAPI app does the routing and the parsing; an ASGI wrapper around it records every call,
-applies injected faults and the instance-wide limits. The rules themselves live in ``models.py``.
+:class:`SandboxApp` routes on the path table in ``spec.py`` (the spec's own path templates) and
+turns each request into a call on the backend; :class:`SandboxASGI` around it records every call,
+applies injected faults and the instance-wide limits. The rules live in the backend's rooms.
 Calls that may move the queue on (and so check a finished job's rows) run in a worker thread, so
 the event loop keeps answering other calls meanwhile, as Marketo does.
 """
@@ -10,24 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from marketo_provider import api
-from marketo_provider.api import PATH_TEMPLATES, ImportTarget, MarketoValueError, ObjectType
-from marketo_provider.testing.models import CallRecord, Fault, HTTPError, MarketoBackend, SandboxError
+from marketo_provider.testing import spec
+from marketo_provider.testing.backend import MarketoBackend
+from marketo_provider.testing.errors import HTTPError, SandboxError
+from marketo_provider.testing.faults import SECRET_PARAMETERS, CallRecord, Fault
+from marketo_provider.testing.parameters import check_query, path_int
+from marketo_provider.testing.spec import ImportTarget, ObjectType, Route
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# Form fields parsed from a multipart body other than the file itself are small; a bigger one is
+# not a parameter anyone documents.
+_MAX_FIELD_BYTES = 1024 * 1024
 
 
 def _request_id() -> str:
@@ -42,184 +52,238 @@ def envelope_error(code: str, message: str) -> dict[str, Any]:
     return {"requestId": _request_id(), "success": False, "errors": [{"code": str(code), "message": message}]}
 
 
-def _error_response(exc: SandboxError) -> JSONResponse:
-    return JSONResponse(envelope_error(exc.code, exc.message))
-
-
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def create_app(backend: MarketoBackend) -> SandboxASGI:
-    """The sandbox's ASGI application."""
-    app = FastAPI(title="Marketo sandbox", openapi_url=None, docs_url=None, redoc_url=None)
+@dataclass(frozen=True)
+class _CompiledRoute:
+    route: Route
+    pattern: re.Pattern[str]
 
-    @app.exception_handler(SandboxError)
-    async def _sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
-        call = request.scope.get("marketo_call")
-        if call is not None:
-            call.error_code = exc.code
-        return _error_response(exc)
 
-    @app.exception_handler(HTTPError)
-    async def _http_error(request: Request, exc: HTTPError) -> Response:
-        if isinstance(exc.body, dict):
-            return JSONResponse(exc.body, status_code=exc.status)
-        return Response(exc.body, status_code=exc.status, media_type="text/html")
+def _compile(route: Route) -> _CompiledRoute:
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+    return _CompiledRoute(route, re.compile(f"^{regex}$"))
 
-    async def authorize(request: Request, form_keys: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        # The access_token parameter was withdrawn: a token anywhere but the header is refused.
-        if "access_token" in request.query_params or "access_token" in form_keys:
-            raise SandboxError("601", "Access token invalid")
-        backend.check_token(_bearer(request))
 
-    # ---- identity ------------------------------------------------------------------------
+class SandboxApp:
+    """Routes a request to the documented operation it names and parses its parameters."""
 
-    async def token(request: Request) -> JSONResponse:
-        params = dict(request.query_params)
-        if request.method == "POST" and "form" in request.headers.get("content-type", ""):
-            form = await request.form()
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
-        answer = backend.issue_token(
-            params.get("client_id"), params.get("client_secret"), params.get("grant_type")
+    def __init__(self, backend: MarketoBackend) -> None:
+        self.backend = backend
+        self.routes = [_compile(r) for r in spec.ROUTES]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.answer(request)
+        await response(scope, receive, send)
+
+    async def answer(self, request: Request) -> Response:
+        try:
+            return await self.dispatch(request)
+        except SandboxError as exc:
+            call = request.scope.get("marketo_call")
+            if call is not None:
+                call.error_code = exc.code
+            return JSONResponse(envelope_error(exc.code, exc.message))
+        except HTTPError as exc:
+            if isinstance(exc.body, dict):
+                return JSONResponse(exc.body, status_code=exc.status)
+            return Response(exc.body, status_code=exc.status, media_type="text/html")
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The documented operation of a call; 610 for a path Marketo does not have, 605 for a
+        method the path does not take (the error codes page: "the URI did not match a resource
+        type" and "HTTP Method not supported")."""
+        found = [(c.route, m.groupdict()) for c in self.routes if (m := c.pattern.match(path))]
+        if not found:
+            raise SandboxError("610")
+        for route, params in found:
+            if route.method == method:
+                return route, params
+        raise SandboxError("605", f"{method} is not supported for {path}")
+
+    async def dispatch(self, request: Request) -> Response:
+        route, path_params = self.match(request.method, request.url.path)
+        if route.operation == "token":
+            return await self.token(request)
+        assert route.object_type is not None
+        await self.authorize(request)
+        if route.operation == "create":
+            return await self.create(request, route.object_type, path_params)
+        check_query(request.query_params.multi_items(), ())  # the other calls document none
+        if route.operation == "describe":
+            answer = self.backend.describe(route.object_type, path_params.get("customObjectName"))
+            return JSONResponse(envelope_ok([answer]))
+        batch_id = path_int("batchId", path_params["batchId"])
+        name = path_params.get("apiName")
+        if route.operation == "status":
+            entry = await run_in_threadpool(self.backend.status, route.object_type, batch_id, name)
+            return JSONResponse(envelope_ok([entry]))
+        data = await run_in_threadpool(
+            self.backend.result_file, route.object_type, batch_id, route.operation, name
         )
+        if data is None and route.object_type is ObjectType.CUSTOM_OBJECTS:
+            return Response(status_code=404)  # custom objects answer 404 when there is no file
+        return Response(data or b"", media_type=spec.RESULT_FILE_CONTENT_TYPE)
+
+    async def authorize(self, request: Request, body_keys: set[str] | None = None) -> None:
+        # The access_token parameter was withdrawn: a token anywhere but the header is refused.
+        if "access_token" in request.query_params or "access_token" in (body_keys or set()):
+            raise SandboxError("601")
+        self.backend.check_token(_bearer(request))
+
+    # ---- identity ---------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        # Adobe documents client_id, client_secret and grant_type in the query string only, for
+        # GET and POST alike; a form body is not read, so credentials sent there are missing
+        # credentials (401), and the answer says where they belong.
+        pairs = request.query_params.multi_items()
+        names = [name for name, _ in pairs]
+        repeated = sorted({n for n in names if n in spec.IDENTITY_PARAMETERS and names.count(n) > 1})
+        if repeated:  # OAuth 2.0: a parameter must not be given more than once
+            raise HTTPError(
+                400, {"error": "invalid_request", "error_description": f"repeated: {', '.join(repeated)}"}
+            )
+        # Other query parameters are ignored, as OAuth 2.0 asks of a token endpoint.
+        query = dict(pairs)
+        client_id, client_secret = query.get("client_id"), query.get("client_secret")
+        if not (client_id and client_secret):
+            body_keys = await _body_keys(request)
+            _note_body_secrets(request, body_keys)
+            in_body = sorted(set(spec.IDENTITY_PARAMETERS) & body_keys)
+            where = f"; {', '.join(in_body)} sent in the request body, which is not read" if in_body else ""
+            raise HTTPError(
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": "client_id and client_secret are required in the query string"
+                    + where,
+                },
+            )
+        answer = self.backend.issue_token(client_id, client_secret, query.get("grant_type"))
         return JSONResponse(answer)
 
-    app.add_api_route(api.IDENTITY_TOKEN_PATH, token, methods=["GET", "POST"])
+    # ---- create import ----------------------------------------------------------------------
 
-    # ---- create import -------------------------------------------------------------------
-
-    async def create(request: Request, target: ImportTarget) -> Response:
-        await authorize(request)
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise SandboxError("612", "Invalid Content Type")
+    async def create(self, request: Request, kind: ObjectType, path_params: dict[str, str]) -> Response:
+        target = _target(kind, path_params)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise SandboxError("612")
         try:
-            form = await request.form(max_part_size=1024 * 1024)
+            form = await request.form(max_part_size=_MAX_FIELD_BYTES)
         except Exception:
-            raise SandboxError("613", "Invalid Multipart Request") from None
-        await authorize(request, set(form.keys()))
-        upload = form.get("file")
+            raise SandboxError("613") from None
+        try:
+            return await self._create_from_form(request, target, form)
+        finally:
+            await form.close()  # spooled upload files
+
+    async def _create_from_form(self, request: Request, target: ImportTarget, form: FormData) -> Response:
+        kind = target.object_type
+        names = [name for name, _ in form.multi_items()]
+        _note_body_secrets(request, names)
+        await self.authorize(request, set(names))
+        # The spec's one form part is the file; parameters belong in the query string (the
+        # curl examples that send them as form fields do not follow the spec), so any other part
+        # is refused rather than read.
+        others = sorted({n for n in names if n != spec.FILE_PART})
+        if others:
+            raise SandboxError(
+                "1003",
+                f"Unknown multipart field(s): {', '.join(others)}; send parameters in the query string "
+                f"and the file as the one part named '{spec.FILE_PART}'",
+            )
+        if names.count(spec.FILE_PART) > 1:
+            raise SandboxError("1003", f"More than one '{spec.FILE_PART}' part")
+        upload = form.get(spec.FILE_PART)
         if not isinstance(upload, UploadFile):
-            raise SandboxError("1003", "File is required: send it as the multipart field 'file'")
-        # The spec puts parameters in the query string; form fields (as in curl examples) also work.
-        params = {k: v for k, v in form.items() if isinstance(v, str)}
-        params.update(request.query_params)
-        params.pop("file", None)
+            raise SandboxError("1003", f"File is required: send it as the multipart field '{spec.FILE_PART}'")
+        if not upload.filename:
+            # The spec's "type": "file" part is a file upload, which carries a filename; a bare
+            # form value is not one. The part's own content type is not documented: any is taken.
+            raise SandboxError("1003", f"The '{spec.FILE_PART}' part has no filename")
+        params = check_query(request.query_params.multi_items(), spec.CREATE_PARAMETERS[kind])
         size = upload.size if upload.size is not None else len(await upload.read())
         call = request.scope.get("marketo_call")
         if call is not None:
-            call.upload_bytes = size
-            call.content_type = upload.content_type
-        if size > backend.config.max_file_bytes:
+            call.upload_bytes, call.content_type = size, upload.content_type
+        if size > self.backend.config.max_file_bytes:
             raise HTTPError(413, "<html><body><h1>413 Request Entity Too Large</h1></body></html>")
         await upload.seek(0)
         content = await upload.read()
-        known = {"format", "lookupField", "listId", "partitionName", "programMemberStatus"}
-        job = await run_in_threadpool(
-            backend.create_import,
-            target,
-            {k: v for k, v in params.items() if k in known},
-            content,
-            upload.filename or "",
-        )
+        job = await run_in_threadpool(self.backend.create_import, target, params, content, upload.filename)
         if call is not None:
             call.batch_id = job.batch_id
         return JSONResponse(envelope_ok([job.create_entry()]))
 
-    async def create_leads(request: Request) -> Response:
-        return await create(request, ImportTarget(ObjectType.LEADS))
 
-    async def create_program_members(request: Request, programId: int) -> Response:
-        return await create(request, ImportTarget(ObjectType.PROGRAM_MEMBERS, program_id=programId))
+def _target(kind: ObjectType, path_params: dict[str, str]) -> ImportTarget:
+    if kind is ObjectType.PROGRAM_MEMBERS:
+        # The spec types programId as a string; it is a program's id all the same, so a value
+        # that is not a whole number is refused (1003) rather than looked up.
+        return ImportTarget(kind, program_id=path_int("programId", path_params["programId"]))
+    return ImportTarget(kind, custom_object_name=path_params.get("apiName"))
 
-    async def create_custom_objects(request: Request, apiName: str) -> Response:
-        return await create(request, ImportTarget(ObjectType.CUSTOM_OBJECTS, custom_object_name=apiName))
 
-    app.add_api_route(PATH_TEMPLATES[(ObjectType.LEADS, "create")], create_leads, methods=["POST"])
-    app.add_api_route(
-        PATH_TEMPLATES[(ObjectType.PROGRAM_MEMBERS, "create")], create_program_members, methods=["POST"]
-    )
-    app.add_api_route(
-        PATH_TEMPLATES[(ObjectType.CUSTOM_OBJECTS, "create")], create_custom_objects, methods=["POST"]
-    )
+def _note_body_secrets(request: Request, names: Iterable[str]) -> None:
+    """Complete the call record with secrets found in a multipart body (the recording layer
+    reads only urlencoded bodies itself)."""
+    call = request.scope.get("marketo_call")
+    if call is not None:
+        found = {n for n in names if n in SECRET_PARAMETERS}
+        call.secrets_in_body = sorted(found | set(call.secrets_in_body))
 
-    # ---- status, failures, warnings ------------------------------------------------------
 
-    def batch_routes(object_type: ObjectType) -> None:
-        async def status(request: Request, batchId: int) -> Response:
-            await authorize(request)
-            entry = await run_in_threadpool(
-                backend.status, object_type, batchId, request.path_params.get("apiName")
-            )
-            return JSONResponse(envelope_ok([entry]))
+async def _body_keys(request: Request) -> set[str]:
+    """The parameter names of a form body (urlencoded or multipart), to say they were not read."""
+    content_type = request.headers.get("content-type", "")
+    if request.method != "POST" or not content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        return set()
+    try:
+        form = await request.form()
+    except Exception:
+        return set()
+    names = {name for name, _ in form.multi_items()}
+    await form.close()
+    return names
 
-        def file_route(kind: str) -> Callable[..., Awaitable[Response]]:
-            async def result_file(request: Request, batchId: int) -> Response:
-                await authorize(request)
-                data = await run_in_threadpool(
-                    backend.result_file, object_type, batchId, kind, request.path_params.get("apiName")
-                )
-                if data is None and object_type is ObjectType.CUSTOM_OBJECTS:
-                    return Response(status_code=404)
-                return Response(data or b"", media_type=api.RESULT_FILE_CONTENT_TYPE)
 
-            return result_file
-
-        app.add_api_route(PATH_TEMPLATES[(object_type, "status")], status, methods=["GET"])
-        for kind in ("failures", "warnings"):
-            app.add_api_route(PATH_TEMPLATES[(object_type, kind)], file_route(kind), methods=["GET"])
-
-    for object_type in ObjectType:
-        batch_routes(object_type)
-
-    # ---- describe ------------------------------------------------------------------------
-
-    async def describe_leads(request: Request) -> Response:
-        await authorize(request)
-        return JSONResponse(envelope_ok([backend.describe(ObjectType.LEADS)]))
-
-    async def describe_program_members(request: Request) -> Response:
-        await authorize(request)
-        return JSONResponse(envelope_ok([backend.describe(ObjectType.PROGRAM_MEMBERS)]))
-
-    async def describe_custom_object(request: Request, customObjectName: str) -> Response:
-        await authorize(request)
-        return JSONResponse(envelope_ok([backend.describe(ObjectType.CUSTOM_OBJECTS, customObjectName)]))
-
-    app.add_api_route(PATH_TEMPLATES[(ObjectType.LEADS, "describe")], describe_leads, methods=["GET"])
-    app.add_api_route(
-        PATH_TEMPLATES[(ObjectType.PROGRAM_MEMBERS, "describe")], describe_program_members, methods=["GET"]
-    )
-    app.add_api_route(
-        PATH_TEMPLATES[(ObjectType.CUSTOM_OBJECTS, "describe")], describe_custom_object, methods=["GET"]
-    )
-    return SandboxASGI(app, backend)
+def create_app(backend: MarketoBackend) -> SandboxASGI:
+    """The sandbox's ASGI application."""
+    return SandboxASGI(SandboxApp(backend), backend)
 
 
 class SandboxASGI:
-    """Records each call, applies faults and the instance-wide limits, then lets FastAPI answer."""
+    """Records each call, applies faults and the instance-wide limits, then lets the app answer."""
 
-    def __init__(self, app: FastAPI, backend: MarketoBackend) -> None:
+    def __init__(self, app: SandboxApp, backend: MarketoBackend) -> None:
         self.app = app
         self.backend = backend
 
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """``(method, path template)`` of every call the sandbox serves."""
+        return [(c.route.method, c.route.path) for c in self.app.routes]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return  # no lifespan or websockets: the server runs with lifespan="off"
         method, path = scope["method"], scope["path"]
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        form_keys: set[str] = set()
+        body_keys: set[str] = set()
         if method == "POST" and "x-www-form-urlencoded" in headers.get("content-type", ""):
             body = await _read_body(receive)
-            form_keys = {k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)}
+            body_keys = {k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)}
             receive = _replay(body)
         call = self.backend.record(
-            method, path, query, form_keys, headers.get("authorization", "").lower().startswith("bearer ")
+            method, path, query, body_keys, headers.get("authorization", "").lower().startswith("bearer ")
         )
         scope["marketo_call"] = call
 
@@ -230,18 +294,11 @@ class SandboxASGI:
 
         fault = self.backend.take_fault(method, path)
         if fault is not None:
-            call.fault = (
-                fault.code
-                or (str(fault.http_status) if fault.http_status else None)
-                or ("drop" if fault.drop_connection else "delay")
-            )
-            answers_instead = (
-                fault.code or fault.http_status or (fault.drop_connection and not fault.after_processing)
-            )
-            if answers_instead:
+            call.fault = fault.label
+            if fault.answers_instead:
                 await self._answer_fault(fault, call, receive, send, recording_send)
                 return
-        limited = path != api.IDENTITY_TOKEN_PATH
+        limited = path != spec.IDENTITY_TOKEN_PATH  # identity calls do not count
         if limited:
             try:
                 self.backend.enter_call()
@@ -277,7 +334,7 @@ class SandboxASGI:
             _drop_connection(send)
         elif fault.code:
             call.error_code = fault.code
-            message = fault.message or api.ERROR_MESSAGES.get(fault.code, "Error")
+            message = fault.message or spec.ERROR_MESSAGES.get(fault.code, "Error")
             await _send_json(recording_send, 200, envelope_error(fault.code, message))
         else:
             await _send_json(recording_send, fault.http_status or 500, {"status": fault.http_status})
@@ -334,4 +391,4 @@ def _drop_connection(send: Send) -> None:
     cycle.disconnected = True  # type: ignore[union-attr]
 
 
-__all__ = ["MarketoValueError", "SandboxASGI", "create_app", "envelope_error", "envelope_ok"]
+__all__ = ["SandboxASGI", "SandboxApp", "create_app", "envelope_error", "envelope_ok"]

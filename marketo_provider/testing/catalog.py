@@ -1,12 +1,14 @@
-"""The sandbox's field catalogue: what Marketo's describe calls list, and how values are checked."""
+"""The sandbox's field catalogue: the fields of each object, the describe calls, and how values are checked."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from marketo_provider.api import ObjectType
+from marketo_provider.testing.errors import SandboxError
+from marketo_provider.testing.spec import LEAD_LOOKUP_FIELDS, ObjectType
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,19 @@ LEAD_FIELDS: tuple[FieldSpec, ...] = (
     _f("dateOfBirth", "Date of Birth", "date"),
     _f("externalCompanyId", "External Company Id"),
     _f("externalSalesPersonId", "External Sales Person Id"),
+    _f("cookies", "Cookies"),
+    _f("twitterId", "Twitter Id"),
+    _f("facebookId", "Facebook Id"),
+    _f("linkedInId", "LinkedIn Id"),
+    _f("sfdcAccountId", "SFDC Account Id", updateable=False, crm_managed=True),
+    _f("sfdcContactId", "SFDC Contact Id", updateable=False, crm_managed=True),
+    _f("sfdcLeadId", "SFDC Lead Id", updateable=False, crm_managed=True),
+    _f("sfdcLeadOwnerId", "SFDC Lead Owner Id", updateable=False, crm_managed=True),
+    _f("sfdcOpptyId", "SFDC Oppty Id", updateable=False, crm_managed=True),
     _f("createdAt", "Created At", "datetime", updateable=False),
     _f("updatedAt", "Updated At", "datetime", updateable=False),
 )
 
-# Fields a lead import may name as lookupField.
-LEAD_LOOKUP_FIELDS: tuple[str, ...] = ("email", "id", "externalCompanyId", "externalSalesPersonId")
 LEAD_SEARCHABLE_FIELDS: tuple[tuple[str, ...], ...] = tuple((name,) for name in LEAD_LOOKUP_FIELDS)
 
 # Program member fields of a fresh instance; program member imports may also carry lead fields.
@@ -161,6 +170,76 @@ def fields_for(
         return {f.name: f for f in (*LEAD_FIELDS, *PROGRAM_MEMBER_FIELDS)}
     assert custom_object is not None
     return {f.name: f for f in custom_object.fields}
+
+
+_STAMP = "2024-01-15T10:00:00Z"
+
+
+class Catalog:
+    """The instance's objects: the standard lead and program member fields and the custom object
+    types registered in it (``car_c`` to begin with). Answers the describe calls."""
+
+    def __init__(self) -> None:
+        self.custom_objects: dict[str, CustomObjectType] = {CAR_OBJECT.api_name: CAR_OBJECT}
+
+    def register(self, obj: CustomObjectType) -> None:
+        self.custom_objects[obj.api_name] = obj
+
+    def custom_object(self, api_name: str | None) -> CustomObjectType:
+        obj = self.custom_objects.get(api_name or "")
+        if obj is None:
+            raise SandboxError("1003", f"Custom object '{api_name}' not found")
+        return obj
+
+    def fields(self, object_type: ObjectType, custom_object_name: str | None = None) -> dict[str, FieldSpec]:
+        """The fields an import file of this object may name, by name."""
+        if object_type is ObjectType.CUSTOM_OBJECTS:
+            return fields_for(object_type, self.custom_object(custom_object_name))
+        return fields_for(object_type)
+
+    def dedupe_fields(
+        self, object_type: ObjectType, custom_object_name: str | None = None
+    ) -> tuple[str, ...]:
+        """A custom object's dedupe fields (every row must fill them); other objects have none here."""
+        if object_type is ObjectType.CUSTOM_OBJECTS:
+            return self.custom_object(custom_object_name).dedupe_fields
+        return ()
+
+    def describe(self, object_type: ObjectType, custom_object_name: str | None = None) -> dict[str, Any]:
+        """The ``result[0]`` of the object's describe call."""
+        if object_type is ObjectType.LEADS:
+            return {
+                "name": "API Lead",
+                "searchableFields": [list(f) for f in LEAD_SEARCHABLE_FIELDS],
+                "fields": [f.describe() for f in LEAD_FIELDS],
+            }
+        if object_type is ObjectType.PROGRAM_MEMBERS:
+            return {
+                "name": "API Program Member",
+                "description": "API Program Member Map",
+                "createdAt": _STAMP,
+                "updatedAt": _STAMP,
+                "dedupeFields": list(PROGRAM_MEMBER_DEDUPE_FIELDS),
+                "searchableFields": [list(PROGRAM_MEMBER_DEDUPE_FIELDS), ["leadId"]],
+                "fields": [f.describe() for f in PROGRAM_MEMBER_FIELDS],
+            }
+        obj = self.custom_object(custom_object_name)
+        return {
+            "apiName": obj.api_name,
+            "displayName": obj.display_name,
+            "pluralName": obj.plural_name or obj.display_name + "s",
+            "description": obj.description,
+            "createdAt": _STAMP,
+            "updatedAt": _STAMP,
+            "idField": obj.id_field,
+            "dedupeFields": list(obj.dedupe_fields),
+            "searchableFields": [list(obj.dedupe_fields), [obj.id_field]],
+            "relationships": [dict(r) for r in obj.relationships],
+            "fields": [f.describe() for f in obj.fields],
+            "state": "approved",
+            "status": "approved",
+            "version": "approved",
+        }
 
 
 # ---- value checks -----------------------------------------------------------------------------

@@ -3,13 +3,12 @@
 Starts the Marketo sandbox, writes a realistic leads export (some rows that fail, some that warn,
 quoted multi-line addresses), runs ``example_dags/marketo_leads_from_object_storage.py`` with
 ``dag.test()`` in a throwaway ``AIRFLOW_HOME``, and prints what happened. The sandbox stops on
-exit, Ctrl-C included. ``--serve`` only runs the sandbox and prints the connection to use.
+exit, Ctrl-C included. To run the sandbox alone, use ``python -m marketo_provider.testing``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -19,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -96,17 +94,6 @@ def write_leads(path: Path, target_bytes: int, seed: int = 7) -> dict[str, int]:
                     ]
                 )
     return counts
-
-
-def serve() -> int:
-    with MarketoSandbox() as sandbox:
-        print(f"Marketo sandbox running at {sandbox.url}")
-        print(f"  export AIRFLOW_CONN_MARKETO_DEFAULT='{sandbox.connection_json()}'")
-        print("Serving until Ctrl-C.")
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    print("Sandbox stopped.")
-    return 0
 
 
 def run(dag_file: Path, out_dir: Path, megabytes: float) -> int:
@@ -208,7 +195,6 @@ def print_report(report: dict[str, Any], sandbox: MarketoSandbox, seconds: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m marketo_provider.testing.demo", description=__doc__)
-    parser.add_argument("--serve", action="store_true", help="only run the sandbox until Ctrl-C")
     parser.add_argument("--dag", default=DEFAULT_DAG, help=f"the example DAG file (default {DEFAULT_DAG})")
     parser.add_argument(
         "--out", default="demo-output", help="where the source and results go (default demo-output/)"
@@ -217,8 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         "--mb", type=float, default=25, help="size of the generated leads file in MB (default 25)"
     )
     args = parser.parse_args(argv)
-    if args.serve:
-        return serve()
     dag_file = Path(args.dag)
     if not dag_file.exists():
         parser.error(f"{dag_file} not found; run the demo from the repository's top folder")

@@ -12,8 +12,12 @@ from typing import Any
 import uvicorn
 
 from marketo_provider.testing.app import create_app
+from marketo_provider.testing.backend import MarketoBackend
 from marketo_provider.testing.catalog import CustomObjectType
-from marketo_provider.testing.models import CallRecord, Clock, Fault, Job, MarketoBackend, SandboxConfig
+from marketo_provider.testing.clock import Clock
+from marketo_provider.testing.config import SandboxConfig
+from marketo_provider.testing.faults import CallRecord, Fault
+from marketo_provider.testing.jobs import Job
 
 
 class MarketoSandbox:

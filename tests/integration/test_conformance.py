@@ -218,7 +218,66 @@ def test_identity_answer_matches_the_spec() -> None:
         for answer in (
             requests.get(sb.url + "/identity/oauth/token", params=params, timeout=5),
             requests.post(sb.url + "/identity/oauth/token", params=params, timeout=5),
-            requests.post(sb.url + "/identity/oauth/token", data=params, timeout=5),
         ):
             assert answer.status_code == 200
             jsonschema.Draft7Validator(schema).validate(answer.json())
+        # the spec documents the query string only: credentials in a form body are not read
+        refused = requests.post(sb.url + "/identity/oauth/token", data=params, timeout=5)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+
+
+def spec_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+
+
+def test_the_sandbox_serves_exactly_the_spec_paths() -> None:
+    """The sandbox's own path table, checked against Adobe's: every route it serves is a documented
+    path and method, and every one of the 15 bulk import paths (and the identity call) is served."""
+    from marketo_provider.testing.app import create_app
+    from marketo_provider.testing.backend import MarketoBackend
+
+    served = set(create_app(MarketoBackend()).routes)
+    documented = spec_operations(BULK) | spec_operations(IDENTITY)
+    assert len(spec_operations(BULK)) == 15
+    assert served == documented
+
+
+def test_create_parameters_are_the_spec_query_parameters() -> None:
+    """What the sandbox accepts on each create call is what the spec lists "in": "query", with
+    the same required flags and types; the file is the one "formData" part."""
+    from marketo_provider.testing import spec
+
+    for route in spec.ROUTES:
+        if route.operation != "create":
+            continue
+        assert route.object_type is not None
+        documented = BULK["paths"][route.path]["post"]["parameters"]
+        query = {p["name"]: p for p in documented if p["in"] == "query"}
+        ours = {p.name: p for p in spec.CREATE_PARAMETERS[route.object_type]}
+        assert set(ours) == set(query), route.path
+        for name, param in ours.items():
+            assert param.required == query[name]["required"], (route.path, name)
+            assert param.type == query[name]["type"], (route.path, name)
+        assert [p["name"] for p in documented if p["in"] == "formData"] == [spec.FILE_PART]
+
+
+def test_the_other_calls_document_no_query_parameters() -> None:
+    """Status, failures, warnings and describe take only path parameters, so the sandbox refuses
+    any query parameter on them."""
+    from marketo_provider.testing import spec
+
+    others = [r for r in spec.ROUTES if r.operation not in ("create", "token")]
+    assert len(others) == 12
+    for route in others:
+        documented = BULK["paths"][route.path][route.method.lower()].get("parameters", [])
+        assert all(p["in"] == "path" for p in documented), route.path
+        assert {p["name"] for p in documented} == set(re.findall(r"\{(\w+)\}", route.path))
+
+
+def test_identity_parameters_are_the_spec_query_parameters() -> None:
+    from marketo_provider.testing import spec
+
+    for method in ("get", "post"):
+        documented = IDENTITY["paths"][spec.IDENTITY_TOKEN_PATH][method]["parameters"]
+        assert {p["name"] for p in documented if p["in"] == "query"} == set(spec.IDENTITY_PARAMETERS)
+        assert all(p["in"] == "query" for p in documented)

@@ -14,26 +14,62 @@ from tests.helpers import RawClient
 CSV = b"email,firstName\na@example.com,Ann\nb@example.com,Bob\n"
 
 
-def test_identity_get_and_post(sandbox: MarketoSandbox) -> None:
-    params = {
+def identity_params(sandbox: MarketoSandbox, secret: str | None = None) -> dict[str, str]:
+    return {
         "grant_type": "client_credentials",
         "client_id": sandbox.client_id,
-        "client_secret": sandbox.client_secret,
+        "client_secret": secret or sandbox.client_secret,
     }
+
+
+def test_identity_get_and_post_with_the_query_string(sandbox: MarketoSandbox) -> None:
+    params = identity_params(sandbox)
     by_get = requests.get(sandbox.url + "/identity/oauth/token", params=params, timeout=5).json()
-    by_post = requests.post(sandbox.url + "/identity/oauth/token", data=params, timeout=5).json()
+    by_post = requests.post(sandbox.url + "/identity/oauth/token", params=params, timeout=5).json()
     assert by_get["access_token"] == by_post["access_token"]
     assert by_get["token_type"] == "bearer" and 0 < by_post["expires_in"] <= 3600
+    # the record says the secret was in the URL (where Adobe puts it) and never keeps its value
+    calls = sandbox.calls_to("/identity/oauth/token")
+    assert [c.secrets_in_url for c in calls] == [["client_secret"], ["client_secret"]]
+    assert all(c.query["client_secret"] == "***" for c in calls)
+    assert all(sandbox.client_secret not in str(c) for c in calls)
 
 
 def test_identity_bad_credentials_401(sandbox: MarketoSandbox) -> None:
     answer = requests.post(
-        sandbox.url + "/identity/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": sandbox.client_id, "client_secret": "wrong"},
-        timeout=5,
+        sandbox.url + "/identity/oauth/token", params=identity_params(sandbox, "wrong"), timeout=5
     )
     assert answer.status_code == 401
     assert answer.json()["error"] == "invalid_client"
+
+
+def test_identity_credentials_in_a_form_body_are_refused(sandbox: MarketoSandbox) -> None:
+    answer = requests.post(sandbox.url + "/identity/oauth/token", data=identity_params(sandbox), timeout=5)
+    assert answer.status_code == 401
+    body = answer.json()
+    assert body["error"] == "invalid_client"
+    assert "query string" in body["error_description"]
+    assert "client_secret" in body["error_description"] and "request body" in body["error_description"]
+    (call,) = sandbox.calls_to("/identity/oauth/token")
+    assert call.secrets_in_body == ["client_secret"] and call.secrets_in_url == []
+    assert sandbox.client_secret not in str(call)
+
+
+def test_identity_credentials_in_a_multipart_body_are_refused(sandbox: MarketoSandbox) -> None:
+    answer = requests.post(
+        sandbox.url + "/identity/oauth/token",
+        files={k: (None, v) for k, v in identity_params(sandbox).items()},
+        timeout=5,
+    )
+    assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+    (call,) = sandbox.calls_to("/identity/oauth/token")
+    assert call.secrets_in_body == ["client_secret"] and sandbox.client_secret not in str(call)
+
+
+def test_identity_grant_type_must_be_client_credentials(sandbox: MarketoSandbox) -> None:
+    params = {**identity_params(sandbox), "grant_type": "password"}
+    answer = requests.get(sandbox.url + "/identity/oauth/token", params=params, timeout=5)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
 
 
 def test_token_only_from_the_authorization_header(sandbox: MarketoSandbox) -> None:
@@ -51,6 +87,17 @@ def test_token_only_from_the_authorization_header(sandbox: MarketoSandbox) -> No
         timeout=5,
     )
     assert in_form.json()["errors"][0]["code"] == "601"
+    also_in_form = requests.post(
+        sandbox.url + "/bulk/v1/leads.json",
+        params={"format": "csv"},
+        data={"access_token": token},
+        files={"file": ("a.csv", CSV, "text/csv")},
+        headers=client.headers(),
+        timeout=5,
+    )
+    assert also_in_form.json()["errors"][0]["code"] == "601"  # refused even beside a valid header
+    assert sandbox.calls_to("/bulk/v1/leads.json")[1].secrets_in_body == ["access_token"]
+    assert sandbox.jobs == []
     missing = requests.get(sandbox.url + "/rest/v1/leads/describe2.json", timeout=5)
     assert missing.json() == {
         "requestId": missing.json()["requestId"],
@@ -110,7 +157,8 @@ def test_custom_object_without_result_file_is_404(sandbox: MarketoSandbox) -> No
     assert client.get(f"/bulk/v1/customobjects/car_c/import/{batch}/warnings.json").status_code == 404
 
 
-def test_parameters_as_form_fields_like_the_curl_examples(sandbox: MarketoSandbox) -> None:
+def test_parameters_as_form_fields_are_refused(sandbox: MarketoSandbox) -> None:
+    """The curl examples send parameters as form fields; the spec puts them in the query string."""
     client = RawClient(sandbox)
     answer = client.session.post(
         sandbox.url + "/bulk/v1/program/1044/members/import.json",
@@ -119,7 +167,110 @@ def test_parameters_as_form_fields_like_the_curl_examples(sandbox: MarketoSandbo
         headers=client.headers(),
         timeout=5,
     ).json()
+    assert answer["success"] is False
+    assert answer["errors"][0]["code"] == "1003"
+    assert "Unknown multipart field(s): format, programMemberStatus" in answer["errors"][0]["message"]
+    assert sandbox.jobs == []
+
+
+def test_the_same_parameters_in_the_query_string_are_accepted(sandbox: MarketoSandbox) -> None:
+    client = RawClient(sandbox)
+    answer = client.upload(
+        "/bulk/v1/program/1044/members/import.json", CSV, {"format": "csv", "programMemberStatus": "On List"}
+    ).json()
     assert answer["success"] is True and answer["result"][0]["status"] == "Queued"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/bulk/v1/leads.json", {}, "Missing required query parameter(s): format"),
+        ("/bulk/v1/leads.json", {"format": "csv", "dedupe": "email"}, "Unknown query parameter(s): dedupe"),
+        ("/bulk/v1/leads.json", {"format": "csv", "listId": "twelve"}, "listId must be an integer"),
+        ("/bulk/v1/leads.json", {"format": "csv", "listId": "99999999999"}, "listId must be an integer"),
+        (
+            "/bulk/v1/leads.json",
+            {"format": "csv", "programMemberStatus": "On List"},
+            "Unknown query parameter(s): programMemberStatus",
+        ),
+        (
+            "/bulk/v1/program/1044/members/import.json",
+            {"format": "csv"},
+            "Missing required query parameter(s): programMemberStatus",
+        ),
+        (
+            "/bulk/v1/program/1044/members/import.json",
+            {"format": "csv", "programMemberStatus": "On List", "lookupField": "email"},
+            "Unknown query parameter(s): lookupField",
+        ),
+        ("/bulk/v1/program/abc/members/import.json", {"format": "csv"}, "programId must be a whole number"),
+        ("/bulk/v1/customobjects/car_c/import.json", {"format": "csv", "listId": "1"}, "listId"),
+        ("/bulk/v1/leads.json", {"format": "xls"}, "Invalid format 'xls'"),
+    ],
+)
+def test_create_refuses_parameters_the_spec_does_not_document(
+    sandbox: MarketoSandbox, path: str, params: dict[str, str], named: str
+) -> None:
+    error = RawClient(sandbox).upload(path, CSV, params).json()["errors"][0]
+    assert error["code"] == "1003" and named in error["message"]
+    assert sandbox.jobs == []
+
+
+def test_a_parameter_given_twice_is_refused(sandbox: MarketoSandbox) -> None:
+    client = RawClient(sandbox)
+    answer = client.upload("/bulk/v1/leads.json", CSV, [("format", "csv"), ("format", "tsv")]).json()  # type: ignore[arg-type]
+    assert answer["errors"][0]["code"] == "1003" and "format" in answer["errors"][0]["message"]
+
+
+def test_format_is_read_whatever_its_case(sandbox: MarketoSandbox) -> None:
+    """The spec's enum is lower case for leads and upper case for program members."""
+    client = RawClient(sandbox)
+    for path, params in (
+        ("/bulk/v1/leads.json", {"format": "CSV"}),
+        ("/bulk/v1/program/1044/members/import.json", {"format": "csv", "programMemberStatus": "On List"}),
+        ("/bulk/v1/program/1044/members/import.json", {"format": "CSV", "programMemberStatus": "On List"}),
+    ):
+        assert client.upload(path, CSV, params).json()["success"] is True
+
+
+def test_the_file_part_needs_a_filename(sandbox: MarketoSandbox) -> None:
+    client = RawClient(sandbox)
+    answer = client.session.post(
+        sandbox.url + "/bulk/v1/leads.json",
+        params={"format": "csv"},
+        files={"file": (None, CSV)},
+        headers=client.headers(),
+        timeout=5,
+    ).json()
+    assert answer["errors"][0]["code"] == "1003" and "'file'" in answer["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/bulk/v1/leads/batch/1001.json",
+        "/bulk/v1/leads/batch/1001/failures.json",
+        "/rest/v1/leads/describe2.json",
+        "/rest/v1/customobjects/car_c/describe.json",
+    ],
+)
+def test_calls_without_query_parameters_refuse_any(sandbox: MarketoSandbox, path: str) -> None:
+    client = RawClient(sandbox)
+    client.upload("/bulk/v1/leads.json", CSV)
+    error = client.get(path, params={"fields": "email"}).json()["errors"][0]
+    assert error["code"] == "1003" and "Unknown query parameter(s): fields" in error["message"]
+
+
+def test_unknown_path_610_and_wrong_method_605(sandbox: MarketoSandbox) -> None:
+    client = RawClient(sandbox)
+    assert client.get("/bulk/v1/lead.json").json()["errors"][0]["code"] == "610"
+    assert client.get("/bulk/v1/leads.json").json()["errors"][0]["code"] == "605"
+    assert client.upload("/rest/v1/leads/describe2.json", CSV).json()["errors"][0]["code"] == "605"
+
+
+def test_batch_id_must_be_a_number(sandbox: MarketoSandbox) -> None:
+    error = RawClient(sandbox).get("/bulk/v1/leads/batch/abc.json").json()["errors"][0]
+    assert error["code"] == "1003" and "batchId" in error["message"]
 
 
 def test_413_above_the_size_limit() -> None:

@@ -33,7 +33,17 @@ def test_connections_test_against_the_sandbox() -> None:
 
 def test_sandbox_command_prints_the_connection() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "marketo_provider.testing", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "marketo_provider.testing",
+            "--port",
+            "0",
+            "--client-id",
+            "cli-id",
+            "--client-secret",
+            "cli-secret",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,11 +55,12 @@ def test_sandbox_command_prints_the_connection() -> None:
 
         conn = json.loads(line)
         assert conn["conn_type"] == "marketo" and conn["host"].startswith("http://127.0.0.1:")
+        assert (conn["login"], conn["password"]) == ("cli-id", "cli-secret")
         import requests
 
         token = requests.post(
             conn["host"] + "/identity/oauth/token",
-            data={
+            params={
                 "grant_type": "client_credentials",
                 "client_id": conn["login"],
                 "client_secret": conn["password"],

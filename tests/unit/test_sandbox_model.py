@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketo_provider.api import COMPLETE, FAILED, IMPORTING, QUEUED, ImportTarget, ObjectType
 from marketo_provider.testing import Clock, MarketoBackend, SandboxConfig
-from marketo_provider.testing.models import HTTPError, SandboxError
+from marketo_provider.testing.errors import HTTPError, SandboxError
+from marketo_provider.testing.spec import COMPLETE, FAILED, IMPORTING, QUEUED, ImportTarget, ObjectType
 
 LEADS = ImportTarget(ObjectType.LEADS)
 CARS = ImportTarget(ObjectType.CUSTOM_OBJECTS, custom_object_name="car_c")
@@ -75,6 +75,18 @@ class TestQueue:
         b.release(held)
         b.run_until_idle()
         assert statuses(b, [held, after]) == [COMPLETE, COMPLETE]
+
+    def test_a_released_job_starts_at_its_release(self) -> None:
+        b = backend()
+        b.hold_next_jobs(1)
+        held = submit(b)
+        b.clock.advance(30.0)
+        b.release()
+        assert statuses(b, [held]) == [IMPORTING] and b.jobs[held].started_at == 30.0
+        b.clock.advance(9.0)
+        assert statuses(b, [held]) == [IMPORTING]
+        b.clock.advance(1.0)
+        assert statuses(b, [held]) == [COMPLETE]
 
     def test_failed_jobs_report_the_message_and_import_nothing(self) -> None:
         b = backend()
@@ -146,10 +158,20 @@ class TestLimits:
         b.enter_call()
 
     def test_rate_limit_can_be_switched_off(self) -> None:
-        b = backend(rate_limit_calls=1, rate_limit=False)
-        for _ in range(5):
-            b.enter_call()
-            b.exit_call()
+        on, off = backend(rate_limit_calls=1), backend(rate_limit_calls=1, rate_limit=False)
+        answers = {}
+        for name, b in (("on", on), ("off", off)):
+            codes = []
+            for _ in range(5):
+                try:
+                    b.enter_call()
+                    b.exit_call()
+                    codes.append(None)
+                except SandboxError as exc:
+                    codes.append(exc.code)
+            answers[name] = codes
+        assert answers == {"on": [None, "606", "606", "606", "606"], "off": [None] * 5}
+        assert off.limits.calls_today == 5  # still counted against the daily quota
 
     def test_concurrency_615(self) -> None:
         b = backend(max_concurrent=2)
