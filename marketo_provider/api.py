@@ -1119,39 +1119,3 @@ class TokenCache:
         with self._lock:
             self._tokens.clear()
 
-
-# --------------------------------------------------------------------------------------------
-# Still read by the sandbox until it states these in its own modules.
-# --------------------------------------------------------------------------------------------
-IDENTITY_TOKEN_PATH = "/identity/oauth/token"
-RESULT_FILE_CONTENT_TYPE = "text/csv;charset=UTF-8"
-RATE_LIMIT_CALLS = 100
-CONCURRENCY_LIMIT = 10
-ERROR_MESSAGES: dict[str, str] = {
-    "600": "Access token not specified",
-    "601": "Access token invalid",
-    "602": "Access token expired",
-    "603": "Access denied",
-    "604": "Request time-out",
-    "605": "HTTP Method not supported",
-    "606": "Max rate limit '100' exceeded with in '20' secs",
-    "607": "Daily quota reached",
-    "608": "API Temporarily Unavailable",
-    "609": "Invalid JSON",
-    "610": "Requested resource not found",
-    "611": "System error",
-    "612": "Invalid Content Type",
-    "613": "Invalid Multipart Request",
-    "615": "Concurrent access limit reached",
-    "616": "Invalid subscription type",
-    "713": "Transient Error",
-    "719": "Lock wait timeout exception",
-    "1003": "Invalid data",
-    "1006": "Field not found",
-    "1008": "Partition does not exist",
-    "1009": "Partition not specified",
-    "1010": "Partition update not allowed",
-    "1011": "Field cannot be used as lookup field",
-    "1016": "Too many imports",
-    "1019": "Import in progress",
-}

@@ -94,12 +94,11 @@ class MarketoHook(BaseHook):
     client secret. Extras: ``identity_url`` (default ``<host>/identity``), ``timeout`` (seconds,
     default 60), ``verify`` (true, false or a CA bundle path, applied to every call).
 
-    Transient failures (604, 608, 611, 713, 719, 1019, HTTP 502/503/504, timeouts, dropped
-    connections) are retried with exponential backoff and jitter; 606 waits out Marketo's 20
-    second window; 615 backs off; 601/602 renew the token and retry once. A refused connection, an
-    unknown host, a TLS failure, refused credentials and every error code that retrying cannot fix
-    fail at once with a message naming the call and what to fix. An upload whose connection breaks
-    after it was sent is not sent again (it may have been accepted):
+    Every call follows :func:`marketo_provider.api.call_flow` and the retry policy of
+    :func:`marketo_provider.api.is_retryable` (the codes and what is done about each are listed in
+    the docs' "Retries and Marketo's error codes"): transient failures are retried with backoff and
+    jitter, a refused token is renewed once, and what no retry can fix fails at once with a message
+    naming the call and what to fix. An upload that may have reached Marketo is never sent again:
     :class:`~marketo_provider.api.MarketoSubmitOutcomeUnknownError`.
 
     :param marketo_conn_id: the Airflow connection id.
