@@ -27,8 +27,10 @@ MAX_IMPORT_FILE_BYTES = 10_000_000
 MAX_IMPORTING_JOBS = 2
 MAX_QUEUED_JOBS = 10
 
-# 100 calls in any 20 second window (606).
+# 100 calls in any 20 second window (606), for the whole instance. A client process keeps its own
+# calls to a share of that, so the instance's other integrations keep the rest.
 RATE_LIMIT_WINDOW_SECONDS = 20.0
+CLIENT_CALLS_PER_WINDOW = 80
 
 # A new token lives one hour; renew a little before it runs out so a request never carries a token
 # that expires on the way.
@@ -331,6 +333,40 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, MarketoTransportError):
         return not exc.permanent
     return isinstance(exc, MarketoTransientError | MarketoRateLimitError | MarketoConcurrencyError)
+
+
+def queue_full_wait_seconds(poll_interval: float, refusals: int) -> float:
+    """How long to wait before trying again after ``refusals`` 1016 answers in a row: other
+    integrations' jobs fill the queue, so every try is a call they pay for too. The wait doubles
+    up to eight poll intervals, with jitter so that several imports do not try in step."""
+    return poll_interval * min(2 ** max(refusals - 1, 0), 8) * random.uniform(1.0, 1.5)
+
+
+class CallPacer:
+    """Keeps one process's calls to an instance under ``calls`` per ``window`` seconds, so its
+    imports never run into 606 on their own. ``reserve`` returns how long to wait before sending;
+    waiting is the caller's (a thread sleeps, a coroutine awaits)."""
+
+    def __init__(
+        self, calls: int = CLIENT_CALLS_PER_WINDOW, window: float = RATE_LIMIT_WINDOW_SECONDS
+    ) -> None:
+        from collections import deque
+
+        self.calls = calls
+        # A little longer than Marketo's window: calls sent exactly a window apart can arrive closer.
+        self.window = window * 1.05
+        self._times: deque[float] = deque()  # send times, reserved ones included, in order
+        self._lock = threading.Lock()
+
+    def reserve(self, now: float) -> float:
+        with self._lock:
+            times = self._times
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            at = now if len(times) < self.calls else times[-self.calls] + self.window
+            at = max(at, times[-1] if times else now)
+            times.append(at)
+            return at - now
 
 
 def retry_wait_seconds(
@@ -1118,4 +1154,3 @@ class TokenCache:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
-

@@ -36,6 +36,7 @@ from marketo_provider.api import (
     MarketoValueError,
     ObjectType,
     positive_seconds,
+    queue_full_wait_seconds,
 )
 from marketo_provider.files import DEFAULT_MAX_PART_BYTES, preflight, source_parts
 from marketo_provider.results import ResultsLocation, conclude, summarize
@@ -114,6 +115,7 @@ class ImportState:
     header: list[str] = field(default_factory=list)  # the source's column names, to notice a changed source
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch id -> final status, read once
     api_calls: int = 0
+    queue_full_refusals: int = 0  # 1016 answers in a row: the wait before trying again grows
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +132,7 @@ class ImportState:
             "header": self.header,
             "finished": {str(k): v for k, v in self.finished.items()},
             "api_calls": self.api_calls,
+            "queue_full_refusals": self.queue_full_refusals,
         }
 
     @classmethod
@@ -152,6 +155,7 @@ class ImportState:
             header=list(data.get("header", [])),
             finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
             api_calls=int(data.get("api_calls") or 0),
+            queue_full_refusals=int(data.get("queue_full_refusals") or 0),
         )
 
     @classmethod
@@ -509,7 +513,11 @@ class BulkImport:
             return self.advance(state)
         # The queue is full. When our own batches fill it, only their finishing frees a slot; when
         # other integrations' jobs do (1016), look again after a while.
-        wake_at = time.time() + 2 * self.options.poll_interval if blocked_by_others else None
+        wake_at = None
+        if blocked_by_others:
+            wake_at = time.time() + queue_full_wait_seconds(
+                self.options.poll_interval, state.queue_full_refusals
+            )
         return WaitStep(Wait.QUEUE_SLOT, wake_at)
 
     def _submit(self, state: ImportState) -> bool:
@@ -549,6 +557,7 @@ class BulkImport:
                     )
                 except MarketoQueueFullError:
                     state.in_flight = None
+                    state.queue_full_refusals += 1
                     self.save(state)
                     self.log.info(
                         "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
@@ -571,6 +580,7 @@ class BulkImport:
                     SubmittedPart(part.index, int(entry["batchId"]), part.source_start, part.source_end)
                 )
                 state.in_flight = None
+                state.queue_full_refusals = 0
                 self.save(state)
                 self.log.info(
                     "Part %d (%s bytes) accepted as batch %s", part.index, f"{part.size:,}", entry["batchId"]

@@ -58,6 +58,20 @@ MAX_ASYNC_CONNECTIONS = 4
 SETTINGS_TTL_SECONDS = 300.0
 
 _TOKENS = api.TokenCache()
+_PACERS: dict[tuple[str, int, float], api.CallPacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _pacer(host: str, calls: int, window: float) -> api.CallPacer:
+    """The process's pacer for one Marketo instance."""
+    with _PACERS_LOCK:
+        key = (host, calls, window)
+        pacer = _PACERS.get(key)
+        if pacer is None:
+            pacer = _PACERS[key] = api.CallPacer(calls, window)
+        return pacer
+
+
 _TOKEN_FETCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _TOKEN_FETCH_LOCKS_GUARD = threading.Lock()
 
@@ -105,7 +119,10 @@ class MarketoHook(BaseHook):
     :param max_attempts: attempts per call, the first included (default 8).
     :param max_retry_seconds: total time one call may spend retrying (default 300).
     :param retry_base_seconds: the first backoff step; each retry doubles it, up to 60 s.
-    :param rate_limit_wait_seconds: how long a 606 answer waits (Marketo's window: 20 s).
+    :param rate_limit_wait_seconds: Marketo's rate window: how long a 606 answer waits (20 s).
+    :param calls_per_window: the most calls this process sends to one instance in 20 seconds
+        (the rate window; default 80 of Marketo's 100, leaving the rest to the instance's other integrations); calls
+        beyond it wait their turn instead of meeting 606. None turns pacing off.
     """
 
     conn_name_attr = "marketo_conn_id"
@@ -121,6 +138,7 @@ class MarketoHook(BaseHook):
         max_retry_seconds: float = 300.0,
         retry_base_seconds: float = 1.0,
         rate_limit_wait_seconds: float = api.RATE_LIMIT_WINDOW_SECONDS,
+        calls_per_window: int | None = api.CLIENT_CALLS_PER_WINDOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,6 +149,7 @@ class MarketoHook(BaseHook):
         self.max_retry_seconds = max_retry_seconds
         self.retry_base_seconds = retry_base_seconds
         self.rate_limit_wait_seconds = rate_limit_wait_seconds
+        self.calls_per_window = calls_per_window
         #: REST calls this hook sent to Marketo (identity calls, which Marketo does not count, aside).
         self.api_calls = 0
         self._settings: ConnectionSettings | None = None
@@ -244,8 +263,17 @@ class MarketoHook(BaseHook):
             _TOKENS.store(key, fetched)
             return fetched.access_token
 
+    def _pace(self, call: Call) -> float:
+        """Seconds to wait before sending ``call`` (identity calls do not count against the limit)."""
+        if call.token is None or not self.calls_per_window:
+            return 0.0
+        pacer = _pacer(call.host, self.calls_per_window, self.rate_limit_wait_seconds)
+        return pacer.reserve(time.monotonic())
+
     def _send(self, call: Call) -> Answer:
         settings = self.settings
+        if (wait := self._pace(call)) > 0:
+            time.sleep(wait)
         headers = call.headers
         data: Any = None
         if call.upload is not None:
@@ -510,6 +538,8 @@ class MarketoHook(BaseHook):
             return fetched.access_token
 
     async def _asend(self, call: Call) -> Answer:
+        if (wait := self._pace(call)) > 0:
+            await asyncio.sleep(wait)
         settings = await self.aget_settings()
         client = await _loop_shared().client(settings)
         try:

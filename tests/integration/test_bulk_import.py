@@ -96,7 +96,7 @@ def test_an_import_of_many_parts_runs_to_the_end_with_calls_in_proportion(
     assert len(creates) == parts and not any(c.error_code == "1016" for c in creates)  # never bound to fail
     for job in fast_queue.jobs:  # a finished batch is never asked about again
         after = [c for c in statuses if c.path.endswith(f"/{job.batch_id}.json") and c.at >= job.finished_at]
-        assert len(after) == 1, job.batch_id
+        assert len(after) <= 1, job.batch_id  # (0 when the answering call arrived as the job finished)
     assert len(statuses) <= 3 * parts  # each final status once, plus one call per poll in between
     rest_calls = [c for c in fast_queue.calls if not c.path.startswith("/identity")]
     assert summary["api_calls"] == len(rest_calls)

@@ -425,3 +425,17 @@ def test_upload_gateway_errors(marketo_env: MarketoSandbox, status: int, resent:
         with pytest.raises(MarketoSubmitOutcomeUnknownError):
             fast_hook().submit_import("leads", io.BytesIO(LEADS_CSV))
     assert len(marketo_env.calls_to("/bulk/v1/leads.json")) == (2 if resent else 1)
+
+
+def test_pacing_keeps_a_process_out_of_606() -> None:
+    clear_token_cache()
+    with MarketoSandbox(rate_limit_calls=10, rate_limit_window=0.5) as sandbox:
+        import os
+
+        os.environ.update(sandbox.env("marketo_paced"))
+        hook = fast_hook("marketo_paced", calls_per_window=10, rate_limit_wait_seconds=0.5)
+        batch = hook.submit_import("leads", io.BytesIO(LEADS_CSV))["batchId"]
+        for _ in range(30):
+            hook.get_import_status("leads", batch)
+        assert [c.error_code for c in sandbox.calls if c.error_code] == []
+        assert hook.api_calls == 31

@@ -322,3 +322,17 @@ def test_batch_status_without_counts() -> None:
         "rows_with_warning": 0,
         "message": "ok",
     }
+
+
+def test_call_pacer_keeps_a_process_under_its_share_of_the_rate_limit() -> None:
+    pacer = api.CallPacer(calls=3, window=20.0)
+    assert [pacer.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    # The 4th call waits until the 1st has left the window (with a 5% margin), the 5th the 2nd.
+    assert pacer.reserve(1.0) == pytest.approx(20.0)
+    assert pacer.reserve(1.0) == pytest.approx(20.0)
+    assert pacer.reserve(30.0) == 0.0  # the window has moved on
+
+
+def test_queue_full_waits_grow_with_refusals() -> None:
+    waits = [api.queue_full_wait_seconds(2.0, n) for n in (1, 2, 3, 4, 10)]
+    assert 2.0 <= waits[0] <= 3.0 and 4.0 <= waits[1] <= 6.0 and 16.0 <= waits[-1] <= 24.0
