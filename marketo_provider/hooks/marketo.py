@@ -296,6 +296,8 @@ class MarketoHook(BaseHook):
             if error.failure.sent:
                 self._count(call)
             raise error from None
+        except OSError as exc:  # e.g. a CA bundle (verify, REQUESTS_CA_BUNDLE) that cannot be read
+            raise MarketoTransportError(TransportFailure.TLS, call.purpose, call.host, str(exc)) from None
         self._count(call)
         content_type = response.headers.get("content-type", "")
         if call.stream and response.status_code == 200 and "json" not in content_type:

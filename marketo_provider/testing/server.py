@@ -33,13 +33,23 @@ class MarketoSandbox:
     Keyword arguments are :class:`SandboxConfig` fields (``token_life``, ``queued_seconds``,
     ``import_seconds``, ``max_importing``, ``max_queued``, ``rate_limit``, ``concurrency_limit``,
     ``daily_quota``, ...). ``manual_clock=True`` stops time until ``advance`` or ``run_until_idle``.
+    ``ssl_certfile`` and ``ssl_keyfile`` serve it over https, as Marketo is (``url`` says https).
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, manual_clock: bool = False, **config: Any
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        manual_clock: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        **config: Any,
     ) -> None:
         self.host = host
         self.port = port
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
         self.backend = MarketoBackend(SandboxConfig(**config), Clock(manual=manual_clock))
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -61,6 +71,8 @@ class MarketoSandbox:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(
@@ -98,7 +110,8 @@ class MarketoSandbox:
     @property
     def url(self) -> str:
         """The REST base URL (identity lives under ``<url>/identity``)."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def client_id(self) -> str:
