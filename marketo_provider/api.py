@@ -811,10 +811,15 @@ def read_token_answer(answer: Answer, now: float, conn_id: str = "") -> Token:
             + (f" ({code})" if code else f" (HTTP {answer.status})")
             + ". Check the connection's Client ID and Client Secret (Admin > LaunchPoint > View Details)."
         )
-    if answer.status == 404:
+    not_found = answer.status == 404 or (
+        isinstance(body, Mapping)
+        and body.get("success") is False
+        and any(str(e.get("code")) == "610" for e in body.get("errors") or [] if isinstance(e, Mapping))
+    )
+    if not_found:
         raise MarketoNotFoundError(
-            "404",
-            "HTTP 404 from the identity service",
+            str(answer.status if answer.status == 404 else "610"),
+            "the identity service is not at this URL",
             hint="check the connection's host (the REST API endpoint) and its extra 'identity_url'",
         )
     if answer.status in _TRANSIENT_HTTP_STATUSES:

@@ -115,7 +115,7 @@ def test_a_wrong_identity_url_is_a_404_naming_what_to_check(
         extra={"identity_url": sandbox.url + "/elsewhere"},
     )
     error, elapsed = run_operator(source)
-    assert "HTTP 404 from the identity service" in str(error) and "identity_url" in str(error)
+    assert "the identity service is not at this URL" in str(error) and "identity_url" in str(error)
     assert_failed_fast(sandbox, error, elapsed, (sandbox.client_secret,))
 
 

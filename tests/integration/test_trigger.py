@@ -95,21 +95,30 @@ def test_a_finished_batch_is_never_polled_again(marketo_env: MarketoSandbox) -> 
     assert again["event"] == "done" and [status_calls(marketo_env, b) for b in ids] == before
 
 
-def test_slot_wait_wakes_when_one_of_the_batches_finishes(marketo_env: MarketoSandbox) -> None:
-    marketo_env.hold_next_jobs(1)
-    ids = submit(2)  # the first is held, the second waits behind it
+@pytest.mark.parametrize(("seconds", "finished"), [(1.0, False), (7.0, True)])
+def test_slot_wait_wakes_when_the_first_batch_moves_on(
+    manual_sandbox: MarketoSandbox, monkeypatch: pytest.MonkeyPatch, seconds: float, finished: bool
+) -> None:
+    """Queued -> Importing (a job ahead of it finished) or done: either frees a slot for us."""
+    from marketo_provider.hooks.marketo import clear_token_cache
+
+    clear_token_cache()
+    for key, value in manual_sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    ids = submit(2)  # both wait in the queue until the clock moves
     trigger = MarketoBulkImportTrigger(state_for(ids), wait="queue_slot", poll_interval=0.05)
 
     async def run() -> dict[str, Any]:
         task = asyncio.ensure_future(first_event(trigger))
-        await asyncio.sleep(0.3)
+        while status_calls(manual_sandbox, ids[0]) < 2:
+            await asyncio.sleep(0.02)
         assert not task.done()
-        marketo_env.release()
+        manual_sandbox.advance(seconds)
         return await task
 
     event = asyncio.run(run())
     assert event["event"] == "slot_free"
-    assert ids[0] in ImportState.from_json(event["import_state"]).finished
+    assert (ids[0] in ImportState.from_json(event["import_state"]).finished) is finished
 
 
 def test_slot_wait_wakes_at_wake_at_with_nothing_to_watch(marketo_env: MarketoSandbox) -> None:
