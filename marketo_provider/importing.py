@@ -445,20 +445,28 @@ class BulkImport:
 
     # ---- start ------------------------------------------------------------------------------
 
-    def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
-        """Check everything and start the import, or resume the one an earlier try began.
+    def plan(self) -> dict[str, Any]:
+        """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
+        the results location), and what the import would send, without importing anything."""
+        checked = self._check()
+        return {
+            "validate_only": True,
+            "object_type": self.target.object_type.value,
+            "target": self.target.label,
+            "source": checked.name,
+            "columns": list(checked.header.names),
+            "parts": checked.parts,
+            "bytes": checked.body_bytes,
+            "lines": checked.lines,
+            "query": self.spec.query if self.spec is not None else {},
+            "api_calls": self.hook.api_calls,
+        }
 
-        Returns None when the source holds no records (nothing to import, no import call made).
-        Every check happens here, before the first upload: the source (header, columns against
-        Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
+    def _check(self) -> Any:
         if self.spec is None or self.source is None:
             raise MarketoValueError("an import needs what to import (spec) and a source")
-        if saved:
-            state = ImportState.from_json(saved)
-            self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
-            return state
         self.options.results.check_writable()
-        checked = preflight(
+        return preflight(
             self.source.location,
             object_type=self.spec.object_type,
             file_format=self.spec.file_format,
@@ -469,6 +477,18 @@ class BulkImport:
             check_columns=self.options.check_columns,
             max_part_bytes=self.source.max_part_bytes,
         )
+
+    def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
+        """Check everything and start the import, or resume the one an earlier try began.
+
+        Returns None when the source holds no records (nothing to import, no import call made).
+        Every check happens here, before the first upload: the source (header, columns against
+        Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
+        if saved:
+            state = ImportState.from_json(saved)
+            self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
+            return state
+        checked = self._check()
         if checked.empty:
             self.log.info(
                 "%s has a header and no records: nothing to import, no import call made", checked.name

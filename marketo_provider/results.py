@@ -4,11 +4,14 @@ object storage or XCom."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from marketo_provider.api import (
@@ -47,6 +50,7 @@ class MergedFile:
     kind: str
     file: IO[bytes]
     batches: int  # how many batches contributed rows
+    reasons: dict[str, int] = field(default_factory=dict)  # rows per reason, most frequent first
 
     def read_text(self) -> str:
         self.file.seek(0)
@@ -60,15 +64,18 @@ def merge_result_files(
     kind: str,
     *,
     custom_object_name: str | None = None,
+    file_format: str | FileFormat = FileFormat.CSV,
     log: Any = None,
 ) -> MergedFile | None:
     """Download ``kind`` (failures or warnings) of the given batches and merge them, in part order,
-    into one file with a single header. None when no batch has a row of that kind. Callers pass
-    only batches whose status counts rows of that kind (:meth:`BatchStatus.has_rows`): every
-    download is a call against the instance's quota."""
+    into one file with a single header, counting the rows per reason (the last column). None when
+    no batch has a row of that kind. Callers pass only batches whose status counts rows of that
+    kind (:meth:`BatchStatus.has_rows`): every download is a call against the instance's quota."""
     merged = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
     header: bytes | None = None
     contributing = 0
+    reasons: Counter[str] = Counter()
+    delimiter = FileFormat.parse(file_format).delimiter
     for batch_id in batch_ids:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
             written = hook.download_result_file(
@@ -90,6 +97,8 @@ def merge_result_files(
                     kind,
                     batch_id,
                 )
+            _count_reasons(one, len(first), delimiter, reasons)
+            one.seek(len(first))
             start = merged.tell()
             shutil.copyfileobj(one, merged, 1024 * 1024)
             if merged.tell() > start:
@@ -101,7 +110,19 @@ def merge_result_files(
         merged.close()
         return None
     merged.seek(0)
-    return MergedFile(kind=kind, file=merged, batches=contributing)
+    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=dict(reasons.most_common()))
+
+
+def _count_reasons(stream: IO[bytes], body_start: int, delimiter: str, reasons: Counter[str]) -> None:
+    """Count the rows of a result file (positioned anywhere) by their last column, the reason."""
+    stream.seek(body_start)
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    try:
+        for row in csv.reader(text, delimiter=delimiter):
+            if row:
+                reasons[row[-1]] += 1
+    finally:
+        text.detach()
 
 
 def _read_record(stream: IO[bytes]) -> bytes:
@@ -218,6 +239,8 @@ def summarize(object_type: ObjectType, batches: Sequence[tuple[int, BatchStatus]
         "rows_with_warning": sum(e["rows_with_warning"] for e in entries),
         "failures_path": None,
         "warnings_path": None,
+        "failure_reasons": {},
+        "warning_reasons": {},
     }
 
 
@@ -254,10 +277,17 @@ def publish(
     for kind in RESULT_KINDS:
         batch_ids = [s.batch_id for s in statuses if s.has_rows(kind)]
         merged = merge_result_files(
-            hook, target.object_type, batch_ids, kind, custom_object_name=target.custom_object_name, log=log
+            hook,
+            target.object_type,
+            batch_ids,
+            kind,
+            custom_object_name=target.custom_object_name,
+            file_format=file_format,
+            log=log,
         )
         if merged is None:
             continue
+        summary["failure_reasons" if kind == "failures" else "warning_reasons"] = merged.reasons
         with merged.file:
             if results.path:
                 uri = results.write(merged, file_format)

@@ -22,7 +22,7 @@ from marketo_provider.importing import (
     Source,
     WaitStep,
 )
-from marketo_provider.lineage import lineage_for_import
+from marketo_provider.lineage import lineage_for_import, report_hook_lineage
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ class MarketoBulkImportOperator(BaseOperator):
         task fails listing the batches still running (Marketo cannot cancel an import).
     :param check_columns: check the column names against Marketo's describe call (one call).
     :param max_part_bytes: the largest part to upload (default 9,500,000 bytes).
+    :param validate_only: make every check (the source, its columns against Marketo's describe call,
+        the results location, every argument) and return the plan (parts, bytes, columns, the
+        query) without importing anything.
     :param resend_uncertain_parts: what a retried task does with a part whose upload was cut off
         (the task died mid-upload, or the connection broke after sending): False (default) never
         sends it again and fails the import naming it and its source bytes once the other parts
@@ -117,6 +120,7 @@ class MarketoBulkImportOperator(BaseOperator):
         check_columns: bool = True,
         max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
         resend_uncertain_parts: bool = False,
+        validate_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -141,6 +145,7 @@ class MarketoBulkImportOperator(BaseOperator):
         self.check_columns = check_columns
         self.max_part_bytes = max_part_bytes
         self.resend_uncertain_parts = resend_uncertain_parts
+        self.validate_only = validate_only
 
     @cached_property
     def hook(self) -> MarketoHook:
@@ -191,6 +196,10 @@ class MarketoBulkImportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         run = self._import(context)
         try:
+            if self.validate_only:
+                plan = run.plan()
+                self.log.info("validate_only: every check passed, nothing imported: %s", plan)
+                return plan
             state = run.begin(_load(context, self.log))
             if state is None:
                 return run.empty_summary()
@@ -215,6 +224,7 @@ class MarketoBulkImportOperator(BaseOperator):
             return run.queued_summary(state)
         summary = run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))
         _forget(context)
+        report_hook_lineage(self.hook, self.source_location(context), run.target)
         return summary
 
     def _defer(self, run: BulkImport, state: ImportState, step: WaitStep) -> NoReturn:

@@ -106,6 +106,8 @@ def test_an_import_of_many_parts_runs_to_the_end_with_calls_in_proportion(
         str(b) for b in failing
     }
     assert xcom["failures"].count("\n") == expected["failed"] + 1
+    assert sum(summary["failure_reasons"].values()) == expected["failed"]
+    assert sum(summary["warning_reasons"].values()) == summary["rows_with_warning"] == expected["warned"]
 
 
 def test_three_imports_share_one_queue_and_each_row_lands_once(
@@ -226,3 +228,31 @@ def _die_after(submit: Any, calls: int) -> Any:
         return submit(*args, **kwargs)
 
     return wrapped
+
+
+def test_validate_only_checks_everything_and_imports_nothing(
+    fast_queue: MarketoSandbox, tmp_path: Path
+) -> None:
+    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+
+    path, _ = write_leads(tmp_path, "leads.csv", 300)
+
+    class TI:
+        def xcom_push(self, key: str, value: Any) -> None:
+            raise AssertionError("validate_only pushes nothing but its return value")
+
+    op = MarketoBulkImportOperator(
+        task_id="check",
+        source=str(path),
+        lookup_field="email",
+        list_id=12,
+        max_part_bytes=4_000,
+        results_path=str(tmp_path / "results"),
+        validate_only=True,
+    )
+    plan = op.execute({"ti": TI()})  # type: ignore[arg-type]
+    assert plan["validate_only"] is True and plan["parts"] >= 3 and plan["bytes"] > 0
+    assert plan["columns"] == ["email", "firstName", "leadScore", "address"]
+    assert plan["query"] == {"format": "csv", "lookupField": "email", "listId": "12"}
+    assert fast_queue.calls_to("/bulk/*") == [] and fast_queue.calls_to("/rest/v1/leads/describe2.json")
+    assert (tmp_path / "results").is_dir() and list((tmp_path / "results").iterdir()) == []

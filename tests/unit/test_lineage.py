@@ -40,3 +40,37 @@ def test_openlineage_facets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(d.namespace, d.name) for d in lineage.outputs] == [
         ("marketo://123-abc-456.mktorest.com", "leads")
     ]
+
+
+def test_marketo_asset_for_a_downstream_schedule() -> None:
+    from marketo_provider.lineage import marketo_asset
+
+    assert marketo_asset("https://123-ABC-456.mktorest.com", "leads").uri == (
+        "marketo://123-abc-456.mktorest.com/leads"
+    )
+    cars = marketo_asset("123-ABC-456.mktorest.com", "custom_objects", custom_object_name="car_c")
+    assert cars.uri == "marketo://123-abc-456.mktorest.com/custom_objects/car_c"
+
+
+def test_hook_lineage_reports_the_source_and_the_marketo_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow.sdk.lineage as sdk_lineage
+
+    from marketo_provider import lineage
+
+    seen: list[tuple[str, str]] = []
+
+    class Collector:
+        def add_input_asset(self, *, context: object, uri: str) -> None:
+            seen.append(("in", uri))
+
+        def add_output_asset(self, *, context: object, uri: str) -> None:
+            seen.append(("out", uri))
+
+    class Hook:
+        settings = ConnectionSettings(
+            "c", "https://123-ABC-456.mktorest.com", "https://x/identity", "id", "pw"
+        )
+
+    monkeypatch.setattr(sdk_lineage, "get_hook_lineage_collector", lambda: Collector())
+    lineage.report_hook_lineage(Hook(), "s3://bucket/leads.csv", ImportTarget(ObjectType.LEADS))
+    assert seen == [("in", "s3://bucket/leads.csv"), ("out", "marketo://123-abc-456.mktorest.com/leads")]

@@ -32,6 +32,7 @@ def test_merge_keeps_one_header_and_every_row() -> None:
     merged = merge_result_files(files, ObjectType.LEADS, [1, 2, 3, 4], "failures")
     assert merged is not None and merged.batches == 2
     assert merged.read_text() == 'email,Import Failure Reason\na,x\nb,"multi\nline"\r\nc,y\n'
+    assert merged.reasons == {"x": 1, "multi\nline": 1, "y": 1}
     assert merge_result_files(FakeFiles({1: None, 2: b"h\n"}), ObjectType.LEADS, [1, 2], "warnings") is None
 
 
@@ -55,6 +56,8 @@ def test_summary_and_problems() -> None:
         "rows_with_warning",
         "failures_path",
         "warnings_path",
+        "failure_reasons",
+        "warning_reasons",
     }
 
 
