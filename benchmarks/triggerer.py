@@ -126,11 +126,14 @@ def main() -> int:
         started = json.loads(server.stdout.readline())
         os.environ.update(started["env"])
         result = asyncio.run(measure(started["batch_ids"], args.poll, args.seconds))
+        print(json.dumps(result, indent=2), flush=True)
     finally:
         if server.stdin:
             server.stdin.close()
-        server.wait(30)
-    print(json.dumps(result, indent=2))
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
     return 0
 
 
