@@ -337,6 +337,7 @@ def iter_parts(
     report = report if report is not None else ScanReport()
     origin_of = getattr(stream, "origin", None)
     where_of = getattr(stream, "where", None)
+    rescan = getattr(stream, "quote_problem", None)
 
     def where(at: int) -> Where:
         """Where window byte ``at`` is in the source."""
@@ -358,13 +359,17 @@ def iter_parts(
             if eof and filled <= budget:
                 end = base + filled
                 if window.count(_QUOTE, base, end) % 2:
-                    raise _quote_error(bytes(window[base:end]), base, header.delimiter, name, where)
+                    # A stray quote earlier in the source may have put the cut out of step: the
+                    # first record with broken quoting is found by reading the source again.
+                    raise (rescan() if rescan else None) or _quote_error(
+                        bytes(window[base:end]), base, header.delimiter, name, where
+                    )
                 if not window[base:end].strip(b"\r\n"):
                     return  # only blank lines remain: nothing to import
             else:
                 end = _last_boundary(window, base, base + min(filled, budget))
                 if end == base:
-                    raise _no_boundary(
+                    raise (rescan() if rescan else None) or _no_boundary(
                         bytes(window[base : base + min(filled, budget)]),
                         base,
                         max_part_bytes,
@@ -440,7 +445,7 @@ def _stray_quote_error(
 ) -> SourceError:
     w = where(base + at)
     return SourceError(
-        f"import source {name} has a stray quote in an unquoted field on {w.prefix}line {w.line}: "
+        f"import source {name} has a stray quote in a field on {w.prefix}line {w.line}: "
         f"{snippet(_line_of(data, at))!r}. Quote the whole field and double the quote inside it "
         '("5"" screen"), or remove the quote.'
     )

@@ -18,6 +18,7 @@ import codecs
 import csv
 import datetime
 import difflib
+import functools
 import glob
 import io
 import logging
@@ -363,7 +364,7 @@ def _list_object_storage(source: Source) -> list[SourceFile]:
                         name=root + relative,
                         label=relative,
                         size=info.get("size"),
-                        open=lambda p=p: fs.open(p, "rb"),
+                        open=functools.partial(fs.open, p, "rb"),
                     )
                 )
             if not files:
@@ -461,7 +462,7 @@ class _Decompressed:
     """A compressed stream read as its decompressed bytes, at most a MiB at a time. Concatenated
     streams (``cat a.gz b.gz``, parallel compressors) are read one after the other."""
 
-    def __init__(self, raw: IO[bytes], kind: str, name: str) -> None:
+    def __init__(self, raw: Any, kind: str, name: str) -> None:
         self._raw = raw
         self.kind = kind
         self._name = name
@@ -899,7 +900,10 @@ class BodyStream:
             if self._last != _NEWLINE[0]:
                 self._owed = self._terminator
         if check and self._multi and cur.reader.quotes % 2:
-            raise _file_ends_in_quote(self.source, cur.file, self.header.delimiter)
+            raise scan_quotes(cur.file, self.header.delimiter) or SourceError(
+                f"import source {cur.file.name} ends inside a quoted field; close the quote or double the "
+                "quote character inside the field"
+            )
 
     def _open_next(self) -> bool:
         while self._next < len(self._files):
@@ -910,6 +914,14 @@ class BodyStream:
                 self._current = opened
                 return True
         return False
+
+    def quote_problem(self) -> SourceError | None:
+        """The first record with broken quoting in the files read so far (error path: re-reads them)."""
+        for file in self._files[: self._next]:
+            found = scan_quotes(file, self.header.delimiter)
+            if found is not None:
+                return found
+        return None
 
     def close(self) -> None:
         if self._current is not None:
@@ -1160,7 +1172,7 @@ def _stray_in_record(data: bytes, pos: int, delim: bytes) -> int | None:
                 break
             i = k + 1
             if i < n and data[i : i + 1] not in (delim, b"\r", _NEWLINE):
-                return i if data[i : i + 1] == _QUOTE else k
+                return i if data[i : i + 1] == _QUOTE else k  # text right after a closing quote
         else:
             ends = [e for e in (data.find(delim, i), data.find(_NEWLINE, i)) if e >= 0]
             end = min(ends) if ends else n
@@ -1188,50 +1200,45 @@ def _record_pattern(delimiter: str) -> re.Pattern[bytes]:
     return _PATTERNS[delimiter]
 
 
-def _file_ends_in_quote(source: Source, file: SourceFile, delimiter: str) -> SourceError:
-    """A file of a many-file source ends inside a quoted field: find the record that opened it by
-    streaming the file again (error path), keeping the last record boundary seen."""
+def scan_quotes(file: SourceFile, delimiter: str) -> SourceError | None:
+    """Read a file again (error path) record by record from its start and blame the first record
+    that breaks RFC 4180 quoting: a stray quote, or a quote that never closes. None when its
+    quoting is sound."""
+    pattern = _record_pattern(delimiter)
+    delim = delimiter.encode()
     content = _open_content(file)
     try:
-        data_seen = 0
-        lines = 0
-        parity = 0
-        boundary = (0, 1)  # content offset and line of the last record start
-        chunk = content.first
-        while chunk:
-            nl = chunk.rfind(_NEWLINE)
-            if nl >= 0:
-                quotes = parity + chunk.count(_QUOTE, 0, nl)
-                while quotes % 2 and nl >= 0:
-                    prev = chunk.rfind(_NEWLINE, 0, nl)
-                    quotes -= chunk.count(_QUOTE, prev + 1, nl)
-                    nl = prev
-                if nl >= 0:
-                    boundary = (data_seen + nl + 1, lines + chunk.count(_NEWLINE, 0, nl) + 2)
-            parity = (parity + chunk.count(_QUOTE)) % 2
-            lines += chunk.count(_NEWLINE)
-            data_seen += len(chunk)
-            chunk = content.stream.read(_OUT_CHUNK)
+        buf = content.first
+        pos = 0
+        line = 1
+        while True:
+            m = pattern.match(buf, pos)
+            if m is not None and m.end() > pos and buf[m.end() - 1 : m.end()] == _NEWLINE:
+                line += buf.count(_NEWLINE, pos, m.end())
+                pos = m.end()
+                continue
+            stray = _stray_in_record(buf, pos, delim)
+            if stray is not None:
+                at = line + buf.count(_NEWLINE, pos, stray)
+                record = f" (in the record starting on line {line})" if at != line else ""
+                return SourceError(
+                    f"import source {file.name} has a stray quote in a field on line {at}{record}: "
+                    f"{snippet(_line_at(buf, stray))!r}. Quote the whole field and double the quote inside it "
+                    '("5"" screen"), or remove the quote.'
+                )
+            more = content.stream.read(_OUT_CHUNK) if len(buf) - pos < 16 * _OUT_CHUNK else b""
+            if not more:
+                if pos >= len(buf) or (m is not None and m.end() == len(buf)):
+                    return None
+                return SourceError(
+                    f"import source {file.name} has an unterminated quote in the record starting on line "
+                    f"{line}: {snippet(buf[pos:])!r}. Close the quote or double the quote character inside "
+                    "the field."
+                )
+            buf = buf[pos:] + more
+            pos = 0
     finally:
         content.close()
-    start, line = boundary
-    content = _open_content(file)
-    try:
-        data = content.first + _read_up_to(content.stream, start + _OUT_CHUNK - len(content.first))
-    finally:
-        content.close()
-    tail = data[start:]
-    stray = stray_quote(tail, delimiter)
-    if stray is not None:
-        at = line + tail.count(_NEWLINE, 0, stray)
-        return SourceError(
-            f"{file.name} has a stray quote in an unquoted field on line {at}: {snippet(_line_at(tail, stray))!r}. "
-            'Quote the whole field and double the quote inside it ("5"" screen"), or remove the quote.'
-        )
-    return SourceError(
-        f"{file.name} ends inside a quoted field: the quote opened in the record starting on line {line} is "
-        f"never closed ({snippet(tail)!r}). Close the quote or double the quote character inside the field."
-    )
 
 
 def _line_at(data: bytes, index: int) -> bytes:
