@@ -276,6 +276,8 @@ def count_records(window: bytes | bytearray, start: int, end: int, step: int = 1
     boundary), in C-speed passes: keep only quotes and line feeds, drop adjacent quote pairs
     (they never change whether a line feed is inside quotes), and count the line feeds between
     the quotes that remain, which are few (one pair per field that holds a line break)."""
+    if window.find(_QUOTE, start, end) < 0:
+        return window.count(_NEWLINE, start, end)
     records = 0
     inside = False
     for at in range(start, end, step):
