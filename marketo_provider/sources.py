@@ -256,7 +256,8 @@ def as_source(
                 continue
             if getattr(source, key) != value:
                 raise MarketoValueError(
-                    f"{key}={value!r} disagrees with the source's {getattr(source, key)!r}; give it on the source"
+                    f"{key} {_shown(value)} given beside the source disagrees with the source's "
+                    f"{_shown(getattr(source, key))}; give the same value on both, or leave it out"
                 )
         return source
     return Source.of(
@@ -265,6 +266,10 @@ def as_source(
         file_format=file_format if file_format is not None else FileFormat.CSV,
         max_part_bytes=max_part_bytes if max_part_bytes is not None else DEFAULT_MAX_PART_BYTES,
     )
+
+
+def _shown(value: Any) -> str:
+    return repr(value.value if isinstance(value, FileFormat) else value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1301,7 +1306,7 @@ class RowsBody:
                 return False
             self._out.seek(0)
             self._out.truncate()
-            self._writer.writerows([_cell(v) for v in row] for row in rows)
+            self._writer.writerows([v if type(v) is str else _cell(v) for v in row] for row in rows)
             self._pending = self._out.getvalue().encode("utf-8")
             self._at = 0
             self.rows += len(rows)
@@ -1381,7 +1386,9 @@ def open_query(source: QuerySource) -> Iterator[tuple[Header, RowsBody]]:
         names = tuple(str(d[0]) for d in cursor.description)
         fmt = source.file_format
         try:
-            header = map_header(names, encode_header(names, fmt), 0, fmt, source.column_mapping, source.name)
+            header = map_header(
+                names, encode_header(names, fmt, b"\r\n"), 0, fmt, source.column_mapping, source.name
+            )
         except SourceError as exc:
             raise SourceError(f"{exc} (name the query's columns with AS)") from None
         batches = [first]

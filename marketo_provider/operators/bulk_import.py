@@ -35,6 +35,7 @@ from marketo_provider.importing import (
 )
 from marketo_provider.lineage import lineage_for_import
 from marketo_provider.results import conclude, statuses_from_entries, summarize
+from marketo_provider.sources import QuerySource, Source, as_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
@@ -165,8 +166,21 @@ class MarketoBulkImportOperator(BaseOperator):
     def hook(self) -> MarketoHook:
         return MarketoHook(self.marketo_conn_id)
 
+    def import_source(self) -> Source | QuerySource:
+        """Where the rows come from: ``source`` (a location, or a
+        :class:`~marketo_provider.sources.Source` with columns, a mapping, many files) with
+        ``source_conn_id``, ``file_format`` and ``max_part_bytes``. Operators that import from
+        elsewhere override this one method."""
+        return as_source(
+            self.source,
+            file_format=self.file_format,
+            source_conn_id=self.source_conn_id or None,
+            max_part_bytes=self.max_part_bytes,
+        )
+
     def _request(self) -> ImportRequest:
         try:
+            source = self.import_source()
             target = ImportTarget.of(
                 self.object_type, program_id=self.program_id, custom_object_name=self.custom_object_name
             )
@@ -181,7 +195,7 @@ class MarketoBulkImportOperator(BaseOperator):
         except MarketoValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         return ImportRequest(
-            source=self.source,
+            source=source,
             object_type=target.object_type,
             file_format=FileFormat.parse(params["format"]),
             source_conn_id=self.source_conn_id or None,
@@ -247,13 +261,18 @@ class MarketoBulkImportOperator(BaseOperator):
                     "%s has a header and no records: nothing to import, no import call made", checked.name
                 )
                 return summarize(request.object_type, [])
-            self.log.info(
-                "%s passed the checks: %s lines in %s bytes, to upload in %d part(s)",
-                checked.name,
-                f"{checked.lines:,}",
-                f"{checked.body_bytes:,}",
-                checked.parts,
-            )
+            if checked.parts is None:
+                self.log.info(
+                    "%s passed the checks; its rows are read once, as they are imported", checked.name
+                )
+            else:
+                self.log.info(
+                    "%s passed the checks: %s records in %s bytes, to upload in %d part(s)",
+                    checked.name,
+                    f"{checked.records:,}",
+                    f"{checked.body_bytes:,}",
+                    checked.parts,
+                )
             state = ImportState(
                 source=checked.name, deadline=time.time() + self.timeout, header=list(checked.header.names)
             )

@@ -321,7 +321,9 @@ def test_keyword_arguments_must_agree_with_a_source(tmp_path: Path) -> None:
     (tmp_path / "leads.csv").write_bytes(HEADER + body(0, 3))
     source = Source.of(tmp_path / "leads.csv", file_format="csv")
     assert preflight(source, object_type="leads", check_columns=False, file_format="csv").records == 3
-    with pytest.raises(MarketoValueError, match=re.escape("file_format=<FileFormat.TSV: 'tsv'> disagrees")):
+    with pytest.raises(
+        MarketoValueError, match="file_format 'tsv' given beside the source disagrees with the source's 'csv'"
+    ):
         preflight(source, object_type="leads", check_columns=False, file_format="tsv")
 
 
