@@ -1357,7 +1357,13 @@ def _query_cursor(source: QuerySource) -> tuple[Any, Any]:
         hook = BaseHook.get_connection(source.conn_id).get_hook()
     except Exception as exc:
         raise SourceError(f"connection {source.conn_id!r} cannot be used to query: {exc}") from exc
-    if not hasattr(hook, "get_conn"):
+    try:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        is_sql = isinstance(hook, DbApiHook)
+    except ImportError:  # pragma: no cover - common.sql comes with every SQL provider
+        is_sql = hasattr(hook, "get_records")
+    if not is_sql:
         raise SourceError(
             f"connection {source.conn_id!r} is not a SQL database connection (its hook is {type(hook).__name__})"
         )
