@@ -1,10 +1,12 @@
-"""Import sources of any size: open them as streams, check them before anything is sent, and cut
-them into parts that Marketo accepts.
+"""Import sources of any size: check them before anything is sent, and cut them into parts that
+Marketo accepts. What a source is and how it is read (files, folders, globs, compression, queries)
+lives in :mod:`marketo_provider.sources`; :func:`preflight` and :func:`source_parts` are the entry
+points.
 
 Cutting works on bytes in large blocks: a record boundary is a newline preceded by an even number
 of quote characters (RFC 4180 quoting keeps quotes paired), found with ``bytes.rfind`` and
-``bytes.count`` in C, never record by record in Python. Parts are the source's own bytes, each
-starting with the source's header line, so Marketo receives exactly what the user wrote.
+``bytes.count`` in C, never record by record in Python. Parts hold the source's records as they
+are (decompressed), each part starting with the header line Marketo sees.
 """
 
 from __future__ import annotations
