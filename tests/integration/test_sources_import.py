@@ -7,7 +7,9 @@ import gzip
 from collections import Counter
 from pathlib import Path
 
-from marketo_provider.files import Source, preflight, source_parts
+import pytest
+
+from marketo_provider.files import Source, SourceError, preflight, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 
@@ -111,3 +113,41 @@ def test_resume_mid_way_through_compressed_files(marketo_env: MarketoSandbox, tm
     assert len(first_run) + len(resumed) == len(full)
     assert len(marketo_env.jobs) == len(full)  # no part was sent twice
     imported_exactly_once(marketo_env, expected)
+
+
+def test_object_storage_prefix_and_glob(marketo_env: MarketoSandbox) -> None:
+    """A prefix and a glob in object storage reached through a connection (fsspec's memory
+    filesystem stands in for S3), imported and resumed like local files."""
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    attach(protocol="memory", conn_id="stage", fs=fs)
+    expected = []
+    for k in range(4):
+        batch = rows(k * 400, 400)
+        expected += batch
+        fs.pipe(f"/crm-stage/unload/data_0_0_{k}.csv.gz", gzip.compress(csv_bytes(batch, header=None)))
+    fs.pipe("/crm-stage/unload/_SUCCESS", b"")
+    fs.pipe("/crm-stage/other/data_0_0_9.csv.gz", gzip.compress(csv_bytes(rows(9000, 5), header=None)))
+    prefix = Source.of("memory://crm-stage/unload/", conn_id="stage", columns=COLUMNS, max_part_bytes=15_000)
+    pattern = Source.of(
+        "memory://crm-stage/unload/data_*.csv.gz", conn_id="stage", columns=COLUMNS, max_part_bytes=15_000
+    )
+    with source_parts(prefix) as parts:
+        full = [(p.source_start, bytes(p.data), p.origin) for p in parts]
+    with source_parts(pattern) as parts:
+        assert [(p.source_start, bytes(p.data), p.origin) for p in parts] == full
+    assert full[0][2].startswith("data_0_0_0.csv.gz decompressed gzip bytes 0-")
+    k = len(full) // 2
+    with source_parts(prefix, resume_at=(k, full[k][0])) as parts:
+        assert [(p.source_start, bytes(p.data), p.origin) for p in parts] == full[k:]
+    assert preflight(prefix, object_type="leads", describe=fast_hook().describe).records == 1600
+    submit(marketo_env, prefix)
+    imported_exactly_once(marketo_env, expected)
+    with pytest.raises(SourceError, match="no files match the import source memory://crm-stage/nope_"):
+        preflight(
+            Source.of("memory://crm-stage/nope_*.csv", conn_id="stage"),
+            object_type="leads",
+            check_columns=False,
+        )
