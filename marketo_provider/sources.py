@@ -570,7 +570,6 @@ def _open_content(file: SourceFile) -> _Content:
         peek = _read_up_to(raw, 8)
         kind = compression_of(peek)
         if kind is None:
-            check_looks_like_text(peek, file.name)
             first = peek + _read_up_to(raw, _HEAD_BYTES - len(peek))
             content = _Content(stream=raw, first=first, kind=None, raw=raw)
         else:

@@ -136,6 +136,11 @@ def test_excel_workbook_inside_gzip_is_named_too(tmp_path: Path) -> None:
         check(Source.of(tmp_path / "book.gz"))
 
 
+def test_crlf_right_after_the_first_bytes_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "leads.csv").write_bytes(b"email,a\r\nx@example.com,1\r\n")
+    assert check(Source.of(tmp_path / "leads.csv")).records == 1
+
+
 def test_old_mac_line_endings_are_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "leads.csv").write_bytes(b"email,firstName\ra@example.com,A\rb@example.com,B\r")
     with pytest.raises(SourceError, match=r"old Mac line endings \(CR only\); convert .* to LF or CR LF"):
