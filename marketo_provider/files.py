@@ -431,7 +431,7 @@ def _check_utf8(
     except UnicodeDecodeError as exc:
         bad = pos + exc.start
         w = where(bad)
-        shown = bytes(view[max(0, bad - 20) : bad + 10])
+        shown = bytes(view[max(0, bad - 20) : min(end, bad + 10)])
         raise SourceError(
             f"import source {name} is not UTF-8: {w.prefix}line {w.line}, {w.unit} {w.byte:,} ({shown!r}). "
             "Marketo reads import files as UTF-8; re-export the file as UTF-8."

@@ -384,3 +384,13 @@ def test_header_rules_live_in_api() -> None:
         api.ObjectType.LEADS,
     )
     assert "dedupe field" in api.why_required("custom_objects")
+
+
+def test_bytes_that_are_not_utf8_are_placed_in_their_file(tmp_path: Path) -> None:
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(HEADER + body(0, 50)))
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(HEADER + body(50, 7) + b"z@example.com,Jos\xe9,x\n"))
+    with pytest.raises(
+        SourceError,
+        match=r"is not UTF-8: b\.csv\.gz, line 11, decompressed gzip byte 307 \(b'56\\nz@example\.com,Jos\\xe9,x\\n'\)",
+    ):
+        check(Source.of(f"{tmp_path}/"))
