@@ -28,7 +28,7 @@ class SqlToMarketoOperator(MarketoBulkImportOperator):
     :param sql: the query (templated; a ``.sql`` file path is read).
     :param sql_conn_id: the Airflow connection of the database (its hook must be a common.sql
         ``DbApiHook``: PostgreSQL, MySQL, SQLite, Snowflake, ...). PostgreSQL results are streamed
-        with a server-side cursor.
+        with a server-side cursor; for MySQL set ``"cursor": "sscursor"`` in the connection's extra.
     :param parameters: query parameters, passed to the cursor's ``execute`` (templated).
     :param column_mapping: result column name -> Marketo field name.
     :param fetch_size: rows fetched at a time.
