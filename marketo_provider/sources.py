@@ -557,6 +557,11 @@ class _Content:
     kind: str | None
     raw: IO[bytes]
 
+    @property
+    def empty(self) -> bool:
+        """Nothing but line breaks, and nothing after them (0 bytes, or blank lines only)."""
+        return not self.first.strip(b"\r\n") and len(self.first) < _HEAD_BYTES
+
     def close(self) -> None:
         self.raw.close()
 
@@ -1025,7 +1030,7 @@ def open_file_body(source: Source, file: SourceFile, header: Header, *, count_qu
     empty file."""
     content = _open_content(file)
     try:
-        if not content.first.strip():
+        if content.empty:
             content.close()
             return None
         fmt = source.file_format
@@ -1102,7 +1107,7 @@ def open_body(source: AnySource) -> Iterator[tuple[Header, Any]]:
             continue
         content = _open_content(file)
         try:
-            if not content.first.strip():
+            if content.empty:
                 if len(files) == 1:
                     raise SourceError(
                         f"import source {file.name} is empty; it needs a header line of Marketo field names"
