@@ -119,7 +119,8 @@ def shared_queue(
 
     from marketo_provider.api import ImportSpec
     from marketo_provider.hooks.marketo import MarketoHook
-    from marketo_provider.importing import BulkImport, ImportOptions, Source
+    from marketo_provider.importing import BulkImport, ImportOptions
+    from marketo_provider.sources import Source
 
     before = len(sandbox.calls)
     each = parts // 3
@@ -136,7 +137,7 @@ def shared_queue(
                 spec.target,
                 options,
                 spec=spec,
-                source=Source(str(source), None, part_bytes),
+                source=Source.of(str(source), max_part_bytes=part_bytes),
                 log=logging.getLogger(f"import-{i}"),
             )
         )

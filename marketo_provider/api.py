@@ -669,15 +669,6 @@ def required_columns(
     return tuple(dedupe_fields)
 
 
-def describe_targets(object_type: ObjectType, custom_object_name: str | None) -> list[ImportTarget]:
-    """The describe calls whose fields a file may name: program member files may also carry lead
-    fields (Marketo creates or updates the lead)."""
-    own = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-    if object_type is ObjectType.PROGRAM_MEMBERS:
-        return [own, ImportTarget(ObjectType.LEADS)]
-    return [own]
-
-
 # --------------------------------------------------------------------------------------------
 # Calls: what to send and how to read the answer, for both transports
 # --------------------------------------------------------------------------------------------
@@ -1159,3 +1150,64 @@ class TokenCache:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Import files: Marketo's rules for the header line and the columns
+# --------------------------------------------------------------------------------------------
+
+
+def header_name_problems(names: Iterable[str], file_format: str | FileFormat) -> list[str]:
+    """What is wrong with an import file's header names, as phrases that follow "the header of
+    <source>" and say what to fix; empty when Marketo can read the header."""
+    fmt = FileFormat.parse(file_format)
+    names = list(names)
+    problems: list[str] = []
+    if len(names) == 1:
+        for other in FileFormat:
+            if other is not fmt and other.delimiter in names[0]:
+                problems.append(
+                    f"has one column when read as {fmt.value} ({fmt.delimiter_name}-separated) but looks "
+                    f"{other.delimiter_name}-separated: {names[0][:80]!r}; set file_format='{other.value}'"
+                )
+                break
+    empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        problems.append(f"has empty column names (column {', '.join(empty)}); name every column")
+    padded = [n for n in names if n != n.strip()]
+    if padded:
+        listed = ", ".join(repr(n) for n in padded)
+        problems.append(
+            f"has column names with leading or trailing spaces: {listed}; "
+            "Marketo fails every row of such a file (missing.dedupe.fields). Remove the spaces."
+        )
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if duplicates:
+        problems.append(f"names these columns more than once: {', '.join(duplicates)}")
+    return problems
+
+
+def check_header_names(names: Iterable[str], file_format: str | FileFormat, source: str = "source") -> None:
+    """Raise :class:`MarketoValueError` for the first of :func:`header_name_problems`."""
+    problems = header_name_problems(names, file_format)
+    if problems:
+        raise MarketoValueError(f"the header of {source} {problems[0]}")
+
+
+def why_required(object_type: str | ObjectType) -> str:
+    """Why an import of this kind needs its :func:`required_columns`, for messages."""
+    return {
+        ObjectType.PROGRAM_MEMBERS: "which program member imports need to find each lead",
+        ObjectType.LEADS: "the lookup field leads are matched on",
+        ObjectType.CUSTOM_OBJECTS: "the custom object's dedupe field",
+    }[ObjectType.parse(object_type)]
+
+
+def importable_field_objects(object_type: str | ObjectType) -> tuple[ObjectType, ...]:
+    """The objects whose describe calls list the columns an import of this kind may name: program
+    member imports may also name lead fields (they create or update the lead)."""
+    kind = ObjectType.parse(object_type)
+    if kind is ObjectType.PROGRAM_MEMBERS:
+        return (ObjectType.PROGRAM_MEMBERS, ObjectType.LEADS)
+    return (kind,)

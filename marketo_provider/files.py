@@ -1,16 +1,17 @@
-"""Import sources of any size: open them as streams, check them before anything is sent, and cut
-them into parts that Marketo accepts.
+"""Import sources of any size: check them before anything is sent, and cut them into parts that
+Marketo accepts. What a source is and how it is read (files, folders, globs, compression, queries)
+lives in :mod:`marketo_provider.sources`; :func:`preflight` and :func:`source_parts` are the entry
+points.
 
 Cutting works on bytes in large blocks: a record boundary is a newline preceded by an even number
 of quote characters (RFC 4180 quoting keeps quotes paired), found with ``bytes.rfind`` and
-``bytes.count`` in C, never record by record in Python. Parts are the source's own bytes, each
-starting with the source's header line, so Marketo receives exactly what the user wrote.
+``bytes.count`` in C, never record by record in Python. Parts hold the source's records as they
+are (decompressed), each part starting with the header line Marketo sees.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import difflib
 import io
 import os
@@ -21,26 +22,50 @@ from typing import IO, Any
 
 from marketo_provider import api
 from marketo_provider.api import FileFormat, MarketoValueError, ObjectType, required_columns
+from marketo_provider.sources import (
+    DEFAULT_MAX_PART_BYTES,
+    AnySource,
+    Header,
+    QuerySource,
+    Source,
+    SourceError,
+    Where,
+    _first_record,
+    _read_into,
+    as_source,
+    header_problem,
+    open_body,
+    snippet,
+    stray_quote,
+)
 
-# Parts stay safely under Marketo's limit (multipart framing is not counted against the file).
-DEFAULT_MAX_PART_BYTES = 9_500_000
-_BOM = codecs.BOM_UTF8
+__all__ = [
+    "DEFAULT_MAX_PART_BYTES",
+    "Header",
+    "Part",
+    "Preflight",
+    "QuerySource",
+    "Source",
+    "SourceError",
+    "iter_parts",
+    "preflight",
+    "read_header",
+    "scan_source",
+    "source_parts",
+]
+
 _QUOTE = b'"'
 _NEWLINE = b"\n"
-
-
-class SourceError(MarketoValueError):
-    """The import source is missing, unreadable or not a file Marketo can import; nothing was sent."""
-
+_BOM = codecs.BOM_UTF8
 
 # --------------------------------------------------------------------------------------------
-# Reading a source
+# Reading one file as it is
 # --------------------------------------------------------------------------------------------
 
 
 def source_name(source: Any) -> str:
     """How messages name a source: its path or URI, never credentials."""
-    return str(source)
+    return source.name if isinstance(source, (Source, QuerySource)) else str(source)
 
 
 def _is_local(source: Any) -> bool:
@@ -51,8 +76,10 @@ def _is_local(source: Any) -> bool:
 
 @contextmanager
 def open_source(source: Any, conn_id: str | None = None) -> Iterator[IO[bytes]]:
-    """Open a local path, a ``file://`` URI or any ObjectStoragePath URI (``s3://``, ``gs://``, ...)
-    as a binary stream. A missing or unreadable source is a :class:`SourceError` naming it."""
+    """Open one local path, ``file://`` URI or ObjectStoragePath URI (``s3://``, ``gs://``, ...)
+    as a binary stream of its bytes as stored. A missing or unreadable source is a
+    :class:`SourceError` naming it. (Import sources are read with :func:`source_parts`, which also
+    reads folders, globs and compressed files.)"""
     name = source_name(source)
     try:
         if _is_local(source):
@@ -84,142 +111,50 @@ def open_source(source: Any, conn_id: str | None = None) -> Iterator[IO[bytes]]:
         yield stream
 
 
-def _read_into(stream: IO[bytes], view: memoryview) -> int:
-    readinto = getattr(stream, "readinto", None)
-    if readinto is not None:
-        try:
-            n = readinto(view)
-        except (io.UnsupportedOperation, NotImplementedError):
-            pass
-        else:
-            return n or 0
-    data = stream.read(len(view))
-    view[: len(data)] = data
-    return len(data)
-
-
-# --------------------------------------------------------------------------------------------
-# The header
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Header:
-    """The source's first record: the column names and the exact bytes every part starts with."""
-
-    names: tuple[str, ...]
-    line: bytes  # as in the source, line terminator included, byte order mark removed
-    source_offset: int  # where the body starts in the source
-
-
-def _record_end(data: bytes, start: int = 0) -> int:
-    """Index just past the first record boundary at or after ``start`` (data starts on a boundary),
-    or -1 when the data holds no complete record."""
-    pos = start
-    quotes = 0
-    while True:
-        nl = data.find(_NEWLINE, pos)
-        if nl < 0:
-            return -1
-        quotes += data.count(_QUOTE, pos, nl)
-        if quotes % 2 == 0:
-            return nl + 1
-        pos = nl + 1
-
-
 def read_header(stream: IO[bytes], file_format: str | FileFormat, name: str = "source") -> Header:
-    """Read and check the header line (the stream is left after it). Raises :class:`SourceError`
-    for an empty file, a blank or malformed header, empty, duplicate or space-padded names, and a
-    header that is evidently separated by another delimiter than ``file_format`` says."""
+    """Read and check the header line of an uncompressed stream (left just after the header).
+    Raises :class:`SourceError` for an empty file, a blank or malformed header, empty, duplicate
+    or space-padded names, and a header evidently separated by another delimiter than
+    ``file_format`` says."""
     fmt = FileFormat.parse(file_format)
     head = stream.read(64 * 1024)
     if not head.strip():
         raise SourceError(f"import source {name} is empty; it needs a header line of Marketo field names")
-    offset = 0
-    if head.startswith(_BOM):
-        offset = len(_BOM)
-    end = _record_end(head, offset)
-    while end < 0:
-        more = stream.read(64 * 1024)
-        if not more:
-            head += b"\n"
-            end = _record_end(head, offset)
-            if end < 0:
-                raise SourceError(f"the header of {name} has an unterminated quote")
-            break
-        head += more
-        if len(head) > 1024 * 1024:
-            raise SourceError(f"the first line of {name} is over 1 MB long; is the header missing?")
-        end = _record_end(head, offset)
-    line = head[offset:end]
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"the header of {name} is not UTF-8 (byte {exc.start + offset}: {line[exc.start : exc.start + 4]!r}); "
-            "save the file as UTF-8"
-        ) from None
-    if not text.strip():
-        raise SourceError(
-            f"the first line of {name} is blank; the first line must be the header of Marketo field names"
-        )
-    names = next(csv.reader([text.rstrip("\r\n")], delimiter=fmt.delimiter))
-    check_header_names(names, fmt, name)
-    # Leave the stream just after the header: hand back what was read beyond it.
-    rest = head[end:]
+    record = _first_record(head, stream, fmt, name)
+    check_header_names(list(record.names), fmt, name)
+    rest = record.rest
     if hasattr(stream, "seek") and stream.seekable():
         stream.seek(stream.tell() - len(rest))
-    else:  # pragma: no cover - every source we open is seekable
+    else:  # pragma: no cover - every stream given here is seekable
         raise SourceError(f"import source {name} is not seekable")
-    return Header(names=tuple(names), line=bytes(line), source_offset=end)
+    return Header(
+        names=record.names,
+        line=record.line,
+        source_offset=record.bom + len(record.line),
+        delimiter=fmt.delimiter,
+    )
 
 
-def check_header_names(names: list[str], fmt: FileFormat, name: str = "source") -> None:
-    """Marketo's rules for header names, as clear errors that say what to fix."""
-    if len(names) == 1:
-        for other in FileFormat:
-            if other is not fmt and other.delimiter in names[0]:
-                raise SourceError(
-                    f"the header of {name} has one column when read as {fmt.value} ({fmt.delimiter_name}-separated) "
-                    f"but looks {other.delimiter_name}-separated: {names[0][:80]!r}; "
-                    f"set file_format='{other.value}'"
-                )
-    empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
-    if empty:
-        raise SourceError(
-            f"the header of {name} has empty column names (column {', '.join(empty)}); name every column"
-        )
-    padded = [n for n in names if n != n.strip()]
-    if padded:
-        listed = ", ".join(repr(n) for n in padded)
-        raise SourceError(
-            f"the header of {name} has column names with leading or trailing spaces: {listed}; "
-            "Marketo fails every row of such a file (missing.dedupe.fields). Remove the spaces."
-        )
-    seen: set[str] = set()
-    duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
-    if duplicates:
-        raise SourceError(f"the header of {name} names these columns more than once: {', '.join(duplicates)}")
-
-
-_WHY_REQUIRED = {
-    ObjectType.PROGRAM_MEMBERS: "which program member imports need to find each lead",
-    ObjectType.LEADS: "the lookup field leads are matched on",
-    ObjectType.CUSTOM_OBJECTS: "the custom object's dedupe field",
-}
+def check_header_names(names: Sequence[str], fmt: FileFormat, name: str = "source") -> None:
+    """Marketo's rules for header names (:func:`api.header_name_problems`) as a :class:`SourceError`."""
+    problem = header_problem(names, fmt, name)
+    if problem:
+        raise problem
 
 
 def check_required_columns(
     header: Header, object_type: str | ObjectType, required: Iterable[str], name: str = "source"
 ) -> None:
-    kind = ObjectType.parse(object_type)
     missing = [c for c in required if c not in header.names]
     if missing:
         close = {m: difflib.get_close_matches(m, header.names, n=1) for m in missing}
         hints = "".join(f" (is {close[m][0]!r} meant to be {m!r}?)" for m in missing if close[m])
+        mapped = (
+            " (after column_mapping)" if header.source_names and header.source_names != header.names else ""
+        )
         raise SourceError(
-            f"import source {name} has no {', '.join(repr(m) for m in missing)} column, "
-            f"{_WHY_REQUIRED[kind]}{hints}"
+            f"import source {name} has no {', '.join(repr(m) for m in missing)} column{mapped}, "
+            f"{api.why_required(object_type)}{hints}"
         )
 
 
@@ -236,9 +171,12 @@ def check_known_columns(header: Header, known_fields: Iterable[str], name: str =
         if not close:
             close = [k for k in known if k.lower() == column.lower()]
         lines.append(f"{column!r}" + (f" (closest: {', '.join(close)})" if close else ""))
+    fix = "Use the REST API names from Marketo's describe call"
+    if header.source_names:
+        fix += " (rename columns with column_mapping)"
     raise SourceError(
         f"import source {name} has columns Marketo does not know: {'; '.join(lines)}. "
-        "Use the REST API names from Marketo's describe call, or turn the check off with check_columns=False."
+        f"{fix}, or turn the check off with check_columns=False."
     )
 
 
@@ -253,12 +191,16 @@ class Part:
 
     ``data`` is a view into the cutter's buffer, valid until the next part is asked for; keep
     ``bytes(part.data)`` to hold on to it. :meth:`reader` gives a file object for uploads.
+    ``source_start``/``source_end`` are offsets in the source's logical body (every file's
+    records, decompressed, headers removed, one after the other); ``origin`` names the file(s)
+    and byte ranges the part came from, for messages.
     """
 
     index: int
     data: memoryview
-    source_start: int  # offset in the source of the first body byte
+    source_start: int
     source_end: int
+    origin: str = ""
 
     @property
     def size(self) -> int:
@@ -301,14 +243,16 @@ class _MemoryRaw(io.RawIOBase):
 
 @dataclass
 class ScanReport:
-    """What a full pass over the source found."""
+    """What a full pass over the source found. ``records`` counts records (line breaks outside
+    quoted fields, plus a last record without one; blank lines count); ``lines`` counts line breaks."""
 
     parts: int = 0
     body_bytes: int = 0
     lines: int = 0
+    records: int = 0
 
 
-def _last_boundary(window: bytearray, start: int, limit: int) -> int:
+def _last_boundary(window: bytes | bytearray, start: int, limit: int) -> int:
     """The end of the last whole record within ``window[start:limit]`` (``start`` is a record
     boundary), or ``start`` if there is none. Quotes are counted once up to the last newline, then
     the count is adjusted while stepping back over newlines that sit inside quoted fields."""
@@ -325,8 +269,37 @@ def _last_boundary(window: bytearray, start: int, limit: int) -> int:
     return nl + 1
 
 
+# Every byte but the quote and the line feed: what ``bytes.translate`` deletes to count records.
+_NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in (_QUOTE[0], _NEWLINE[0]))
+
+
+def count_records(window: bytes | bytearray, start: int, end: int, step: int = 1024 * 1024) -> int:
+    """Line breaks outside quoted fields in ``window[start:end]`` (which starts on a record
+    boundary), in C-speed passes: keep only quotes and line feeds, drop adjacent quote pairs
+    (they never change whether a line feed is inside quotes), and count the line feeds between
+    the quotes that remain, which are few (one pair per field that holds a line break)."""
+    if window.find(_QUOTE, start, end) < 0:
+        return window.count(_NEWLINE, start, end)
+    records = 0
+    inside = False
+    for at in range(start, end, step):
+        compact = window[at : min(end, at + step)].translate(None, _NOT_QUOTE_OR_NEWLINE)
+        while b'""' in compact:
+            compact = compact.replace(b'""', b"")
+        if _QUOTE not in compact:
+            if not inside:
+                records += len(compact)
+            continue
+        pieces = compact.split(_QUOTE)
+        for i, piece in enumerate(pieces):
+            if inside == bool(i % 2):
+                records += len(piece)
+        inside ^= bool((len(pieces) - 1) % 2)
+    return records
+
+
 def iter_parts(
-    stream: IO[bytes],
+    stream: Any,
     header: Header,
     *,
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
@@ -335,14 +308,15 @@ def iter_parts(
     report: ScanReport | None = None,
     first_index: int = 0,
 ) -> Iterator[Part]:
-    """Cut the body of ``stream`` (positioned just after the header) into parts under
-    ``max_part_bytes``, each starting with the header line and cut only between records.
+    """Cut the body of ``stream`` (positioned just after the header, or a logical body from
+    :func:`~marketo_provider.sources.open_body`) into parts under ``max_part_bytes``, each
+    starting with the header line and cut only between records.
 
     One buffer of ``max_part_bytes`` holds the header and the records of the part being cut;
     parts are views into it, so memory stays at about one part whatever the source size. With
-    ``validate=True`` every byte is also checked to be UTF-8 and lines are counted. Raises
-    :class:`SourceError` for a record larger than a part can hold, an unterminated quote and (when
-    validating) bytes that are not UTF-8, each naming the line.
+    ``validate=True`` every byte is also checked to be UTF-8 and records are counted. Raises
+    :class:`SourceError` for a record larger than a part can hold, an unterminated or stray quote
+    and (when validating) bytes that are not UTF-8, each naming the line.
     """
     if max_part_bytes > api.MAX_IMPORT_FILE_BYTES:
         raise MarketoValueError(
@@ -359,12 +333,22 @@ def iter_parts(
     view = memoryview(window)
     filled = 0  # body bytes in the window
     eof = False
-    offset = stream.tell()  # source offset of the window's first body byte
+    offset = stream.tell()  # logical offset of the window's first body byte
     line_no = 2  # the line the window's body starts on (counted when validating)
     decoder = codecs.getincrementaldecoder("utf-8")() if validate else None
     checked = 0  # body bytes already checked to be UTF-8
     index = first_index
     report = report if report is not None else ScanReport()
+    origin_of = getattr(stream, "origin", None)
+    where_of = getattr(stream, "where", None)
+    rescan = getattr(stream, "quote_problem", None)
+
+    def where(at: int) -> Where:
+        """Where window byte ``at`` is in the source."""
+        logical = offset + at - base
+        found = where_of(logical) if where_of is not None else None
+        return found or Where("", line_no + window.count(_NEWLINE, base, at), logical)
+
     try:
         while True:
             while filled <= budget and not eof:
@@ -372,30 +356,47 @@ def iter_parts(
                 eof = n == 0
                 filled += n
             if decoder is not None and checked < filled:
-                _check_utf8(
-                    decoder, window, base + checked, base + filled, base, offset, line_no, name, final=eof
-                )
+                _check_utf8(decoder, view, base + checked, base + filled, name, where, final=eof)
                 checked = filled
             if filled == 0:
                 return
             if eof and filled <= budget:
                 end = base + filled
                 if window.count(_QUOTE, base, end) % 2:
-                    raise _unterminated_quote(bytes(window[base:end]), line_no, name)
+                    # A stray quote earlier in the source may have put the cut out of step: the
+                    # first record with broken quoting is found by reading the source again.
+                    raise (rescan() if rescan else None) or _quote_error(
+                        bytes(window[base:end]), base, header.delimiter, name, where
+                    )
                 if not window[base:end].strip(b"\r\n"):
                     return  # only blank lines remain: nothing to import
             else:
                 end = _last_boundary(window, base, base + min(filled, budget))
                 if end == base:
-                    raise _no_boundary(bytes(window[base : base + 2000]), line_no, max_part_bytes, name)
+                    raise (rescan() if rescan else None) or _no_boundary(
+                        bytes(window[base : base + min(filled, budget)]),
+                        base,
+                        max_part_bytes,
+                        header.delimiter,
+                        name,
+                        where,
+                    )
             cut = end - base
             report.parts += 1
             report.body_bytes += cut
             if validate:
                 lines = window.count(_NEWLINE, base, end)
                 report.lines += lines
+                report.records += count_records(window, base, end)
+                if eof and filled == cut and window[end - 1] != _NEWLINE[0]:
+                    report.records += 1  # the last record has no line break
                 line_no += lines
-            yield Part(index=index, data=view[:end], source_start=offset, source_end=offset + cut)
+            origin = (
+                origin_of(offset, offset + cut) if origin_of else f"{name} bytes {offset:,}-{offset + cut:,}"
+            )
+            yield Part(
+                index=index, data=view[:end], source_start=offset, source_end=offset + cut, origin=origin
+            )
             index += 1
             remaining = filled - cut
             view[base : base + remaining] = window[end : base + filled]
@@ -410,17 +411,14 @@ def iter_parts(
 
 def _check_utf8(
     decoder: codecs.IncrementalDecoder,
-    window: bytearray,
+    view: memoryview,
     start: int,
     end: int,
-    base: int,
-    offset: int,
-    line_no: int,
     name: str,
+    where: Callable[[int], Where],
     *,
     final: bool,
 ) -> None:
-    view = memoryview(window)
     step = 1024 * 1024  # decode in slices so the decoded text never costs more than a MiB
     pos = start
     try:
@@ -432,56 +430,63 @@ def _check_utf8(
             decoder.decode(b"", True)
     except UnicodeDecodeError as exc:
         bad = pos + exc.start
-        line = line_no + window.count(_NEWLINE, base, bad)
-        snippet = bytes(window[max(base, bad - 20) : bad + 10])
+        w = where(bad)
+        shown = bytes(view[max(0, bad - 20) : min(end, bad + 10)])
         raise SourceError(
-            f"import source {name} is not UTF-8: line {line}, byte {offset + bad - base:,} ({snippet!r}). "
+            f"import source {name} is not UTF-8: {w.prefix}line {w.line}, {w.unit} {w.byte:,} ({shown!r}). "
             "Marketo reads import files as UTF-8; re-export the file as UTF-8."
         ) from None
 
 
-def _snippet(data: bytes) -> str:
-    text = data[:120].decode("utf-8", "replace").replace("\r", "\\r").replace("\n", "\\n")
-    return text + ("..." if len(data) > 120 else "")
+def _line_of(data: bytes, index: int) -> bytes:
+    start = data.rfind(_NEWLINE, 0, index) + 1
+    end = data.find(_NEWLINE, index)
+    return data[start : end if end >= 0 else len(data)]
 
 
-def _unterminated_quote(tail: bytes, line_no: int, name: str) -> SourceError:
-    # Slow path, on error only: let the csv module find the record where the quote opens.
-    text = tail.decode("utf-8", "replace")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    start_line = line_no
-    try:
-        for _ in reader:
-            start_line = line_no + reader.line_num
-    except csv.Error:
-        pass
-    record_start = _nth_line_offset(tail, start_line - line_no)
+def _stray_quote_error(
+    data: bytes, at: int, base: int, name: str, where: Callable[[int], Where]
+) -> SourceError:
+    w = where(base + at)
     return SourceError(
-        f"import source {name} has an unterminated quote in the record starting on line {start_line}: "
-        f"{_snippet(tail[record_start:])!r}. Close the quote or double the quote character inside the field."
+        f"import source {name} has a stray quote in a field on {w.prefix}line {w.line}: "
+        f"{snippet(_line_of(data, at))!r}. Quote the whole field and double the quote inside it "
+        '("5"" screen"), or remove the quote.'
     )
 
 
-def _nth_line_offset(data: bytes, n: int) -> int:
-    pos = 0
-    for _ in range(n):
-        nxt = data.find(_NEWLINE, pos)
-        if nxt < 0:
-            return pos
-        pos = nxt + 1
-    return pos
-
-
-def _no_boundary(head: bytes, line_no: int, max_part_bytes: int, name: str) -> SourceError:
+def _quote_error(
+    tail: bytes, base: int, delimiter: str, name: str, where: Callable[[int], Where]
+) -> SourceError:
+    """The body ends inside quotes: blame a stray quote when there is one, else the record whose
+    quote never closes (error path only)."""
+    stray = stray_quote(tail, delimiter)
+    if stray is not None:
+        return _stray_quote_error(tail, stray, base, name, where)
+    start = _last_boundary(tail, 0, len(tail))
+    w = where(base + start)
     return SourceError(
-        f"import source {name}: the record starting on line {line_no} runs past {max_part_bytes:,} bytes "
-        f"without ending ({_snippet(head)!r}). A record must fit in one part; most often a quote is not "
-        "closed in that record."
+        f"import source {name} has an unterminated quote in the record starting on {w.prefix}line {w.line}: "
+        f"{snippet(tail[start:])!r}. Close the quote or double the quote character inside the field."
+    )
+
+
+def _no_boundary(
+    head: bytes, base: int, max_part_bytes: int, delimiter: str, name: str, where: Callable[[int], Where]
+) -> SourceError:
+    stray = stray_quote(head, delimiter)
+    if stray is not None:
+        return _stray_quote_error(head, stray, base, name, where)
+    w = where(base)
+    return SourceError(
+        f"import source {name}: the record starting on {w.prefix}line {w.line} runs past {max_part_bytes:,} "
+        f"bytes without ending ({snippet(head)!r}). A record must fit in one part; most often a quote is "
+        "not closed in that record."
     )
 
 
 def scan_source(
-    stream: IO[bytes],
+    stream: Any,
     header: Header,
     *,
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
@@ -506,43 +511,58 @@ Describe = Callable[..., dict[str, Any]]
 
 @dataclass(frozen=True)
 class Preflight:
-    """A source that passed every check, and how it will be cut."""
+    """A source that passed every check, and how it will be cut.
+
+    ``records`` counts records (line breaks outside quoted fields, plus a last record without
+    one; blank lines count), ``lines`` line breaks. For a :class:`QuerySource` the rows are read
+    once, while they are imported: ``parts``, ``body_bytes``, ``records`` and ``lines`` are None
+    (0 when the query returns no rows).
+    """
 
     name: str
     header: Header
-    parts: int
-    body_bytes: int
-    lines: int
+    parts: int | None
+    body_bytes: int | None
+    records: int | None
+    lines: int | None = None
 
     @property
     def empty(self) -> bool:
-        """True for a header-only source: nothing to import, and no import call is made."""
+        """True for a source without records: nothing to import, and no import call is made."""
         return self.parts == 0
 
 
+def _agreeing(source: Any, file_format: Any, source_conn_id: Any, max_part_bytes: Any) -> AnySource:
+    return as_source(
+        source, file_format=file_format, source_conn_id=source_conn_id, max_part_bytes=max_part_bytes
+    )
+
+
 def preflight(
-    source: Any,
+    source: AnySource | Any,
     *,
     object_type: str | ObjectType,
-    file_format: str | FileFormat = FileFormat.CSV,
-    source_conn_id: str | None = None,
     lookup_field: str | None = None,
     custom_object_name: str | None = None,
     describe: Describe | None = None,
     check_columns: bool = True,
-    max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
+    file_format: str | FileFormat | None = None,
+    source_conn_id: str | None = None,
+    max_part_bytes: int | None = None,
 ) -> Preflight:
     """Check a source completely before anything is uploaded.
 
-    ``describe`` is :meth:`MarketoHook.describe`; it is called for custom objects (their dedupe
-    fields) and, with ``check_columns``, to check the column names (program members: the program
-    member and the lead fields). Raises :class:`SourceError` saying what to fix.
+    ``source`` is a :class:`Source` or :class:`QuerySource` (a location with ``file_format``,
+    ``source_conn_id`` and ``max_part_bytes`` is turned into one). ``describe`` is
+    :meth:`MarketoHook.describe`; it is called for custom objects (their dedupe fields) and, with
+    ``check_columns``, to check the column names (program members: the program member and the
+    lead fields). Every file of a many-file source is read through. Raises :class:`SourceError`
+    saying what to fix.
     """
     kind = ObjectType.parse(object_type)
-    fmt = FileFormat.parse(file_format)
-    name = source_name(source)
-    with open_source(source, source_conn_id) as stream:
-        header = read_header(stream, fmt, name)
+    checked = _agreeing(source, file_format, source_conn_id, max_part_bytes)
+    name = checked.name
+    with open_body(checked) as (header, body):
         dedupe: tuple[str, ...] = ()
         described: dict[str, Any] | None = None
         if kind is ObjectType.CUSTOM_OBJECTS or check_columns:
@@ -557,35 +577,50 @@ def preflight(
         )
         if check_columns and described is not None and describe is not None:
             known = list(described["fields"])
-            if kind is ObjectType.PROGRAM_MEMBERS:
-                known += describe(ObjectType.LEADS)["fields"]
+            for other in api.importable_field_objects(kind):
+                if other is not kind:
+                    known += describe(other)["fields"]
             check_known_columns(header, known, name)
-        report = scan_source(stream, header, max_part_bytes=max_part_bytes, name=name)
+        if isinstance(checked, QuerySource):
+            has_rows = _peek_rows(body)
+            zero = None if has_rows else 0
+            return Preflight(name=name, header=header, parts=zero, body_bytes=zero, records=zero, lines=zero)
+        report = scan_source(body, header, max_part_bytes=checked.max_part_bytes, name=name)
     return Preflight(
-        name=name, header=header, parts=report.parts, body_bytes=report.body_bytes, lines=report.lines
+        name=name,
+        header=header,
+        parts=report.parts,
+        body_bytes=report.body_bytes,
+        records=report.records,
+        lines=report.lines,
     )
+
+
+def _peek_rows(body: Any) -> bool:
+    return bool(body.readinto(memoryview(bytearray(1))))
 
 
 @contextmanager
 def source_parts(
-    source: Any,
+    source: AnySource | Any,
     *,
-    file_format: str | FileFormat = FileFormat.CSV,
-    source_conn_id: str | None = None,
-    max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
     resume_at: tuple[int, int] | None = None,
     expected_header: Sequence[str] | None = None,
+    file_format: str | FileFormat | None = None,
+    source_conn_id: str | None = None,
+    max_part_bytes: int | None = None,
 ) -> Iterator[Iterator[Part]]:
     """Open a source and cut it into parts: the same parts, in the same order, every time.
 
-    ``resume_at=(index, offset)`` starts at part ``index``, which begins at source byte ``offset``
-    (the end of the part before it): the source is read from there, not from its start. With
+    ``resume_at=(index, offset)`` starts at part ``index``, which begins at logical body offset
+    ``offset`` (the end of the part before it): a single uncompressed file is seeked; otherwise
+    whole plain files are skipped by their size and the rest is read and discarded. With
     ``expected_header`` (the names seen when earlier parts were cut) a source that changed since
     is a :class:`SourceError` rather than parts that do not line up.
     """
-    name = source_name(source)
-    with open_source(source, source_conn_id) as stream:
-        header = read_header(stream, file_format, name)
+    checked = _agreeing(source, file_format, source_conn_id, max_part_bytes)
+    name = checked.name
+    with open_body(checked) as (header, body):
         if expected_header is not None and tuple(expected_header) != header.names:
             raise SourceError(
                 f"import source {name} changed since earlier parts were submitted: its header differs"
@@ -593,11 +628,7 @@ def source_parts(
         first_index = 0
         if resume_at is not None:
             first_index, offset = resume_at
-            stream.seek(offset - 1)
-            before = stream.read(1)
-            if offset > header.source_offset and before != _NEWLINE:
-                raise SourceError(
-                    f"import source {name} changed since earlier parts were submitted: byte {offset:,} "
-                    "is no longer the start of a record"
-                )
-        yield iter_parts(stream, header, max_part_bytes=max_part_bytes, name=name, first_index=first_index)
+            body.skip_to(offset)
+        yield iter_parts(
+            body, header, max_part_bytes=checked.max_part_bytes, name=name, first_index=first_index
+        )

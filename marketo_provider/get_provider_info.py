@@ -75,6 +75,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["marketo_provider.triggers.bulk_import"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "Common SQL",
+                "target-integration-name": "Adobe Marketo Engage",
+                "python-module": "marketo_provider.transfers.sql_to_marketo",
+                "how-to-guide": "https://airflow-provider-marketo.readthedocs.io/en/latest/sources.html",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "marketo",

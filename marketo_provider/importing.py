@@ -38,8 +38,9 @@ from marketo_provider.api import (
     positive_seconds,
     queue_full_wait_seconds,
 )
-from marketo_provider.files import DEFAULT_MAX_PART_BYTES, preflight, source_parts
+from marketo_provider.files import preflight, source_parts
 from marketo_provider.results import ResultsLocation, conclude, summarize
+from marketo_provider.sources import QuerySource, Source
 
 STATE_KEY = "marketo_bulk_import"
 STATE_VERSION = 2
@@ -379,19 +380,6 @@ class ImportOptions:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where the rows come from."""
-
-    location: Any
-    conn_id: str | None = None
-    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
-
-    def part_filename(self, index: int, file_format: FileFormat) -> str:
-        stem = str(self.location).rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "import"
-        return f"{stem}-part{index:04d}.{file_format.value}"
-
-
-@dataclass(frozen=True)
 class WaitStep:
     """The import cannot go on until ``mode`` is reached; ``wake_at`` bounds a slot wait."""
 
@@ -417,7 +405,7 @@ class BulkImport:
         options: ImportOptions,
         *,
         spec: ImportSpec | None = None,
-        source: Source | None = None,
+        source: Source | QuerySource | None = None,
         file_format: FileFormat = FileFormat.CSV,
         log: Any,
         save: Callable[[ImportState], None] | None = None,
@@ -428,6 +416,11 @@ class BulkImport:
         self.spec = spec
         self.source = source
         self.file_format = spec.file_format if spec is not None else file_format
+        if source is not None and source.file_format is not self.file_format:
+            raise MarketoValueError(
+                f"the source is {source.file_format.value} but the import is {self.file_format.value}; "
+                "give the same file_format to both"
+            )
         self.log = log
         self._save = save or (lambda state: None)
         self._calls_seen = 0
@@ -457,7 +450,7 @@ class BulkImport:
             "columns": list(checked.header.names),
             "parts": checked.parts,
             "bytes": checked.body_bytes,
-            "lines": checked.lines,
+            "records": checked.records,
             "query": self.spec.query if self.spec is not None else {},
             "api_calls": self.hook.api_calls,
         }
@@ -467,15 +460,12 @@ class BulkImport:
             raise MarketoValueError("an import needs what to import (spec) and a source")
         self.options.results.check_writable()
         return preflight(
-            self.source.location,
+            self.source,
             object_type=self.spec.object_type,
-            file_format=self.spec.file_format,
-            source_conn_id=self.source.conn_id,
             lookup_field=self.spec.lookup_field,
             custom_object_name=self.target.custom_object_name,
             describe=self.hook.describe,
             check_columns=self.options.check_columns,
-            max_part_bytes=self.source.max_part_bytes,
         )
 
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
@@ -494,13 +484,16 @@ class BulkImport:
                 "%s has a header and no records: nothing to import, no import call made", checked.name
             )
             return None
-        self.log.info(
-            "%s passed the checks: %s lines in %s bytes, to upload in %d part(s)",
-            checked.name,
-            f"{checked.lines:,}",
-            f"{checked.body_bytes:,}",
-            checked.parts,
-        )
+        if checked.parts is None:
+            self.log.info("%s passed the checks; its rows are read once, as they are imported", checked.name)
+        else:
+            self.log.info(
+                "%s passed the checks: %s records in %s bytes, to upload in %d part(s)",
+                checked.name,
+                f"{checked.records:,}",
+                f"{checked.body_bytes:,}",
+                checked.parts,
+            )
         state = ImportState(
             name=checked.name,
             object_type=self.target.object_type.value,
@@ -551,14 +544,7 @@ class BulkImport:
         if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
             return False
         resume_at = (len(handled), state.resume_offset) if handled else None
-        with source_parts(
-            self.source.location,
-            file_format=self.spec.file_format,
-            source_conn_id=self.source.conn_id,
-            max_part_bytes=self.source.max_part_bytes,
-            resume_at=resume_at,
-            expected_header=state.header or None,
-        ) as parts:
+        with source_parts(self.source, resume_at=resume_at, expected_header=state.header or None) as parts:
             count = len(handled)
             for part in parts:
                 if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
@@ -573,7 +559,7 @@ class BulkImport:
                     entry = self.hook.submit(
                         self.spec,
                         part.reader(),
-                        filename=self.source.part_filename(part.index, self.file_format),
+                        filename=part_filename(self.source, part.index),
                     )
                 except MarketoQueueFullError:
                     state.in_flight = None
@@ -729,6 +715,23 @@ class BulkImport:
         return summary
 
 
+def part_filename(source: Source | QuerySource, index: int) -> str:
+    """The file name a part is uploaded as: the source's name (no folder, pattern or compression
+    suffix) and the part's number, e.g. ``leads-part0003.csv``."""
+    import re
+
+    fmt = source.file_format.value
+    if isinstance(source, QuerySource):
+        stem = "query"
+    else:
+        stem = str(source.location).rstrip("/").rsplit("/", 1)[-1]
+        for suffix in (".gz", ".gzip", ".bz2", ".xz", f".{fmt}", ".csv", ".txt"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "import"
+    return f"{stem}-part{index:04d}.{fmt}"
+
+
 def parse_batch_ids(value: Any) -> list[int]:
     """Batch ids as given to the sensor: a list, the operator's summary, or text rendered from a
     template (``"[3404, 3405]"`` or ``"3404,3405"``)."""
@@ -758,7 +761,6 @@ __all__ = [
     "ImportOptions",
     "ImportState",
     "ObjectType",
-    "Source",
     "SubmittedPart",
     "Wait",
     "WaitEnd",

@@ -10,8 +10,12 @@ from urllib.parse import urlsplit
 from marketo_provider.api import ConnectionSettings, ImportTarget, ObjectType
 
 
-def source_dataset(source: Any) -> tuple[str, str]:
-    """(namespace, name) of a source by OpenLineage's naming: ``s3://bucket`` + key, ``file`` + path."""
+def source_dataset(source: Any) -> tuple[str, str] | None:
+    """(namespace, name) of a source by OpenLineage's naming: ``s3://bucket`` + key, ``file`` + path;
+    None for a query (its tables are the SQL operator's lineage, not ours)."""
+    source = getattr(source, "location", source)  # a sources.Source
+    if source is None or hasattr(source, "sql"):
+        return None
     text = str(source)
     if "://" not in text:
         return "file", os.path.abspath(text)
@@ -32,11 +36,10 @@ def lineage_for_import(*, source: Any, settings: ConnectionSettings, target: Imp
     from airflow.providers.common.compat.openlineage.facet import Dataset
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    in_ns, in_name = source_dataset(source)
+    read = source_dataset(source)
     out_ns, out_name = marketo_dataset(settings, target)
-    return OperatorLineage(
-        inputs=[Dataset(namespace=in_ns, name=in_name)], outputs=[Dataset(namespace=out_ns, name=out_name)]
-    )
+    inputs = [Dataset(namespace=read[0], name=read[1])] if read else []
+    return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace=out_ns, name=out_name)])
 
 
 def marketo_asset_uri(host: str, target: ImportTarget) -> str:
@@ -85,7 +88,10 @@ def report_hook_lineage(hook: Any, source: Any, target: ImportTarget) -> None:
         )
 
     collector = get_hook_lineage_collector()
-    namespace, name = source_dataset(source)
-    source_uri = f"file://{name}" if namespace == "file" else f"{namespace}/{name}"
-    collector.add_input_asset(context=hook, uri=source_uri)
+    read = source_dataset(source)
+    if read is not None:
+        namespace, name = read
+        collector.add_input_asset(
+            context=hook, uri=f"file://{name}" if namespace == "file" else f"{namespace}/{name}"
+        )
     collector.add_output_asset(context=hook, uri=marketo_asset_uri(hook.settings.rest_url, target))

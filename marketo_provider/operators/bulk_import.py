@@ -19,10 +19,10 @@ from marketo_provider.importing import (
     BulkImport,
     ImportOptions,
     ImportState,
-    Source,
     WaitStep,
 )
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
+from marketo_provider.sources import QuerySource, Source, as_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
@@ -40,8 +40,10 @@ class MarketoBulkImportOperator(BaseOperator):
     them, and returns a summary. Parts already accepted are never submitted again: across
     deferrals, and across task retries where Airflow has the task state store (3.3+).
 
-    :param source: the file: a local path, a ``file://`` URI or any ObjectStoragePath URI
-        (``s3://bucket/key.csv``, ``gs://...``). Templated.
+    :param source: the rows: a local path, a ``file://`` URI or any ObjectStoragePath URI
+        (``s3://bucket/key.csv``, ``gs://...``), a folder or prefix ending in ``/``, or a glob
+        (``s3://bucket/unload/data_*.csv.gz``); gzip, bzip2 and xz files are read as they are; or a
+        :class:`~marketo_provider.sources.Source`. Templated.
     :param object_type: ``leads``, ``program_members`` or ``custom_objects``.
     :param marketo_conn_id: the Marketo connection (type ``marketo``).
     :param file_format: ``csv``, ``tsv`` or ``ssv`` (comma, tab, semicolon separated).
@@ -52,6 +54,9 @@ class MarketoBulkImportOperator(BaseOperator):
     :param program_member_status: program members: the status to set (e.g. ``On List``).
     :param custom_object_name: custom objects: the object's API name (e.g. ``car_c``).
     :param source_conn_id: the connection for an object storage source (e.g. ``aws_default``).
+    :param columns: the column names (Marketo's API names) when the files have no header line.
+    :param column_mapping: the source's column names mapped to Marketo's
+        (``{"Email Address": "email"}``); only the header line changes. Templated.
     :param results_path: a folder URI for the merged ``failures``/``warnings`` files; without it
         their text is pushed to XCom under the keys ``failures`` and ``warnings``. Templated.
     :param results_conn_id: the connection for ``results_path`` when it needs one.
@@ -78,6 +83,8 @@ class MarketoBulkImportOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "source",
         "source_conn_id",
+        "columns",
+        "column_mapping",
         "object_type",
         "marketo_conn_id",
         "file_format",
@@ -110,6 +117,8 @@ class MarketoBulkImportOperator(BaseOperator):
         program_member_status: str | None = None,
         custom_object_name: str | None = None,
         source_conn_id: str | None = None,
+        columns: Sequence[str] | None = None,
+        column_mapping: dict[str, str] | None = None,
         results_path: str | None = None,
         results_conn_id: str | None = None,
         wait_for_completion: bool = True,
@@ -135,6 +144,8 @@ class MarketoBulkImportOperator(BaseOperator):
         self.program_member_status = program_member_status
         self.custom_object_name = custom_object_name
         self.source_conn_id = source_conn_id
+        self.columns = columns
+        self.column_mapping = column_mapping
         self.results_path = results_path
         self.results_conn_id = results_conn_id
         self.wait_for_completion = wait_for_completion
@@ -151,9 +162,26 @@ class MarketoBulkImportOperator(BaseOperator):
     def hook(self) -> MarketoHook:
         return MarketoHook(self.marketo_conn_id)
 
-    def source_location(self, context: Context) -> Any:
-        """Where the rows come from (a subclass may produce them another way)."""
-        return self.source
+    def import_source(self) -> Source | QuerySource:
+        """Where the rows come from: ``source`` (a location, or a
+        :class:`~marketo_provider.sources.Source` with many files) with ``source_conn_id``,
+        ``file_format``, ``columns``, ``column_mapping`` and ``max_part_bytes``. Operators that
+        import from elsewhere override this one method."""
+        if isinstance(self.source, Source | QuerySource) or not (self.columns or self.column_mapping):
+            return as_source(
+                self.source,
+                file_format=self.file_format,
+                source_conn_id=self.source_conn_id or None,
+                max_part_bytes=self.max_part_bytes,
+            )
+        return Source.of(
+            self.source,
+            conn_id=self.source_conn_id or None,
+            file_format=self.file_format,
+            columns=self.columns,
+            column_mapping=self.column_mapping,
+            max_part_bytes=self.max_part_bytes,
+        )
 
     def _import(self, context: Context) -> BulkImport:
         """The import these arguments describe, every argument checked (nothing is sent yet)."""
@@ -168,13 +196,13 @@ class MarketoBulkImportOperator(BaseOperator):
                 program_member_status=self.program_member_status,
                 custom_object_name=self.custom_object_name,
             )
-            source = Source(self.source_location(context), self.source_conn_id or None, self.max_part_bytes)
+            source = self.import_source()
             options = ImportOptions.of(
                 poll_interval=self.poll_interval,
                 timeout=self.timeout,
                 results_path=self.results_path,
                 results_conn_id=self.results_conn_id,
-                source=source.location,
+                source=getattr(source, "location", None),
                 source_conn_id=source.conn_id,
                 max_failed_rows=self.max_failed_rows,
                 check_columns=self.check_columns,
@@ -224,7 +252,7 @@ class MarketoBulkImportOperator(BaseOperator):
             return run.queued_summary(state)
         summary = run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))
         _forget(context)
-        report_hook_lineage(self.hook, self.source_location(context), run.target)
+        report_hook_lineage(self.hook, run.source, run.target)
         return summary
 
     def _defer(self, run: BulkImport, state: ImportState, step: WaitStep) -> NoReturn:
@@ -244,7 +272,7 @@ class MarketoBulkImportOperator(BaseOperator):
         target = ImportTarget.of(
             self.object_type, program_id=self.program_id, custom_object_name=self.custom_object_name
         )
-        return lineage_for_import(source=self.source, settings=self.hook.settings, target=target)
+        return lineage_for_import(source=self.import_source(), settings=self.hook.settings, target=target)
 
 
 # ---- the import's state across task retries (Airflow 3.3+'s task state store) -----------------

@@ -25,6 +25,8 @@ def test_example_folder_loads_without_import_errors() -> None:
         "marketo_webinar_registrants",
         "marketo_cars_custom_object",
         "marketo_submit_then_wait",
+        "marketo_warehouse_unload",
+        "marketo_sql_query",
     }
 
 

@@ -13,13 +13,8 @@ import pytest
 
 from marketo_provider.api import ImportSpec
 from marketo_provider.hooks.marketo import clear_token_cache
-from marketo_provider.importing import (
-    BulkImport,
-    ImportFailedError,
-    ImportOptions,
-    ImportState,
-    Source,
-)
+from marketo_provider.importing import BulkImport, ImportFailedError, ImportOptions, ImportState
+from marketo_provider.sources import Source
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 from tests.helpers import leads_csv
@@ -67,7 +62,12 @@ def new_import(
         resend_uncertain_parts=resend,
     )
     return BulkImport(
-        fast_hook(), spec.target, options, spec=spec, source=Source(str(path), None, part_bytes), log=LOG
+        fast_hook(),
+        spec.target,
+        options,
+        spec=spec,
+        source=Source.of(str(path), max_part_bytes=part_bytes),
+        log=LOG,
     )
 
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
+import lzma
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketo_provider.api import FileFormat
-from marketo_provider.files import Header, SourceError, iter_parts, read_header, scan_source
+from marketo_provider.files import (
+    Header,
+    Source,
+    SourceError,
+    count_records,
+    iter_parts,
+    read_header,
+    scan_source,
+    source_parts,
+)
 
 # A lone carriage return is left out: csv.writer does not quote it under an LF line ending, so
 # such a file is ambiguous to every reader. CR LF inside fields is covered.
@@ -154,3 +168,68 @@ def test_part_limit_cannot_exceed_marketos() -> None:
     stream = io.BytesIO(b"email\na@example.com\n")
     with pytest.raises(ValueError, match="under 10,000,000"):
         list(iter_parts(stream, read_header(stream, "csv"), max_part_bytes=10_000_001))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sources())
+def test_records_are_counted_not_lines(case: tuple[bytes, FileFormat, list[list[str]], int]) -> None:
+    data, fmt, records, limit = case
+    stream = io.BytesIO(data)
+    header = read_header(stream, fmt)
+    body = data[len(header.line) :]
+    unterminated = 1 if body.strip(b"\r\n") and not body.endswith(b"\n") else 0
+    assert count_records(body, 0, len(body), step=7) + unterminated == len(records) - 1
+    assert scan_source(io.BytesIO(body), header, max_part_bytes=limit).records == len(records) - 1
+
+
+PACK = {"plain": lambda b: b, "gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sources(), st.data())
+def test_many_compressed_files_cut_like_one(
+    case: tuple[bytes, FileFormat, list[list[str]], int], data: st.DataObject
+) -> None:
+    """Records spread over files (some compressed, some empty, with or without a header line)
+    come out once each, in order, and a resume from any part gives the same parts."""
+    _, fmt, records, limit = case
+    header, rows = records[0], records[1:]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(rows)), max_size=4)))
+    groups = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    headerless = data.draw(st.booleans())
+    with tempfile.TemporaryDirectory() as folder:
+        for i, group in enumerate(groups):
+            text = io.StringIO(newline="")
+            writer = csv.writer(text, delimiter=fmt.delimiter, lineterminator="\n")
+            if not headerless:
+                writer.writerow(header)
+            writer.writerows(group)
+            content = text.getvalue().encode()
+            if data.draw(st.booleans()) and content.endswith(b"\n") and group:
+                content = content[:-1]
+            pack = data.draw(st.sampled_from(sorted(PACK)))
+            Path(folder, f"{i:02d}.{pack}").write_bytes(PACK[pack](content))
+        source = Source.of(
+            folder + "/",
+            file_format=fmt,
+            columns=header if headerless else None,
+            max_part_bytes=limit + 2,
+        )
+        if headerless and all(not g for g in groups):
+            with source_parts(source) as parts:
+                assert list(parts) == []
+            return
+        with source_parts(source) as parts:
+            full = [(p.source_start, bytes(p.data)) for p in parts]
+        parsed: list[list[str]] = []
+        for _, part in full:
+            got = list(
+                csv.reader(io.StringIO(part.decode(), newline=""), delimiter=fmt.delimiter, strict=True)
+            )
+            assert got[0] == header
+            parsed += got[1:]
+        assert parsed == rows
+        if full:
+            k = data.draw(st.integers(0, len(full) - 1))
+            with source_parts(source, resume_at=(k, full[k][0])) as parts:
+                assert [(p.source_start, bytes(p.data)) for p in parts] == full[k:]
