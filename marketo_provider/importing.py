@@ -64,6 +64,9 @@ class WaitEnd(str, enum.Enum):
     ERROR = "error"  # polling failed
 
 
+_QUEUE_FULL: dict[str, Any] = {}  # _submit_part's answer when Marketo's queue is full
+
+
 class ImportAbortedError(MarketoError):
     """The import stopped on an error; the message says which parts were submitted and which not."""
 
@@ -112,6 +115,8 @@ class ImportState:
     uncertain: list[list[int]] = field(default_factory=list)
     # The part being uploaded, recorded before it is sent: a task that dies mid-upload leaves it here.
     in_flight: list[int] | None = None
+    # [part, source_start, source_end] of parts sent again after an unknown outcome (may be doubled).
+    resent: list[list[int]] = field(default_factory=list)
     parts_total: int | None = None  # known once every part has been cut
     header: list[str] = field(default_factory=list)  # the source's column names, to notice a changed source
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch id -> final status, read once
@@ -129,6 +134,7 @@ class ImportState:
             "submitted": [p.to_json() for p in self.submitted],
             "uncertain": self.uncertain,
             "in_flight": self.in_flight,
+            "resent": self.resent,
             "parts_total": self.parts_total,
             "header": self.header,
             "finished": {str(k): v for k, v in self.finished.items()},
@@ -152,6 +158,7 @@ class ImportState:
             submitted=[SubmittedPart(*p) for p in data.get("submitted", [])],
             uncertain=[list(u) for u in data.get("uncertain", [])],
             in_flight=list(data["in_flight"]) if data.get("in_flight") else None,
+            resent=[list(r) for r in data.get("resent", [])],
             parts_total=data.get("parts_total"),
             header=list(data.get("header", [])),
             finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
@@ -219,6 +226,10 @@ class ImportState:
             text += (
                 "; outcome unknown (not resent, may be missing or, if resent by hand, doubled): "
                 + ", ".join(f"part {u[0]} (source bytes {u[1]:,}-{u[2]:,})" for u in self.uncertain)
+            )
+        if self.resent:
+            text += "; sent again after an unknown outcome (may be imported twice): " + ", ".join(
+                f"part {r[0]} (source bytes {r[1]:,}-{r[2]:,})" for r in self.resent
             )
         if total is not None:
             missing = sorted(set(range(total)) - self.handled_parts)
@@ -553,35 +564,11 @@ class BulkImport:
                     )
                     return False
                 count = part.index + 1
-                state.in_flight = [part.index, part.source_start, part.source_end]
-                self.save(state)
-                try:
-                    entry = self.hook.submit(
-                        self.spec,
-                        part.reader(),
-                        filename=part_filename(self.source, part.index),
-                    )
-                except MarketoQueueFullError:
-                    state.in_flight = None
-                    state.queue_full_refusals += 1
-                    self.save(state)
-                    self.log.info(
-                        "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
-                    )
+                entry = self._submit_part(state, part)
+                if entry is None:
+                    continue  # outcome unknown: recorded, not resent
+                if entry is _QUEUE_FULL:
                     return True
-                except MarketoSubmitOutcomeUnknownError as exc:
-                    self.log.error("Part %d: %s", part.index, exc)
-                    state.uncertain.append(state.in_flight)
-                    state.in_flight = None
-                    self.save(state)
-                    continue
-                except MarketoError as exc:
-                    state.in_flight = None
-                    self.save(state)
-                    raise ImportAbortedError(
-                        f"submitting part {part.index} failed: {exc}. {state.accounting()}",
-                        permanent=exc.permanent,
-                    ) from exc
                 state.submitted.append(
                     SubmittedPart(part.index, int(entry["batchId"]), part.source_start, part.source_end)
                 )
@@ -595,6 +582,50 @@ class BulkImport:
             self.save(state)
         return False
 
+    def _submit_part(self, state: ImportState, part: Any) -> dict[str, Any] | None:
+        """Upload one part, recorded as in flight first. Returns Marketo's entry, ``_QUEUE_FULL``
+        on 1016, or None when the outcome is unknown and the part is not sent again."""
+        assert self.spec is not None and self.source is not None
+        while True:
+            state.in_flight = [part.index, part.source_start, part.source_end]
+            self.save(state)
+            try:
+                return dict(
+                    self.hook.submit(
+                        self.spec, part.reader(), filename=part_filename(self.source, part.index)
+                    )
+                )
+            except MarketoQueueFullError:
+                state.in_flight = None
+                state.queue_full_refusals += 1
+                self.save(state)
+                self.log.info(
+                    "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
+                )
+                return _QUEUE_FULL
+            except MarketoSubmitOutcomeUnknownError as exc:
+                self.log.error("Part %d: %s", part.index, exc)
+                uncertain, state.in_flight = state.in_flight, None
+                if self.options.resend_uncertain_parts and uncertain not in state.resent:
+                    state.resent.append(uncertain)
+                    self.save(state)
+                    self.log.warning(
+                        "Part %d is sent again (resend_uncertain_parts=True): if Marketo had it, its rows are "
+                        "imported twice",
+                        part.index,
+                    )
+                    continue
+                state.uncertain.append(uncertain)
+                self.save(state)
+                return None
+            except MarketoError as exc:
+                state.in_flight = None
+                self.save(state)
+                raise ImportAbortedError(
+                    f"submitting part {part.index} failed: {exc}. {state.accounting()}",
+                    permanent=exc.permanent,
+                ) from exc
+
     def _settle_in_flight(self, state: ImportState) -> None:
         """A part recorded as being uploaded when an earlier try died: Marketo may have it."""
         if state.in_flight is None:
@@ -602,6 +633,7 @@ class BulkImport:
         part, start, end = state.in_flight
         state.in_flight = None
         if self.options.resend_uncertain_parts:
+            state.resent.append([part, start, end])
             self.log.warning(
                 "Part %d (source bytes %s-%s) was being uploaded when an earlier try stopped; it is sent "
                 "again (resend_uncertain_parts=True): if Marketo had accepted it, its rows are imported twice",
@@ -698,6 +730,10 @@ class BulkImport:
         )
         self._count_calls(state)
         summary["api_calls"] = state.api_calls
+        summary["parts_outcome_unknown"] = [u[0] for u in state.uncertain]
+        summary["parts_sent_twice"] = [r[0] for r in state.resent]
+        if state.resent:
+            self.log.warning("Parts that may have been imported twice: %s", state.accounting())
         if state.uncertain:
             problems.append(f"some parts may not have been imported: {state.accounting()}")
         self.log.info(

@@ -410,9 +410,7 @@ class MarketoHook(BaseHook):
 
     def batch_status(self, target: ImportTarget, batch_id: int) -> BatchStatus:
         """A batch's status (``status``, and counts once it is done)."""
-        call = Call(
-            "GET", self.settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}"
-        )
+        call = _status_call(self.settings, target, batch_id)
         entry = self._run(lambda: api.call_flow(call, _batch_entry(call)))
         return BatchStatus.from_entry(target.object_type, entry)
 
@@ -420,9 +418,8 @@ class MarketoHook(BaseHook):
         self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
     ) -> dict[str, Any]:
         """Marketo's status entry of one batch (``status``, and counts once it is done)."""
-        target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-        call = Call(
-            "GET", self.settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}"
+        call = _status_call(
+            self.settings, ImportTarget.of(object_type, custom_object_name=custom_object_name), batch_id
         )
         return self._run(lambda: api.call_flow(call, _batch_entry(call)))
 
@@ -556,8 +553,7 @@ class MarketoHook(BaseHook):
 
     async def abatch_status(self, target: ImportTarget, batch_id: int) -> BatchStatus:
         """Async :meth:`batch_status`, for the triggerer."""
-        settings = await self.aget_settings()
-        call = Call("GET", settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}")
+        call = _status_call(await self.aget_settings(), target, batch_id)
         entry = await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
         return BatchStatus.from_entry(target.object_type, entry)
 
@@ -565,9 +561,8 @@ class MarketoHook(BaseHook):
         self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
     ) -> dict[str, Any]:
         """Async :meth:`get_import_status`."""
-        settings = await self.aget_settings()
         target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-        call = Call("GET", settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}")
+        call = _status_call(await self.aget_settings(), target, batch_id)
         return await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
 
     # ---- connection form (Airflow 3.1; 3.2+ reads provider info) -------------------------------
@@ -594,6 +589,10 @@ class MarketoHook(BaseHook):
             "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
             "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
         }
+
+
+def _status_call(settings: ConnectionSettings, target: ImportTarget, batch_id: int) -> Call:
+    return Call("GET", settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}")
 
 
 def _batch_entry(call: Call) -> Callable[[Answer], dict[str, Any]]:
