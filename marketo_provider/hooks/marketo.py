@@ -498,9 +498,28 @@ class MarketoHook(BaseHook):
     # ---- async transport (triggerer) ---------------------------------------------------------
 
     async def _arun(self, make_flow: Callable[[], api.Flow[T]]) -> T:
-        """:meth:`_run` for the event loop: the same flows over a shared ``httpx.AsyncClient``."""
-        retrying = tenacity.AsyncRetrying(**self._retry_kwargs())
-        return await retrying(self._arun_once, make_flow)
+        """:meth:`_run` for the event loop: the same flows over a shared ``httpx.AsyncClient``. The
+        first attempt goes without the retry machinery (most calls need no retry, and a triggerer
+        makes thousands), then the same policy as the sync side."""
+        started = time.monotonic()
+        try:
+            return await self._arun_once(make_flow)
+        except MarketoError as exc:
+            if not api.is_retryable(exc) or self.max_attempts < 2:
+                raise
+            first = exc
+        wait = api.retry_wait_seconds(
+            first, 1, base=self.retry_base_seconds, rate_window=self.rate_limit_wait_seconds
+        )
+        self.log.warning(
+            "Marketo call failed (%s); retry 1 of %d in %.1f s", first, self.max_attempts - 1, wait
+        )
+        await asyncio.sleep(wait)
+        kwargs = self._retry_kwargs()
+        kwargs["stop"] = tenacity.stop_after_attempt(self.max_attempts - 1) | tenacity.stop_after_delay(
+            max(0.0, self.max_retry_seconds - (time.monotonic() - started))
+        )
+        return await tenacity.AsyncRetrying(**kwargs)(self._arun_once, make_flow)
 
     async def _arun_once(self, make_flow: Callable[[], api.Flow[T]]) -> T:
         flow = make_flow()
@@ -540,9 +559,13 @@ class MarketoHook(BaseHook):
         if (wait := self._pace(call)) > 0:
             await asyncio.sleep(wait)
         settings = await self.aget_settings()
-        client = await _loop_shared().client(settings)
+        shared = _loop_shared()
+        client = await shared.client(settings)
         try:
-            response = await client.request(call.method, call.url, params=call.params, headers=call.headers)
+            async with shared.calls:  # waiters queue here, not inside httpx's pool (costly to scan)
+                response = await client.request(
+                    call.method, call.url, params=call.params, headers=call.headers
+                )
         except httpx.HTTPError as exc:
             error = transport_error(exc, call)
             if error.failure.sent:
@@ -698,6 +721,7 @@ class _LoopShared:
         self._client_lock = asyncio.Lock()
         self._token_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._settings: dict[str, tuple[float, asyncio.Future[ConnectionSettings]]] = {}
+        self.calls = asyncio.Semaphore(MAX_ASYNC_CONNECTIONS)
 
     def token_lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._token_locks.setdefault(key, asyncio.Lock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,15 +68,23 @@ class MarketoBulkImportTrigger(BaseTrigger):
         return TriggerEvent({"event": end.value, "import_state": state.to_json(), "message": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Poll after a pause, not at once: batches just submitted are not done yet, and a task
+        # resumed within moments of deferring races Airflow's own bookkeeping of the worker
+        # (docs/troubleshooting.rst). The first pause is spread over the second half of the
+        # interval and comes before any other work, so the triggers a restarted triggerer starts
+        # together neither hold the event loop at once nor poll in step.
+        finished = self.import_state.get("finished") or {}
+        deadline = float(self.import_state["deadline"])
+        waiter = Waiter(Wait(self.wait), deadline, self.wake_at, finished_before=len(finished))
+        await asyncio.sleep(waiter.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
         state = ImportState.from_json(self.import_state)
         target = state.target
         hook = MarketoHook(self.marketo_conn_id)
-        waiter = Waiter.start(state, Wait(self.wait), self.wake_at)
+        first = True
         while True:
-            # Poll after a pause, not at once: batches just submitted are not done yet, and a task
-            # resumed within moments of deferring races Airflow's own bookkeeping of the worker
-            # (docs/troubleshooting.rst).
-            await asyncio.sleep(waiter.pause(self.poll_interval, time.time()))
+            if not first:
+                await asyncio.sleep(waiter.pause(self.poll_interval, time.time()))
+            first = False
             calls_before = hook.api_calls
             head: BatchStatus | None = None
             try:
