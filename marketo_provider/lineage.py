@@ -78,16 +78,19 @@ def marketo_asset(
     return Asset(marketo_asset_uri(host, target))
 
 
-def report_hook_lineage(hook: Any, source: Any, target: ImportTarget) -> None:
-    """Tell Airflow's hook lineage collector what the import read and wrote."""
+def _hook_lineage_collector() -> Any:
     try:
         from airflow.sdk.lineage import get_hook_lineage_collector
     except ImportError:  # Airflow 3.1
         from airflow.providers.common.compat.lineage.hook import (  # type: ignore[assignment]
             get_hook_lineage_collector,
         )
+    return get_hook_lineage_collector()
 
-    collector = get_hook_lineage_collector()
+
+def report_hook_lineage(hook: Any, source: Any, target: ImportTarget) -> None:
+    """Tell Airflow's hook lineage collector what the import read and wrote."""
+    collector = _hook_lineage_collector()
     read = source_dataset(source)
     if read is not None:
         namespace, name = read

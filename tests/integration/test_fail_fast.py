@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from marketo_provider._compat import AirflowException, AirflowFailException
 from marketo_provider.api import ImportTarget, MarketoError, ObjectType
 from marketo_provider.hooks.marketo import MarketoHook, clear_token_cache
 from marketo_provider.importing import ImportState

@@ -53,8 +53,6 @@ def test_marketo_asset_for_a_downstream_schedule() -> None:
 
 
 def test_hook_lineage_reports_the_source_and_the_marketo_object(monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow.sdk.lineage as sdk_lineage
-
     from marketo_provider import lineage
 
     seen: list[tuple[str, str]] = []
@@ -71,6 +69,6 @@ def test_hook_lineage_reports_the_source_and_the_marketo_object(monkeypatch: pyt
             "c", "https://123-ABC-456.mktorest.com", "https://x/identity", "id", "pw"
         )
 
-    monkeypatch.setattr(sdk_lineage, "get_hook_lineage_collector", lambda: Collector())
+    monkeypatch.setattr(lineage, "_hook_lineage_collector", lambda: Collector())
     lineage.report_hook_lineage(Hook(), "s3://bucket/leads.csv", ImportTarget(ObjectType.LEADS))
     assert seen == [("in", "s3://bucket/leads.csv"), ("out", "marketo://123-abc-456.mktorest.com/leads")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from marketo_provider._compat import AirflowException, AirflowFailException
 from marketo_provider.api import BatchStatus, ImportTarget, ObjectType
 from marketo_provider.importing import ImportState
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
