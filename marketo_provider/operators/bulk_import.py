@@ -209,17 +209,17 @@ class MarketoBulkImportOperator(BaseOperator):
                 wait_for_completion=self.wait_for_completion,
                 resend_uncertain_parts=self.resend_uncertain_parts,
             )
+            return BulkImport(
+                self.hook,
+                spec.target,
+                options,
+                spec=spec,
+                source=source,
+                log=self.log,
+                save=lambda state: _save(context, state),
+            )
         except MarketoError as exc:
             raise airflow_error(exc) from exc
-        return BulkImport(
-            self.hook,
-            spec.target,
-            options,
-            spec=spec,
-            source=source,
-            log=self.log,
-            save=lambda state: _save(context, state),
-        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         run = self._import(context)
