@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 import marketo_provider
 
@@ -69,7 +70,14 @@ def test_both_carry_the_licence_and_the_wheel_the_example_dags(dist: Path) -> No
     assert "provider_info = marketo_provider.get_provider_info:get_provider_info" in entry_points
 
 
+NEWEST_AIRFLOW = Version(version("apache-airflow")) >= Version("3.3")
+
+
 @pytest.mark.timeout(900)
+@pytest.mark.skipif(
+    not NEWEST_AIRFLOW,
+    reason="a fresh virtualenv costs minutes: the installed wheel is tried once per CI run, on the newest Airflow",
+)
 def test_demo_runs_from_the_installed_wheel(dist: Path, tmp_path: Path) -> None:
     """A fresh virtualenv gets the wheel with its ``testing`` extra, and the Airflow this suite runs
     on; the demo runs from a folder that is not the checkout."""
