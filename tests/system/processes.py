@@ -25,29 +25,29 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def stop_tree(process: subprocess.Popen[Any] | psutil.Process, sig: int = signal.SIGTERM) -> None:
-    """Stop a process and every process it started. Task workers put themselves in process groups
-    of their own, so killing the group alone can leave a stuck worker running."""
-    pid = process.pid
-    try:
-        tree = [psutil.Process(pid)]
-    except psutil.NoSuchProcess:
-        tree = []
-    with contextlib.suppress(psutil.NoSuchProcess):
-        tree += tree[0].children(recursive=True)  # listed before the parents exit and orphan them
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+def stop_tree(*processes: subprocess.Popen[Any] | psutil.Process, sig: int = signal.SIGTERM) -> None:
+    """Stop processes and every process they started, all at once. Task workers put themselves in
+    process groups of their own, so killing a group alone can leave a stuck worker running."""
+    tree: list[psutil.Process] = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(process.pid)
+            tree += [root, *root.children(recursive=True)]  # listed before parents exit and orphan them
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
     for proc in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(sig)
-    _, alive = psutil.wait_procs(tree, timeout=30 if sig != signal.SIGKILL else 10)
+    _, alive = psutil.wait_procs(tree, timeout=20 if sig != signal.SIGKILL else 10)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=10)
-    if isinstance(process, subprocess.Popen):
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
+    for process in processes:
+        if isinstance(process, subprocess.Popen):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
 
 
 class Processes:
@@ -104,11 +104,14 @@ class Processes:
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.running.pop(name, None)
         if process is not None:
-            stop_tree(process, sig)
+            stop_tree(process, sig=sig)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.running)):
-            self.stop(name)
+        """Airflow's processes first, together, then the servers they use."""
+        servers = [name for name in ("postgres", "redis") if name in self.running]
+        stop_tree(*(p for name, p in self.running.items() if name not in servers))
+        stop_tree(*(self.running[name] for name in servers))
+        self.running.clear()
 
     def tails(self, chars: int = 3000) -> str:
         """The end of every log, for an assertion message."""
