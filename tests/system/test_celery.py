@@ -12,6 +12,7 @@ queued until the test releases them.
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -215,6 +216,34 @@ def test_task_killed_after_some_parts_then_retried(h: Harness) -> None:
     h.sandbox.backend.config.max_queued = 10
     h.assert_exactly_once(job, "charlie", IN_WORKER)
     assert h.airflow.task(IN_WORKER, "charlie", TASK)["try_number"] == 2
+
+
+@pytest.mark.timeout(600)
+def test_task_killed_then_retried_starts_over_without_a_state_store(h: Harness) -> None:
+    """What docs/deployment.rst says of Airflow 3.1 and 3.2: with no task state store, the retry of
+    a killed task starts the import over and uploads the parts accepted before the kill again."""
+    if _has_task_state_store():
+        pytest.skip("Airflow 3.3+ resumes from the task state store (the test above)")
+    job = h.source("foxtrot")
+    assert job.parts >= 4
+    h.sandbox.backend.config.max_queued = 2
+    h.sandbox.hold_next_jobs(2)
+    refused = h.refused_uploads()
+    h.airflow.trigger(IN_WORKER, "foxtrot", job.conf(h.s3))
+    wait_for(lambda: h.refused_uploads() > refused, 180, "the third part to find the queue full")
+    task = h.airflow.task(IN_WORKER, "foxtrot", TASK)
+    assert task["state"] == "running" and task["try_number"] == 1, task
+    psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
+    wait_for(lambda: h.airflow.task(IN_WORKER, "foxtrot", TASK)["try_number"] == 2, 120, "the retry to start")
+    h.sandbox.release()
+    h.sandbox.backend.config.max_queued = 10
+    assert h.airflow.wait_for_run(IN_WORKER, "foxtrot", timeout=240) == "success", h.processes.tails()
+    uploads = Counter(h.uploads(job))
+    assert uploads == {f"{job.name}-part{i:04d}.csv": 2 if i < 2 else 1 for i in range(job.parts)}
+    imported = Counter(
+        r["email"] for r in h.sandbox.imported_rows("leads") if r["email"].startswith("foxtrot-")
+    )
+    assert set(imported) == set(job.emails) and set(imported.values()) == {1, 2}
 
 
 @pytest.mark.timeout(600)
