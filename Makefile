@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 # tested in a virtualenv of its own (the newest patch of each on PyPI).
 AIRFLOW_31 := 3.1.8
 AIRFLOW_32 := 3.2.2
-# Airflow 3.2.2 sets no upper bound on FastAPI or Cadwyn, and their newer releases break its
-# execution API; these are the versions Airflow 3.3 pins.
+# Airflow 3.2.2 sets no upper bound on FastAPI, Cadwyn or svcs, and their newer releases break its
+# execution API (svcs 26 breaks the in-process one that dag.test() uses).
 PINS_31 :=
-PINS_32 := 'fastapi<0.137' 'cadwyn<8'
+PINS_32 := 'fastapi<0.137' 'cadwyn<8' 'svcs<26'
 COMPAT_VENVS := .venv-airflow31 .venv-airflow32
 
 .PHONY: demo test lint types unit docs clean test-compat test-airflow31 test-airflow32 test-matrix
@@ -45,7 +45,7 @@ clean:
 	rm -rf $(VENV) $(COMPAT_VENVS) .mypy_cache .ruff_cache .pytest_cache build dist docs/_build demo-output
 
 # The same suite against older Airflow lines: 3.1 (the oldest supported) and 3.2.
-$(COMPAT_VENVS:%=%/.installed-stamp): .venv-airflow%/.installed-stamp: pyproject.toml
+$(COMPAT_VENVS:%=%/.installed-stamp): .venv-airflow%/.installed-stamp: pyproject.toml Makefile
 	@test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
 	$(@D)/bin/python -m pip install --quiet --upgrade pip
 	$(@D)/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_$*)' $(PINS_$*) -e '.[dev]'
