@@ -193,9 +193,16 @@ def print_report(report: dict[str, Any], sandbox: MarketoSandbox, seconds: float
                 )
 
 
+def default_dag() -> str:
+    """The checkout's example DAG, or the copy an installed wheel ships in the package."""
+    if Path(DEFAULT_DAG).exists():
+        return DEFAULT_DAG
+    return str(Path(__file__).resolve().parents[1] / "example_dags" / Path(DEFAULT_DAG).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m marketo_provider.testing.demo", description=__doc__)
-    parser.add_argument("--dag", default=DEFAULT_DAG, help=f"the example DAG file (default {DEFAULT_DAG})")
+    parser.add_argument("--dag", default=default_dag(), help=f"the example DAG file (default {DEFAULT_DAG})")
     parser.add_argument(
         "--out", default="demo-output", help="where the source and results go (default demo-output/)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from marketo_provider.testing import MarketoSandbox
 from tests.e2e.conftest import task_states, task_xcom
 from tests.helpers import cars_csv, leads_csv
+from tests.s3 import S3Server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
@@ -46,18 +48,40 @@ def variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
 def test_leads_from_object_storage(
-    run_dag: Any, marketo_env: MarketoSandbox, variables: Path, monkeypatch: pytest.MonkeyPatch
+    run_dag: Any,
+    marketo_env: MarketoSandbox,
+    variables: Path,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The example as written for S3: the export and the results in a bucket, through the Amazon
+    provider and an aws connection (moto's S3 server on loopback)."""
     data, expected = leads_csv(500, fail_every=25, warn_every=40, multiline_every=7)
-    (variables / "leads.csv").write_bytes(data)
-    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_LEADS_SOURCE", f"file://{variables}/leads.csv")
+    bucket = s3.bucket()
+    s3.put(f"s3://{bucket}/leads/2026-01-02.csv", data)
+    monkeypatch.setenv(*s3.env_item())
+    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_SOURCE_CONN_ID", s3.conn_id)
+    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_LEADS_SOURCE", f"s3://{bucket}/leads/2026-01-02.csv")
+    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_RESULTS_ROOT", f"s3://{bucket}/marketo-results")
     monkeypatch.setenv("AIRFLOW_VAR_MARKETO_NEWSLETTER_LIST_ID", "77")
     dr = run_dag(load("marketo_leads_from_object_storage"))
     assert dr.state == "success", task_states(dr)
     summary = task_xcom(dr, "import_leads")
     assert summary["rows_failed"] == expected["failed"] and summary["rows_processed"] == expected["processed"]
-    assert summary["failures_path"] == f"file://{variables}/results/{dr.run_id}/failures.csv"
+    results = f"s3://{bucket}/marketo-results/{dr.run_id}"
+    assert summary["failures_path"] == f"{results}/failures.csv"
+    assert summary["warnings_path"] == f"{results}/warnings.csv"
+    failures = s3.get(summary["failures_path"]).decode()
+    assert failures.startswith("email,firstName,leadScore,address,Import Failure Reason\n")
+    assert failures.count("Invalid data type in field Lead Score") == expected["failed"]
+    assert len(marketo_env.imported_rows("leads")) == expected["processed"]
     assert len(marketo_env.backend.static_lists[77]) == expected["processed"]
 
 

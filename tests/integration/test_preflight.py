@@ -4,6 +4,7 @@ message, and the sandbox receives no import call."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from marketo_provider.files import Preflight, SourceError, open_source, preflight, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
+from tests.s3 import S3Server
 
 
 def run(tmp_path: Path, data: bytes, **kwargs: object) -> Preflight:
@@ -154,34 +156,38 @@ def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox) -> Non
     assert len(marketo_env.imported_rows("leads")) == 200
 
 
-def test_object_storage_source_with_a_connection(marketo_env: MarketoSandbox) -> None:
-    """A non-local filesystem reached through ObjectStoragePath and a conn id (fsspec's memory
-    filesystem stands in for S3 or GCS), read as a stream, resumed mid-way by seeking."""
-    from airflow.sdk.io import attach
-    from fsspec.implementations.memory import MemoryFileSystem
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
 
+
+def test_object_storage_source_with_a_connection(
+    marketo_env: MarketoSandbox, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An s3:// source reached through the Amazon provider and an aws connection (moto's S3 server
+    on loopback), read as a stream, resumed mid-way by seeking; results written back to S3."""
     from marketo_provider.results import MergedFile, write_to_object_storage
 
-    fs = MemoryFileSystem()
+    monkeypatch.setenv(*s3.env_item())
+    bucket = s3.bucket()
     data = b"email,firstName\n" + b"".join(b"lead%d@example.com,N%d\n" % (i, i) for i in range(500))
-    fs.pipe("/crm-exports/leads.csv", data)
-    attach(protocol="memory", conn_id="crm_storage", fs=fs)
+    s3.put(f"s3://{bucket}/leads.csv", data)
     checked = preflight(
-        "memory://crm-exports/leads.csv",
-        source_conn_id="crm_storage",
+        f"s3://{bucket}/leads.csv",
+        source_conn_id=s3.conn_id,
         object_type="leads",
         describe=fast_hook().describe,
         max_part_bytes=3000,
     )
     assert checked.parts > 3 and checked.lines == 500
-    with source_parts(
-        "memory://crm-exports/leads.csv", source_conn_id="crm_storage", max_part_bytes=3000
-    ) as parts:
+    with source_parts(f"s3://{bucket}/leads.csv", source_conn_id=s3.conn_id, max_part_bytes=3000) as parts:
         all_parts = [(p.index, p.source_start, p.source_end, bytes(p.data)) for p in parts]
+    assert b"".join(d.split(b"\n", 1)[1] for *_, d in all_parts) == data.split(b"\n", 1)[1]
     second = all_parts[2]
     with source_parts(
-        "memory://crm-exports/leads.csv",
-        source_conn_id="crm_storage",
+        f"s3://{bucket}/leads.csv",
+        source_conn_id=s3.conn_id,
         max_part_bytes=3000,
         resume_at=(2, second[1]),
     ) as parts:
@@ -189,12 +195,10 @@ def test_object_storage_source_with_a_connection(marketo_env: MarketoSandbox) ->
     assert resumed == all_parts[2:]
     with pytest.raises(SourceError, match="does not exist"):
         preflight(
-            "memory://crm-exports/nope.csv",
-            source_conn_id="crm_storage",
-            object_type="leads",
-            check_columns=False,
+            f"s3://{bucket}/nope.csv", source_conn_id=s3.conn_id, object_type="leads", check_columns=False
         )
     merged = MergedFile(kind="failures", file=io.BytesIO(b"email,Import Failure Reason\nx,y\n"), batches=1)
-    uri = write_to_object_storage(merged, "memory://crm-exports/results/run1/", "csv", "crm_storage")
-    assert uri == "memory://crm-exports/results/run1/failures.csv"
-    assert fs.cat("/crm-exports/results/run1/failures.csv") == b"email,Import Failure Reason\nx,y\n"
+    uri = write_to_object_storage(merged, f"s3://{bucket}/results/run1/", "csv", s3.conn_id)
+    assert uri == f"s3://{bucket}/results/run1/failures.csv"
+    assert s3.get(uri) == b"email,Import Failure Reason\nx,y\n"
+    assert s3.keys(f"s3://{bucket}/") == ["leads.csv", "results/run1/failures.csv"]

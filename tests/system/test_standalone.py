@@ -3,31 +3,19 @@ DAG against the sandbox: the operator defers to a real triggerer and resumes on 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import free_port
+from tests.system.processes import stop_tree, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(420)
@@ -103,21 +91,3 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
             assert sandbox.client_secret not in text
         finally:
             stop_tree(airflow)
-
-
-def stop_tree(process: subprocess.Popen[bytes]) -> None:
-    """Stop Airflow and every process it started. Task workers put themselves in process groups
-    of their own, so killing Airflow's group alone can leave a stuck worker running."""
-    tree = [psutil.Process(process.pid)]
-    with contextlib.suppress(psutil.NoSuchProcess):
-        tree += tree[0].children(recursive=True)  # listed before the parents exit and orphan them
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    for proc in tree[1:]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=30)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=10)
