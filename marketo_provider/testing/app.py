@@ -317,6 +317,16 @@ class SandboxASGI:
                 await self.app(scope, receive, swallow)
                 call.status = 0
                 _drop_connection(send)
+            elif fault is not None and fault.answer_delay:
+                held: list[Message] = []
+
+                async def hold(message: Message) -> None:
+                    held.append(message)
+
+                await self.app(scope, receive, hold)
+                await asyncio.sleep(fault.answer_delay)
+                for message in held:
+                    await recording_send(message)
             else:
                 await self.app(scope, receive, recording_send)
         finally:

@@ -128,6 +128,8 @@ class MarketoBackend:
 
         Keyword arguments: ``code`` (a Marketo error code, answered in the envelope), ``message``,
         ``http_status`` (a bare HTTP status), ``delay`` (seconds before answering),
+        ``answer_delay`` (do the work at once, then hold the answer that long: a client that gives
+        up or dies meanwhile never learns that Marketo acted),
         ``drop_connection`` (close the connection without an answer), ``after_processing``
         (with ``drop_connection``: do the work first, then drop), ``method``, ``skip`` (let that
         many matching calls through first).

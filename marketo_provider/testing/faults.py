@@ -21,6 +21,7 @@ class Fault:
     message: str | None = None
     http_status: int | None = None
     delay: float = 0.0
+    answer_delay: float = 0.0  # do the work at once, then hold the answer this long
     drop_connection: bool = False
     after_processing: bool = False
     method: str | None = None
@@ -37,7 +38,7 @@ class Fault:
         return (
             self.code
             or (str(self.http_status) if self.http_status else None)
-            or ("drop" if self.drop_connection else "delay")
+            or ("drop" if self.drop_connection else "delay" if self.delay else "answer delay")
         )
 
     @property

@@ -439,3 +439,17 @@ def test_pacing_keeps_a_process_out_of_606() -> None:
             hook.get_import_status("leads", batch)
         assert [c.error_code for c in sandbox.calls if c.error_code] == []
         assert hook.api_calls == 31
+
+
+def test_an_upload_whose_answer_is_late_is_not_resent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Marketo created the import but answered after the read timeout: the outcome is unknown to
+    the client, which does not send the file again."""
+    clear_token_cache()
+    with MarketoSandbox(queued_seconds=0.05, import_seconds=0.1) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_MARKETO_LATE", sandbox.connection_json(timeout=0.5))
+        sandbox.inject_fault("/bulk/v1/leads.json", answer_delay=2.0)
+        hook = fast_hook("marketo_late")
+        hook._read_timeout_cap = 0.5  # uploads otherwise wait at least 300 s for their answer
+        with pytest.raises(MarketoSubmitOutcomeUnknownError, match="not sent again"):
+            hook.submit_import("leads", io.BytesIO(LEADS_CSV))
+        assert len(sandbox.calls_to("/bulk/v1/leads.json")) == 1 and len(sandbox.jobs) == 1

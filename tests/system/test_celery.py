@@ -11,6 +11,7 @@ queued until the test releases them.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.skipif(not isinstance(SERVERS, Servers), reason=str(SER
 
 DEFERRABLE = "marketo_system_deferrable"
 IN_WORKER = "marketo_system_in_worker"
+IN_WORKER_RESEND = "marketo_system_in_worker_resend"
 TASK = "import_leads"
 PART_BYTES = 2000
 UPLOAD = "/bulk/v1/leads.json"
@@ -44,7 +46,7 @@ from airflow.sdk import DAG
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 
 
-def import_dag(dag_id, deferrable):
+def import_dag(dag_id, deferrable, resend=False):
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -60,6 +62,7 @@ def import_dag(dag_id, deferrable):
             lookup_field="email",
             results_path="{{{{ dag_run.conf['results'] }}}}",
             results_conn_id="{{{{ dag_run.conf['conn_id'] }}}}",
+            resend_uncertain_parts=resend,
             deferrable=deferrable,
             # Marketo's lowest suggested interval; shorter ones can lose Airflow's defer/resume
             # race (docs/troubleshooting.rst).
@@ -73,6 +76,7 @@ def import_dag(dag_id, deferrable):
 
 deferrable = import_dag("{DEFERRABLE}", True)
 in_worker = import_dag("{IN_WORKER}", False)
+in_worker_resend = import_dag("{IN_WORKER_RESEND}", False, resend=True)
 '''
 
 
@@ -161,7 +165,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         )
         try:
             airflow.start()
-            airflow.wait_for_dags([DEFERRABLE, IN_WORKER])
+            airflow.wait_for_dags([DEFERRABLE, IN_WORKER, IN_WORKER_RESEND])
             yield Harness(airflow, sandbox, s3, s3.bucket("celery-system"), processes)
         finally:
             airflow.stop()
@@ -287,6 +291,48 @@ def test_scheduler_restarted_mid_import(h: Harness) -> None:
     h.assert_exactly_once(job, "echo", DEFERRABLE)
     assert h.accepted_uploads(job) == job.parts
     assert h.airflow.task(DEFERRABLE, "echo", TASK)["try_number"] == 1
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("resend", [False, True])
+def test_task_killed_while_a_part_is_uploading(h: Harness, resend: bool) -> None:
+    """SIGKILL while the third part's upload waits for its answer; Marketo created the import. The
+    part was recorded as in flight before it was sent, so by default the retry does not send it
+    again: it submits the rest and fails at the end naming that part, with every row in Marketo
+    once. With ``resend_uncertain_parts`` the retry sends it again: its rows are imported twice."""
+    if not _has_task_state_store():
+        pytest.skip("Airflow < 3.3 has no task state store: a retried task starts over (docs/deployment.rst)")
+    name, dag = ("hotel", IN_WORKER_RESEND) if resend else ("golf", IN_WORKER)
+    job = h.source(name)
+    assert job.parts >= 4
+    h.sandbox.inject_fault(UPLOAD, method="POST", skip=2, answer_delay=120)
+    h.airflow.trigger(dag, name, job.conf(h.s3))
+    wait_for(lambda: h.accepted_uploads(job) == 3, 180, "the third part to reach Marketo")
+    task = h.airflow.task(dag, name, TASK)
+    assert task["state"] == "running" and task["try_number"] == 1, task
+    psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
+    state = h.airflow.wait_for_run(dag, name, timeout=240)
+    uploads = Counter(h.uploads(job))
+    imported = Counter(
+        r["email"] for r in h.sandbox.imported_rows("leads") if r["email"].startswith(f"{name}-")
+    )
+    assert h.airflow.task(dag, name, TASK)["try_number"] == 2
+    if resend:
+        assert state == "success", h.processes.tails()
+        assert uploads == {f"{name}-part{i:04d}.csv": 2 if i == 2 else 1 for i in range(job.parts)}
+        assert set(imported) == set(job.emails) and set(imported.values()) == {1, 2}
+    else:
+        assert state == "failed"
+        assert uploads == {f"{name}-part{i:04d}.csv": 1 for i in range(job.parts)}  # no part twice
+        assert sorted(imported.elements()) == sorted(job.emails)  # every row once
+        rows = h.airflow.postgres.query(
+            "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = %s AND key = 'return_value'",
+            dag,
+            name,
+            TASK,
+        )
+        summary = rows[0][0] if isinstance(rows[0][0], dict) else json.loads(rows[0][0])
+        assert summary["parts_outcome_unknown"] == [2] and summary["parts_sent_twice"] == []
 
 
 def _has_task_state_store() -> bool:
