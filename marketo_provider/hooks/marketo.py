@@ -435,7 +435,9 @@ class MarketoHook(BaseHook):
         """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
         or None when Marketo has no such file (custom objects answer 404)."""
         target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-        path = api.result_file_path(target.object_type, batch_id, kind, custom_object_name)
+        if kind not in api.RESULT_KINDS:
+            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
+        path = target.batch_path(batch_id, kind)
         call = Call("GET", self.settings.url(path), f"{kind} file of batch {batch_id}", stream=True)
         start = dest.tell() if dest.seekable() else None
 
