@@ -68,11 +68,13 @@ class MarketoBulkImportTrigger(BaseTrigger):
         return TriggerEvent({"event": end.value, "import_state": state.to_json(), "message": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        # Poll after a pause, not at once: batches just submitted are not done yet, and a task
-        # resumed within moments of deferring races Airflow's own bookkeeping of the worker
-        # (docs/troubleshooting.rst). The first pause is spread over the second half of the
-        # interval and comes before any other work, so the triggers a restarted triggerer starts
-        # together neither hold the event loop at once nor poll in step.
+        # Poll after a pause, not at once: batches just submitted are not done yet. The first pause
+        # is spread over the second half of the interval and comes before any other work, so the
+        # triggers a restarted triggerer starts together neither hold the event loop at once nor
+        # poll in step. Whatever the first poll finds, no event fires sooner than one interval
+        # after the start: a task resumed within moments of deferring races the scheduler's own
+        # bookkeeping of the worker that deferred, and loses (docs/troubleshooting.rst).
+        hold_until = time.monotonic() + self.poll_interval
         finished = self.import_state.get("finished") or {}
         deadline = float(self.import_state["deadline"])
         waiter = Waiter(Wait(self.wait), deadline, self.wake_at, finished_before=len(finished))
@@ -97,6 +99,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
                     head = stop.value
             except Exception as exc:
                 state.api_calls += hook.api_calls - calls_before
+                await _until(hold_until)
                 yield self._event(
                     WaitEnd.ERROR, state, redact(f"polling Marketo batches of {state.name} failed: {exc}")
                 )
@@ -108,5 +111,11 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 message = None
                 if end is WaitEnd.TIMEOUT:
                     message = f"deadline passed with batches still running: {state.pending_batch_ids}"
+                await _until(hold_until)
                 yield self._event(end, state, message)
                 return
+
+
+async def _until(monotonic_time: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches the given time (at once if it has)."""
+    await asyncio.sleep(max(0.0, monotonic_time - time.monotonic()))

@@ -124,11 +124,24 @@ def test_slot_wait_wakes_when_the_first_batch_moves_on(
 def test_slot_wait_wakes_at_wake_at_with_nothing_to_watch(marketo_env: MarketoSandbox) -> None:
     started = time.time()
     trigger = MarketoBulkImportTrigger(
-        state_for([]), wait="queue_slot", poll_interval=5, wake_at=started + 0.3
+        state_for([]), wait="queue_slot", poll_interval=0.2, wake_at=started + 0.6
     )
     event = asyncio.run(first_event(trigger))
-    assert event["event"] == "slot_free" and time.time() - started >= 0.25
+    assert event["event"] == "slot_free" and time.time() - started >= 0.55
     assert marketo_env.calls_to("/bulk/*") == []
+
+
+@pytest.mark.parametrize("wait", ["completion", "queue_slot"])
+def test_no_event_sooner_than_one_interval_after_the_start(marketo_env: MarketoSandbox, wait: str) -> None:
+    """A task resumed moments after it deferred loses a race in Airflow's scheduler: whatever the
+    first poll (at half the interval or later) finds, the event waits for the whole interval."""
+    ids = submit(1)
+    asyncio.run(first_event(MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)))  # done
+    started = time.monotonic()
+    trigger = MarketoBulkImportTrigger(state_for(ids), wait=wait, poll_interval=1.0, wake_at=time.time())
+    event = asyncio.run(first_event(trigger))
+    assert event["event"] == ("done" if wait == "completion" else "slot_free")
+    assert time.monotonic() - started >= 1.0
 
 
 def test_deadline_event_lists_running_batches(marketo_env: MarketoSandbox) -> None:
