@@ -501,6 +501,12 @@ class ImportTarget:
         template = PATH_TEMPLATES[(self.object_type, kind)]
         return template.format(batchId=int(batch_id), apiName=_quote(self.custom_object_name or ""))
 
+    def result_file_path(self, batch_id: int, kind: str) -> str:
+        """The path of a batch's ``failures`` or ``warnings`` file."""
+        if kind not in RESULT_KINDS:
+            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
+        return self.batch_path(batch_id, kind)
+
     @property
     def describe_path(self) -> str:
         template = PATH_TEMPLATES[(self.object_type, "describe")]
@@ -527,9 +533,9 @@ def result_file_path(
     object_type: str | ObjectType, batch_id: int, kind: str, custom_object_name: str | None = None
 ) -> str:
     """The path of a batch's ``failures`` or ``warnings`` file."""
-    if kind not in RESULT_KINDS:
-        raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
-    return batch_path(object_type, batch_id, kind, custom_object_name)
+    return ImportTarget.of(object_type, custom_object_name=custom_object_name).result_file_path(
+        batch_id, kind
+    )
 
 
 def describe_path(object_type: ObjectType, custom_object_name: str | None = None) -> str:

@@ -64,9 +64,6 @@ class WaitEnd(str, enum.Enum):
     ERROR = "error"  # polling failed
 
 
-_QUEUE_FULL: dict[str, Any] = {}  # _submit_part's answer when Marketo's queue is full
-
-
 class ImportAbortedError(MarketoError):
     """The import stopped on an error; the message says which parts were submitted and which not."""
 
@@ -564,36 +561,25 @@ class BulkImport:
                     )
                     return False
                 count = part.index + 1
-                entry = self._submit_part(state, part)
-                if entry is None:
-                    continue  # outcome unknown: recorded, not resent
-                if entry is _QUEUE_FULL:
+                try:
+                    self._submit_part(state, part)
+                except MarketoQueueFullError:
                     return True
-                state.submitted.append(
-                    SubmittedPart(part.index, int(entry["batchId"]), part.source_start, part.source_end)
-                )
-                state.in_flight = None
-                state.queue_full_refusals = 0
-                self.save(state)
-                self.log.info(
-                    "Part %d (%s bytes) accepted as batch %s", part.index, f"{part.size:,}", entry["batchId"]
-                )
             state.parts_total = count
             self.save(state)
         return False
 
-    def _submit_part(self, state: ImportState, part: Any) -> dict[str, Any] | None:
-        """Upload one part, recorded as in flight first. Returns Marketo's entry, ``_QUEUE_FULL``
-        on 1016, or None when the outcome is unknown and the part is not sent again."""
+    def _submit_part(self, state: ImportState, part: Any) -> None:
+        """Upload one part, recorded as in flight first, and record what came of it: accepted (its
+        batch id), or an unknown outcome (not sent again unless ``resend_uncertain_parts``). Raises
+        :class:`MarketoQueueFullError` (recorded too) when Marketo's queue is full."""
         assert self.spec is not None and self.source is not None
         while True:
             state.in_flight = [part.index, part.source_start, part.source_end]
             self.save(state)
             try:
-                return dict(
-                    self.hook.submit(
-                        self.spec, part.reader(), filename=part_filename(self.source, part.index)
-                    )
+                entry = self.hook.submit(
+                    self.spec, part.reader(), filename=part_filename(self.source, part.index)
                 )
             except MarketoQueueFullError:
                 state.in_flight = None
@@ -602,7 +588,7 @@ class BulkImport:
                 self.log.info(
                     "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
                 )
-                return _QUEUE_FULL
+                raise
             except MarketoSubmitOutcomeUnknownError as exc:
                 self.log.error("Part %d: %s", part.index, exc)
                 uncertain, state.in_flight = state.in_flight, None
@@ -617,7 +603,7 @@ class BulkImport:
                     continue
                 state.uncertain.append(uncertain)
                 self.save(state)
-                return None
+                return
             except MarketoError as exc:
                 state.in_flight = None
                 self.save(state)
@@ -625,6 +611,13 @@ class BulkImport:
                     f"submitting part {part.index} failed: {exc}. {state.accounting()}",
                     permanent=exc.permanent,
                 ) from exc
+            batch_id = int(entry["batchId"])
+            state.submitted.append(SubmittedPart(part.index, batch_id, part.source_start, part.source_end))
+            state.in_flight = None
+            state.queue_full_refusals = 0
+            self.save(state)
+            self.log.info("Part %d (%s bytes) accepted as batch %s", part.index, f"{part.size:,}", batch_id)
+            return
 
     def _settle_in_flight(self, state: ImportState) -> None:
         """A part recorded as being uploaded when an earlier try died: Marketo may have it."""

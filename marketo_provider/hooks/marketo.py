@@ -435,9 +435,7 @@ class MarketoHook(BaseHook):
         """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
         or None when Marketo has no such file (custom objects answer 404)."""
         target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-        if kind not in api.RESULT_KINDS:
-            raise MarketoValueError(f"result file kind must be 'failures' or 'warnings', not {kind!r}")
-        path = target.batch_path(batch_id, kind)
+        path = target.result_file_path(batch_id, kind)
         call = Call("GET", self.settings.url(path), f"{kind} file of batch {batch_id}", stream=True)
         start = dest.tell() if dest.seekable() else None
 
@@ -500,28 +498,9 @@ class MarketoHook(BaseHook):
     # ---- async transport (triggerer) ---------------------------------------------------------
 
     async def _arun(self, make_flow: Callable[[], api.Flow[T]]) -> T:
-        """:meth:`_run` for the event loop: the same flows over a shared ``httpx.AsyncClient``. The
-        first attempt goes without the retry machinery (most calls need no retry, and a triggerer
-        makes thousands), then the same policy as the sync side."""
-        started = time.monotonic()
-        try:
-            return await self._arun_once(make_flow)
-        except MarketoError as exc:
-            if not api.is_retryable(exc) or self.max_attempts < 2:
-                raise
-            first = exc
-        wait = api.retry_wait_seconds(
-            first, 1, base=self.retry_base_seconds, rate_window=self.rate_limit_wait_seconds
-        )
-        self.log.warning(
-            "Marketo call failed (%s); retry 1 of %d in %.1f s", first, self.max_attempts - 1, wait
-        )
-        await asyncio.sleep(wait)
-        kwargs = self._retry_kwargs()
-        kwargs["stop"] = tenacity.stop_after_attempt(self.max_attempts - 1) | tenacity.stop_after_delay(
-            max(0.0, self.max_retry_seconds - (time.monotonic() - started))
-        )
-        return await tenacity.AsyncRetrying(**kwargs)(self._arun_once, make_flow)
+        """:meth:`_run` for the event loop: the same flows and retry policy over a shared
+        ``httpx.AsyncClient``."""
+        return await tenacity.AsyncRetrying(**self._retry_kwargs())(self._arun_once, make_flow)
 
     async def _arun_once(self, make_flow: Callable[[], api.Flow[T]]) -> T:
         flow = make_flow()

@@ -82,13 +82,9 @@ class MarketoBulkImportTrigger(BaseTrigger):
         state = ImportState.from_json(self.import_state)
         target = state.target
         hook = MarketoHook(self.marketo_conn_id)
-        first = True
         while True:
-            if not first:
-                await asyncio.sleep(waiter.pause(self.poll_interval, time.time()))
-            first = False
             calls_before = hook.api_calls
-            head: BatchStatus | None = None
+            message: str | None = None
             try:
                 rounds = poll_round(state)
                 try:
@@ -96,24 +92,21 @@ class MarketoBulkImportTrigger(BaseTrigger):
                     while True:
                         batch_id = rounds.send(await hook.abatch_status(target, batch_id))
                 except StopIteration as stop:
-                    head = stop.value
+                    head: BatchStatus | None = stop.value
             except Exception as exc:
-                state.api_calls += hook.api_calls - calls_before
-                await _until(hold_until)
-                yield self._event(
-                    WaitEnd.ERROR, state, redact(f"polling Marketo batches of {state.name} failed: {exc}")
-                )
-                return
-            state.api_calls += hook.api_calls - calls_before
-            self.log.info("%s", state.progress(head))
-            end = waiter.check(state, head, time.time())
-            if end is not None:
-                message = None
+                end: WaitEnd | None = WaitEnd.ERROR
+                message = redact(f"polling Marketo batches of {state.name} failed: {exc}")
+            else:
+                self.log.info("%s", state.progress(head))
+                end = waiter.check(state, head, time.time())
                 if end is WaitEnd.TIMEOUT:
                     message = f"deadline passed with batches still running: {state.pending_batch_ids}"
+            state.api_calls += hook.api_calls - calls_before
+            if end is not None:
                 await _until(hold_until)
                 yield self._event(end, state, message)
                 return
+            await asyncio.sleep(waiter.pause(self.poll_interval, time.time()))
 
 
 async def _until(monotonic_time: float) -> None:

@@ -129,10 +129,7 @@ class Harness:
     def assert_exactly_once(self, job: Import, run_id: str, dag_id: str) -> None:
         state = self.airflow.wait_for_run(dag_id, run_id, timeout=240)
         assert state == "success", self.processes.tails()
-        imported = [
-            r["email"] for r in self.sandbox.imported_rows("leads") if r["email"].startswith(f"{job.name}-")
-        ]
-        assert sorted(imported) == sorted(job.emails)  # every row, each once
+        assert sorted(self.imported(job).elements()) == sorted(job.emails)  # every row, each once
         uploads = self.uploads(job)
         assert sorted(uploads) == [f"{job.name}-part{i:04d}.csv" for i in range(job.parts)]  # no part twice
         accepted = [
@@ -147,6 +144,31 @@ class Harness:
 
     def status_polls(self) -> int:
         return len(self.sandbox.calls_to(STATUS, "GET"))
+
+    def imported(self, job: Import) -> Counter[str]:
+        """How many times Marketo imported each of the import's rows."""
+        return Counter(
+            r["email"] for r in self.sandbox.imported_rows("leads") if r["email"].startswith(f"{job.name}-")
+        )
+
+    def start_on_a_full_queue(self, dag_id: str, job: Import) -> None:
+        """Trigger the import with room for two jobs in Marketo's queue, both held: returns once the
+        third part has been refused (1016)."""
+        self.sandbox.backend.config.max_queued = 2
+        self.sandbox.hold_next_jobs(2)
+        refused = self.refused_uploads()
+        self.airflow.trigger(dag_id, job.name, job.conf(self.s3))
+        wait_for(lambda: self.refused_uploads() > refused, 180, "the third part to find the queue full")
+
+    def free_the_queue(self) -> None:
+        self.sandbox.release()
+        self.sandbox.backend.config.max_queued = 10
+
+    def kill_running_task(self, dag_id: str, run_id: str) -> None:
+        """SIGKILL the process of the task's first try, which must be running."""
+        task = self.airflow.task(dag_id, run_id, TASK)
+        assert task["state"] == "running" and task["try_number"] == 1, task
+        psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -202,22 +224,15 @@ def test_task_killed_after_some_parts_then_retried(h: Harness) -> None:
         pytest.skip("Airflow < 3.3 has no task state store: a retried task starts over (docs/deployment.rst)")
     job = h.source("charlie")
     assert job.parts >= 4
-    h.sandbox.backend.config.max_queued = 2  # two parts in, then 1016 until a slot frees
-    h.sandbox.hold_next_jobs(2)
-    refused = h.refused_uploads()
-    h.airflow.trigger(IN_WORKER, "charlie", job.conf(h.s3))
-    wait_for(lambda: h.refused_uploads() > refused, 180, "the third part to find the queue full")
+    h.start_on_a_full_queue(IN_WORKER, job)  # two parts in, then 1016 until a slot frees
     assert h.accepted_uploads(job) == 2
-    task = h.airflow.task(IN_WORKER, "charlie", TASK)
-    assert task["state"] == "running" and task["try_number"] == 1, task
-    psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
+    h.kill_running_task(IN_WORKER, "charlie")
     wait_for(
         lambda: h.airflow.task(IN_WORKER, "charlie", TASK)["try_number"] == 2,
         120,
         "the retry to start",
     )
-    h.sandbox.release()
-    h.sandbox.backend.config.max_queued = 10
+    h.free_the_queue()
     h.assert_exactly_once(job, "charlie", IN_WORKER)
     assert h.airflow.task(IN_WORKER, "charlie", TASK)["try_number"] == 2
 
@@ -230,23 +245,14 @@ def test_task_killed_then_retried_starts_over_without_a_state_store(h: Harness) 
         pytest.skip("Airflow 3.3+ resumes from the task state store (the test above)")
     job = h.source("foxtrot")
     assert job.parts >= 4
-    h.sandbox.backend.config.max_queued = 2
-    h.sandbox.hold_next_jobs(2)
-    refused = h.refused_uploads()
-    h.airflow.trigger(IN_WORKER, "foxtrot", job.conf(h.s3))
-    wait_for(lambda: h.refused_uploads() > refused, 180, "the third part to find the queue full")
-    task = h.airflow.task(IN_WORKER, "foxtrot", TASK)
-    assert task["state"] == "running" and task["try_number"] == 1, task
-    psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
+    h.start_on_a_full_queue(IN_WORKER, job)
+    h.kill_running_task(IN_WORKER, "foxtrot")
     wait_for(lambda: h.airflow.task(IN_WORKER, "foxtrot", TASK)["try_number"] == 2, 120, "the retry to start")
-    h.sandbox.release()
-    h.sandbox.backend.config.max_queued = 10
+    h.free_the_queue()
     assert h.airflow.wait_for_run(IN_WORKER, "foxtrot", timeout=240) == "success", h.processes.tails()
     uploads = Counter(h.uploads(job))
     assert uploads == {f"{job.name}-part{i:04d}.csv": 2 if i < 2 else 1 for i in range(job.parts)}
-    imported = Counter(
-        r["email"] for r in h.sandbox.imported_rows("leads") if r["email"].startswith("foxtrot-")
-    )
+    imported = h.imported(job)
     assert set(imported) == set(job.emails) and set(imported.values()) == {1, 2}
 
 
@@ -278,16 +284,11 @@ def test_scheduler_restarted_mid_import(h: Harness) -> None:
     a new one resumes the task, which submits the remaining parts once."""
     job = h.source("echo")
     assert job.parts >= 4
-    h.sandbox.backend.config.max_queued = 2
-    h.sandbox.hold_next_jobs(2)
-    refused = h.refused_uploads()
-    h.airflow.trigger(DEFERRABLE, "echo", job.conf(h.s3))
-    wait_for(lambda: h.refused_uploads() > refused, 180, "the third part to find the queue full")
+    h.start_on_a_full_queue(DEFERRABLE, job)
     wait_for(lambda: h.airflow.task(DEFERRABLE, "echo", TASK).get("state") == "deferred", 120, "the deferral")
     h.processes.stop("scheduler", signal.SIGKILL)
     h.airflow.start_scheduler()
-    h.sandbox.release()
-    h.sandbox.backend.config.max_queued = 10
+    h.free_the_queue()
     h.assert_exactly_once(job, "echo", DEFERRABLE)
     assert h.accepted_uploads(job) == job.parts
     assert h.airflow.task(DEFERRABLE, "echo", TASK)["try_number"] == 1
@@ -308,14 +309,10 @@ def test_task_killed_while_a_part_is_uploading(h: Harness, resend: bool) -> None
     h.sandbox.inject_fault(UPLOAD, method="POST", skip=2, answer_delay=120)
     h.airflow.trigger(dag, name, job.conf(h.s3))
     wait_for(lambda: h.accepted_uploads(job) == 3, 180, "the third part to reach Marketo")
-    task = h.airflow.task(dag, name, TASK)
-    assert task["state"] == "running" and task["try_number"] == 1, task
-    psutil.Process(task["pid"]).send_signal(signal.SIGKILL)
+    h.kill_running_task(dag, name)
     state = h.airflow.wait_for_run(dag, name, timeout=240)
     uploads = Counter(h.uploads(job))
-    imported = Counter(
-        r["email"] for r in h.sandbox.imported_rows("leads") if r["email"].startswith(f"{name}-")
-    )
+    imported = h.imported(job)
     assert h.airflow.task(dag, name, TASK)["try_number"] == 2
     if resend:
         assert state == "success", h.processes.tails()
