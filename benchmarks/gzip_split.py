@@ -22,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from split import generate
 from upload_memory import peak_rss_bytes, reset_peak_rss
 
-from marketo_provider.files import DEFAULT_MAX_PART_BYTES
+from marketo_provider.sources import DEFAULT_MAX_PART_BYTES
 
 MIB = 1024 * 1024
 
 
 def child(mode: str, path: str, part_bytes: int) -> None:
     """Run in a fresh process: cut (or pre-flight) the source and print time, parts and peak RSS growth."""
-    from marketo_provider.files import Source, preflight, source_parts
+    from marketo_provider.sources import Source, preflight, source_parts
 
     source = Source.of(path, max_part_bytes=part_bytes)
     base = reset_peak_rss()

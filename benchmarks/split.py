@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from marketo_provider.files import DEFAULT_MAX_PART_BYTES, iter_parts, read_header
+from marketo_provider.sources import DEFAULT_MAX_PART_BYTES, iter_parts, read_header
 
 sys.path.insert(0, str(Path(__file__).parent))
 from upload_memory import peak_rss_bytes, reset_peak_rss

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -227,42 +227,87 @@ def write_to_object_storage(
     return f"{results_path.rstrip('/')}/{name}"
 
 
-def summarize(object_type: ObjectType, batches: Sequence[tuple[int, BatchStatus]]) -> dict[str, Any]:
-    """The operator's and the sensor's return value (XCom ``return_value``), paths still null."""
-    entries = [status.summary(part=part) for part, status in batches]
-    return {
-        "object_type": object_type.value,
-        "batch_ids": [status.batch_id for _, status in batches],
-        "batches": entries,
-        "rows_processed": sum(e["rows_processed"] for e in entries),
-        "rows_failed": sum(e["rows_failed"] for e in entries),
-        "rows_with_warning": sum(e["rows_with_warning"] for e in entries),
-        "failures_path": None,
-        "warnings_path": None,
-        "failure_reasons": {},
-        "warning_reasons": {},
-    }
+@dataclass
+class ImportSummary:
+    """What an import (or the sensor) returns: every batch with its part and final status, the
+    totals, where the merged results went, and how the import went. :meth:`to_xcom` gives the
+    documented XCom ``return_value``."""
 
+    object_type: ObjectType
+    batches: Sequence[tuple[int | None, BatchStatus]] = ()  # (part, status) in part order
+    failures_path: str | None = None
+    warnings_path: str | None = None
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    warning_reasons: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    parts_outcome_unknown: list[int] = field(default_factory=list)
+    parts_sent_twice: list[int] = field(default_factory=list)
 
-def problems(summary: Mapping[str, Any], max_failed_rows: int | None) -> list[str]:
-    """Why the task must fail after publishing (empty when it succeeds)."""
-    found = [
-        f"batch {b['batch_id']} (part {b['part']}) ended Failed: {b.get('message') or 'no message from Marketo'}"
-        for b in summary["batches"]
-        if b["status"] == FAILED
-    ]
-    if max_failed_rows is not None and summary["rows_failed"] > max_failed_rows:
-        found.append(f"{summary['rows_failed']} rows failed, more than max_failed_rows={max_failed_rows}")
-    elif summary["rows_processed"] == 0 and summary["rows_failed"] > 0:
-        found.append(
-            f"nothing was imported: all {summary['rows_failed']} rows failed (see the failures for the reasons)"
-        )
-    return found
+    @property
+    def batch_ids(self) -> list[int]:
+        return [status.batch_id for _, status in self.batches]
+
+    @property
+    def rows_processed(self) -> int:
+        return sum(status.rows_processed or 0 for _, status in self.batches)
+
+    @property
+    def rows_failed(self) -> int:
+        return sum(status.rows_failed or 0 for _, status in self.batches)
+
+    @property
+    def rows_with_warning(self) -> int:
+        return sum(status.rows_with_warning or 0 for _, status in self.batches)
+
+    def problems(self, max_failed_rows: int | None) -> list[str]:
+        """Why the task must fail after publishing (empty when it succeeds)."""
+        found = [
+            f"batch {status.batch_id} (part {part}) ended Failed: {status.message or 'no message from Marketo'}"
+            for part, status in self.batches
+            if status.status == FAILED
+        ]
+        if max_failed_rows is not None and self.rows_failed > max_failed_rows:
+            found.append(f"{self.rows_failed} rows failed, more than max_failed_rows={max_failed_rows}")
+        elif self.rows_processed == 0 and self.rows_failed > 0:
+            found.append(
+                f"nothing was imported: all {self.rows_failed} rows failed (see the failures for the reasons)"
+            )
+        return found
+
+    def set_reasons(self, kind: str, reasons: dict[str, int]) -> None:
+        if kind == "failures":
+            self.failure_reasons = reasons
+        else:
+            self.warning_reasons = reasons
+
+    def set_path(self, kind: str, uri: str) -> None:
+        if kind == "failures":
+            self.failures_path = uri
+        else:
+            self.warnings_path = uri
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The operator's and the sensor's return value (XCom ``return_value``)."""
+        return {
+            "object_type": self.object_type.value,
+            "batch_ids": self.batch_ids,
+            "batches": [status.summary(part=part) for part, status in self.batches],
+            "rows_processed": self.rows_processed,
+            "rows_failed": self.rows_failed,
+            "rows_with_warning": self.rows_with_warning,
+            "failures_path": self.failures_path,
+            "warnings_path": self.warnings_path,
+            "failure_reasons": self.failure_reasons,
+            "warning_reasons": self.warning_reasons,
+            "api_calls": self.api_calls,
+            "parts_outcome_unknown": list(self.parts_outcome_unknown),
+            "parts_sent_twice": list(self.parts_sent_twice),
+        }
 
 
 def publish(
     hook: ResultFileSource,
-    summary: dict[str, Any],
+    summary: ImportSummary,
     statuses: Sequence[BatchStatus],
     *,
     target: ImportTarget,
@@ -270,7 +315,7 @@ def publish(
     results: ResultsLocation,
     push_xcom: Any,
     log: Any,
-) -> dict[str, Any]:
+) -> None:
     """Merge each kind of result file over the batches that have rows of it and publish it: written
     under the results location when there is one (the URIs go into the summary), else pushed to
     XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows."""
@@ -287,11 +332,11 @@ def publish(
         )
         if merged is None:
             continue
-        summary["failure_reasons" if kind == "failures" else "warning_reasons"] = merged.reasons
+        summary.set_reasons(kind, merged.reasons)
         with merged.file:
             if results.path:
                 uri = results.write(merged, file_format)
-                summary[f"{kind}_path"] = uri
+                summary.set_path(kind, uri)
                 log.info("Wrote the %s of %d batches to %s", kind, merged.batches, uri)
             else:
                 text = merged.read_text()
@@ -303,12 +348,11 @@ def publish(
                     )
                 push_xcom(kind, text)
                 log.info("Pushed the %s of %d batches to XCom under %r", kind, merged.batches, kind)
-    return summary
 
 
-def conclude(
+def publish_results(
     hook: ResultFileSource,
-    ordered: Sequence[tuple[int, BatchStatus]],
+    summary: ImportSummary,
     *,
     target: ImportTarget,
     file_format: str | FileFormat,
@@ -316,18 +360,17 @@ def conclude(
     max_failed_rows: int | None,
     push_xcom: Any,
     log: Any,
-) -> tuple[dict[str, Any], list[str], bool]:
-    """Summarize finished batches and publish their merged results. Returns the summary, the
-    reasons the task must fail, and whether retrying the task cannot help. Publishing errors are
-    one of those reasons, never a lost summary."""
-    summary = summarize(target.object_type, ordered)
-    found = problems(summary, max_failed_rows)
+) -> tuple[list[str], bool]:
+    """Publish the merged results of the summary's finished batches. Returns the reasons the task
+    must fail and whether retrying the task cannot help. A publishing error is one of those
+    reasons, never a lost summary."""
+    found = summary.problems(max_failed_rows)
     permanent = True
     try:
         publish(
             hook,
             summary,
-            [status for _, status in ordered],
+            [status for _, status in summary.batches],
             target=target,
             file_format=file_format,
             results=results,
@@ -340,4 +383,4 @@ def conclude(
         log.error("The results could not be written %s: %s", where, reason)
         found.append(f"the failures and warnings could not be written {where}: {reason}")
         permanent = False  # a retry resumes at this step and writes them again
-    return summary, found, permanent
+    return found, permanent

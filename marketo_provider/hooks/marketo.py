@@ -10,16 +10,9 @@ and share one token cache per process.
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
 import os
-import socket
-import ssl
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO, TypeVar
 
 import httpx
@@ -32,7 +25,6 @@ from marketo_provider import api
 from marketo_provider._compat import amask_secret
 from marketo_provider.api import (
     Answer,
-    BatchStatus,
     Call,
     ConnectionSettings,
     ImportSpec,
@@ -46,58 +38,26 @@ from marketo_provider.api import (
     TransportFailure,
 )
 from marketo_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from marketo_provider.hooks.transport import (
+    TOKENS,
+    USER_AGENT,
+    SizedUpload,
+    aclose_shared_clients,
+    clear_token_cache,
+    install_log_redaction,
+    loop_shared,
+    open_upload,
+    pacer,
+    response_chunks,
+    token_fetch_lock,
+    transport_error,
+)
+
+__all__ = ["MarketoHook", "aclose_shared_clients", "clear_token_cache"]
 
 T = TypeVar("T")
 
-USER_AGENT = "airflow-provider-marketo"
 _PROGRESS_STEP_BYTES = 1024 * 1024
-# Calls one triggerer process has open to Marketo at once, whatever the number of triggers:
-# Marketo refuses more than 10 concurrent calls per instance (615), shared with other integrations.
-MAX_ASYNC_CONNECTIONS = 4
-# How long a triggerer process keeps a connection's settings before reading them again.
-SETTINGS_TTL_SECONDS = 300.0
-
-_TOKENS = api.TokenCache()
-_PACERS: dict[tuple[str, int, float], api.CallPacer] = {}
-_PACERS_LOCK = threading.Lock()
-
-
-def _pacer(host: str, calls: int, window: float) -> api.CallPacer:
-    """The process's pacer for one Marketo instance."""
-    with _PACERS_LOCK:
-        key = (host, calls, window)
-        pacer = _PACERS.get(key)
-        if pacer is None:
-            pacer = _PACERS[key] = api.CallPacer(calls, window)
-        return pacer
-
-
-_TOKEN_FETCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_TOKEN_FETCH_LOCKS_GUARD = threading.Lock()
-
-
-class _RedactSecrets(logging.Filter):
-    """urllib3 (DEBUG) and httpx (INFO) log request URLs; the identity call's query holds the
-    client secret, so their records pass through :func:`api.redact` first."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        clean = api.redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        return True
-
-
-for _name in ("urllib3.connectionpool", "httpx"):
-    logging.getLogger(_name).addFilter(_RedactSecrets())
-
-
-def clear_token_cache() -> None:
-    """Forget every cached token (tests; credential rotation)."""
-    _TOKENS.clear()
 
 
 class MarketoHook(BaseHook):
@@ -142,6 +102,7 @@ class MarketoHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        install_log_redaction()
         if max_attempts < 1:
             raise MarketoValueError("max_attempts must be at least 1")
         self.marketo_conn_id = marketo_conn_id
@@ -173,8 +134,28 @@ class MarketoHook(BaseHook):
         """The connection, read without blocking the event loop, shared by every hook on the loop
         for a few minutes (a triggerer full of import triggers reads it once, not once each)."""
         if self._settings is None:
-            self._settings = await _loop_shared().settings(self)
+            self._settings = await loop_shared().settings(self.marketo_conn_id, self._aread_settings)
         return self._settings
+
+    async def _aread_settings(self) -> ConnectionSettings:
+        """Read the connection without blocking the event loop."""
+        conn_id = self.marketo_conn_id
+        try:
+            conn = await self.aget_connection(conn_id)
+            reader = getattr(conn, "aextra_dejson", None)
+            extra = await reader() if reader is not None else conn.extra_dejson
+        except Exception as exc:
+            # `airflow dags test` runs triggers in-process over a channel without async sends, where
+            # the async lookup of a connection stored in the database fails; a thread can ask the
+            # sync way without blocking the loop.
+            self.log.debug("async connection lookup failed (%s); reading %s in a thread", exc, conn_id)
+            conn = await asyncio.to_thread(self.get_connection, conn_id)
+            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+        settings = _read_settings(conn_id, conn.host, conn.login, conn.password, extra)
+        await amask_secret(settings.client_secret)
+        return settings
+
+    # ---- uploads ----------------------------------------------------------------------------------
 
     def get_conn(self) -> requests.Session:
         """The hook's pooled HTTP session."""
@@ -247,28 +228,22 @@ class MarketoHook(BaseHook):
     def _token(self, stale: str | None) -> str:
         """A valid access token: from the process's cache, or one identity call at a time."""
         settings = self.settings
-        key = settings.cache_key
-        if stale:
-            _TOKENS.forget(key, stale)
-        if token := _TOKENS.fresh(key, time.monotonic()):
+        if token := _cached_token(settings, stale):
             return token
-        with _TOKEN_FETCH_LOCKS_GUARD:
-            lock = _TOKEN_FETCH_LOCKS.setdefault(key, threading.Lock())
-        with lock:
-            if token := _TOKENS.fresh(key, time.monotonic()):
+        with token_fetch_lock(settings.cache_key):
+            if token := _cached_token(settings, None):
                 return token
             started = time.monotonic()
             fetched = api.read_token_answer(self._send(api.token_call(settings)), started, settings.conn_id)
             _mask(fetched.access_token)
-            _TOKENS.store(key, fetched)
+            TOKENS.store(settings.cache_key, fetched)
             return fetched.access_token
 
     def _pace(self, call: Call) -> float:
         """Seconds to wait before sending ``call`` (identity calls do not count against the limit)."""
         if call.token is None or not self.calls_per_window:
             return 0.0
-        pacer = _pacer(call.host, self.calls_per_window, self.rate_limit_wait_seconds)
-        return pacer.reserve(time.monotonic())
+        return pacer(call.host, self.calls_per_window, self.rate_limit_wait_seconds).reserve(time.monotonic())
 
     def _send(self, call: Call) -> Answer:
         settings = self.settings
@@ -301,7 +276,7 @@ class MarketoHook(BaseHook):
         self._count(call)
         content_type = response.headers.get("content-type", "")
         if call.stream and response.status_code == 200 and "json" not in content_type:
-            return Answer(response.status_code, response.headers, chunks=_chunks(response, call))
+            return Answer(response.status_code, response.headers, chunks=response_chunks(response, call))
         return Answer(response.status_code, response.headers, text=response.text)
 
     def _read_timeout(self, call: Call, settings: ConnectionSettings) -> float:
@@ -314,42 +289,79 @@ class MarketoHook(BaseHook):
 
     def _multipart(self, upload: api.Upload) -> MultipartEncoderMonitor:
         encoder = MultipartEncoder(
-            fields={"file": (upload.filename, _SizedUpload(upload.open(), upload.size), upload.content_type)}
+            fields={"file": (upload.filename, SizedUpload(upload.open(), upload.size), upload.content_type)}
         )
-        return MultipartEncoderMonitor(encoder, self._progress_logger(upload.filename, encoder.len))
+        return MultipartEncoderMonitor(
+            encoder, self._progress_logger(upload.filename, upload.size, encoder.len)
+        )
 
-    def _progress_logger(self, name: str, total: int) -> Callable[[MultipartEncoderMonitor], None]:
-        next_report = [_PROGRESS_STEP_BYTES]
+    def _progress_logger(
+        self, name: str, size: int, encoded: int
+    ) -> Callable[[MultipartEncoderMonitor], None]:
+        """Logs the upload of a file of ``size`` bytes (``encoded`` with its multipart framing) at
+        each quarter, the last line when every byte is sent; files under 2 MiB are not reported."""
+        framing = encoded - size
+        quarters = [0]
 
         def report(monitor: MultipartEncoderMonitor) -> None:
-            if total >= 2 * _PROGRESS_STEP_BYTES and monitor.bytes_read >= next_report[0]:
+            if size < 2 * _PROGRESS_STEP_BYTES:
+                return
+            sent = size if monitor.bytes_read >= encoded else min(size, max(0, monitor.bytes_read - framing))
+            quarter = 4 * sent // size
+            if quarter > quarters[0]:
+                quarters[0] = quarter
                 self.log.info(
-                    "Uploading %s: %d%% (%s of %s bytes)",
-                    name,
-                    100 * monitor.bytes_read // total,
-                    f"{monitor.bytes_read:,}",
-                    f"{total:,}",
-                )
-                next_report[0] = (
-                    monitor.bytes_read - monitor.bytes_read % _PROGRESS_STEP_BYTES + 2 * _PROGRESS_STEP_BYTES
+                    "Uploading %s: %d%% (%s of %s bytes)", name, 25 * quarter, f"{sent:,}", f"{size:,}"
                 )
 
         return report
 
     # ---- imports -----------------------------------------------------------------------------
 
-    def submit(
-        self, spec: ImportSpec, file: str | os.PathLike[str] | IO[bytes], *, filename: str | None = None
+    def submit_import(
+        self,
+        object_type: str | ObjectType | ImportSpec,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        file_format: str | None = None,
+        lookup_field: str | None = None,
+        list_id: int | str | None = None,
+        partition_name: str | None = None,
+        program_id: int | str | None = None,
+        program_member_status: str | None = None,
+        custom_object_name: str | None = None,
+        filename: str | None = None,
     ) -> dict[str, Any]:
         """Upload one file (a path or a seekable binary file object, under Marketo's size limit) as
-        a stream and create an import job as ``spec`` says; returns Marketo's result entry
-        (``batchId``, ``status``, and ``importId`` or ``objectApiName``).
+        a stream and create an import job; returns Marketo's result entry (``batchId``,
+        ``status``, and ``importId`` or ``objectApiName``).
 
-        Raises :class:`~marketo_provider.api.MarketoQueueFullError` (1016) when Marketo's import
-        queue is full: wait for a slot and submit again.
+        The import is the object type with the keyword arguments (checked before anything is
+        sent), or an :class:`~marketo_provider.api.ImportSpec` built earlier. Raises
+        :class:`~marketo_provider.api.MarketoQueueFullError` (1016) when Marketo's import queue is
+        full: wait for a slot and submit again.
         """
+        options: dict[str, Any] = {
+            "file_format": file_format,
+            "lookup_field": lookup_field,
+            "list_id": list_id,
+            "partition_name": partition_name,
+            "program_id": program_id,
+            "program_member_status": program_member_status,
+            "custom_object_name": custom_object_name,
+        }
+        if isinstance(object_type, ImportSpec):
+            given = [name for name, value in options.items() if value is not None]
+            if given:
+                raise MarketoValueError(
+                    f"{', '.join(given)} given beside an ImportSpec; the spec already says what to import"
+                )
+            spec = object_type
+        else:
+            options["file_format"] = file_format or "csv"
+            spec = ImportSpec.of(object_type, **options)
         settings = self.settings
-        with _open_upload(file) as (stream, size, default_name):
+        with open_upload(file) as (stream, size, default_name):
             if size > api.MAX_IMPORT_FILE_BYTES:
                 raise MarketoValueError(
                     f"import file {default_name!r} is {size:,} bytes; Marketo takes files under "
@@ -381,51 +393,32 @@ class MarketoHook(BaseHook):
         self.log.info("Marketo accepted %s: batch %s, %s", name, entry.get("batchId"), entry.get("status"))
         return entry
 
-    def submit_import(
-        self,
-        object_type: str | ObjectType,
-        file: str | os.PathLike[str] | IO[bytes],
-        *,
-        file_format: str = "csv",
-        lookup_field: str | None = None,
-        list_id: int | str | None = None,
-        partition_name: str | None = None,
-        program_id: int | str | None = None,
-        program_member_status: str | None = None,
-        custom_object_name: str | None = None,
-        filename: str | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`submit` with the import's arguments spelled out (they are checked before sending)."""
-        spec = ImportSpec.of(
-            object_type,
-            file_format=file_format,
-            lookup_field=lookup_field,
-            list_id=list_id,
-            partition_name=partition_name,
-            program_id=program_id,
-            program_member_status=program_member_status,
-            custom_object_name=custom_object_name,
-        )
-        return self.submit(spec, file, filename=filename)
-
-    def batch_status(self, target: ImportTarget, batch_id: int) -> BatchStatus:
-        """A batch's status (``status``, and counts once it is done)."""
-        call = _status_call(self.settings, target, batch_id)
-        entry = self._run(lambda: api.call_flow(call, _batch_entry(call)))
-        return BatchStatus.from_entry(target.object_type, entry)
-
     def get_import_status(
-        self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
+        self,
+        object_type: str | ObjectType | ImportTarget,
+        batch_id: int,
+        *,
+        custom_object_name: str | None = None,
     ) -> dict[str, Any]:
-        """Marketo's status entry of one batch (``status``, and counts once it is done)."""
-        call = _status_call(
-            self.settings, ImportTarget.of(object_type, custom_object_name=custom_object_name), batch_id
-        )
+        """Marketo's status entry of one batch (``status``, and counts once it is done); read it
+        with :meth:`~marketo_provider.api.BatchStatus.from_entry`."""
+        call = _status_call(self.settings, _target(object_type, custom_object_name), batch_id)
         return self._run(lambda: api.call_flow(call, _batch_entry(call)))
+
+    async def aget_import_status(
+        self,
+        object_type: str | ObjectType | ImportTarget,
+        batch_id: int,
+        *,
+        custom_object_name: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`get_import_status` for the event loop (the triggerer)."""
+        call = _status_call(await self.aget_settings(), _target(object_type, custom_object_name), batch_id)
+        return await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
 
     def download_result_file(
         self,
-        object_type: str | ObjectType,
+        object_type: str | ObjectType | ImportTarget,
         batch_id: int,
         kind: str,
         dest: BinaryIO,
@@ -434,7 +427,7 @@ class MarketoHook(BaseHook):
     ) -> int | None:
         """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
         or None when Marketo has no such file (custom objects answer 404)."""
-        target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
+        target = _target(object_type, custom_object_name)
         path = target.result_file_path(batch_id, kind)
         call = Call("GET", self.settings.url(path), f"{kind} file of batch {batch_id}", stream=True)
         start = dest.tell() if dest.seekable() else None
@@ -453,21 +446,6 @@ class MarketoHook(BaseHook):
 
         return self._run(lambda: api.call_flow(call, read, resend_safe=start is not None))
 
-    def get_result_file(
-        self,
-        object_type: str | ObjectType,
-        batch_id: int,
-        kind: str,
-        *,
-        custom_object_name: str | None = None,
-    ) -> bytes | None:
-        """A batch's ``failures`` or ``warnings`` file as bytes (small files), or None when there is none."""
-        buffer = io.BytesIO()
-        written = self.download_result_file(
-            object_type, batch_id, kind, buffer, custom_object_name=custom_object_name
-        )
-        return None if written is None else buffer.getvalue()
-
     def describe(
         self, object_type: str | ObjectType, *, custom_object_name: str | None = None, retry: bool = True
     ) -> dict[str, Any]:
@@ -484,7 +462,7 @@ class MarketoHook(BaseHook):
         self._read_timeout_cap = api.CONNECT_TIMEOUT_SECONDS
         try:
             settings = self.settings
-            _TOKENS.clear()
+            TOKENS.clear()
             fields = self.describe(ObjectType.LEADS, retry=False)["fields"]
         except Exception as exc:
             return False, api.redact(str(exc) or type(exc).__name__, *self._secrets())
@@ -519,28 +497,26 @@ class MarketoHook(BaseHook):
             return stop.value
 
     async def _atoken(self, stale: str | None) -> str:
+        """:meth:`_token` for the event loop: the triggers of one loop wait on one identity call."""
         settings = await self.aget_settings()
-        key = settings.cache_key
-        if stale:
-            _TOKENS.forget(key, stale)
-        if token := _TOKENS.fresh(key, time.monotonic()):
+        if token := _cached_token(settings, stale):
             return token
-        async with _loop_shared().token_lock(key):
-            if token := _TOKENS.fresh(key, time.monotonic()):
+        async with loop_shared().token_lock(settings.cache_key):
+            if token := _cached_token(settings, None):
                 return token
             started = time.monotonic()
             fetched = api.read_token_answer(
                 await self._asend(api.token_call(settings)), started, settings.conn_id
             )
             await amask_secret(fetched.access_token)
-            _TOKENS.store(key, fetched)
+            TOKENS.store(settings.cache_key, fetched)
             return fetched.access_token
 
     async def _asend(self, call: Call) -> Answer:
         if (wait := self._pace(call)) > 0:
             await asyncio.sleep(wait)
         settings = await self.aget_settings()
-        shared = _loop_shared()
+        shared = loop_shared()
         client = await shared.client(settings)
         try:
             async with shared.calls:  # waiters queue here, not inside httpx's pool (costly to scan)
@@ -554,20 +530,6 @@ class MarketoHook(BaseHook):
             raise error from None
         self._count(call)
         return Answer(response.status_code, response.headers, text=response.text)
-
-    async def abatch_status(self, target: ImportTarget, batch_id: int) -> BatchStatus:
-        """Async :meth:`batch_status`, for the triggerer."""
-        call = _status_call(await self.aget_settings(), target, batch_id)
-        entry = await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
-        return BatchStatus.from_entry(target.object_type, entry)
-
-    async def aget_import_status(
-        self, object_type: str | ObjectType, batch_id: int, *, custom_object_name: str | None = None
-    ) -> dict[str, Any]:
-        """Async :meth:`get_import_status`."""
-        target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
-        call = _status_call(await self.aget_settings(), target, batch_id)
-        return await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
 
     # ---- connection form (Airflow 3.1; 3.2+ reads provider info) -------------------------------
 
@@ -593,6 +555,22 @@ class MarketoHook(BaseHook):
             "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
             "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
         }
+
+
+def _target(what: str | ObjectType | ImportTarget, custom_object_name: str | None) -> ImportTarget:
+    if isinstance(what, ImportTarget):
+        if custom_object_name is not None and custom_object_name != what.custom_object_name:
+            raise MarketoValueError("custom_object_name given beside an ImportTarget that names another")
+        return what
+    return ImportTarget.of(what, custom_object_name=custom_object_name)
+
+
+def _cached_token(settings: ConnectionSettings, stale: str | None) -> str | None:
+    """The process's fresh token for this connection's client, after forgetting ``stale`` (a
+    token Marketo just refused)."""
+    if stale:
+        TOKENS.forget(settings.cache_key, stale)
+    return TOKENS.fresh(settings.cache_key, time.monotonic())
 
 
 def _status_call(settings: ConnectionSettings, target: ImportTarget, batch_id: int) -> Call:
@@ -621,234 +599,7 @@ def _mask(secret: str) -> None:
     mask_secret(secret)
 
 
-def _chunks(response: requests.Response, call: Call) -> Iterator[bytes]:
-    """A streamed body; a connection that breaks mid-way is a transport error like any other."""
-    try:
-        yield from response.iter_content(chunk_size=64 * 1024)
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
-    finally:
-        response.close()
-
-
 # ---- transport errors ------------------------------------------------------------------------
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps (causes, contexts, urllib3's ``reason``, exception arguments)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen or len(seen) > 20:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-
-
-def transport_failure(exc: BaseException) -> TransportFailure:
-    """How far a request got, from the exception a transport raised: decided on exception types
-    (never on message text)."""
-    chain = list(_causes(exc))
-    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
-        return TransportFailure.TLS
-    resolve = next((e for e in chain if isinstance(e, socket.gaierror)), None)
-    if resolve is not None:
-        return (
-            TransportFailure.DNS_TEMPORARY
-            if resolve.errno == socket.EAI_AGAIN
-            else TransportFailure.HOST_UNKNOWN
-        )
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return TransportFailure.REFUSED
-    if isinstance(exc, requests.ConnectTimeout | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return TransportFailure.CONNECT_TIMEOUT
-    if isinstance(exc, requests.Timeout | httpx.TimeoutException):
-        return TransportFailure.TIMEOUT
-    if isinstance(exc, httpx.ConnectError) or _new_connection_error(chain):
-        return TransportFailure.CONNECT_TIMEOUT  # no connection was made: nothing was sent
-    return TransportFailure.BROKEN
-
-
-def _new_connection_error(chain: list[BaseException]) -> bool:
-    from urllib3.exceptions import NewConnectionError
-
-    return any(isinstance(e, NewConnectionError) for e in chain)
-
-
-def transport_error(exc: BaseException, call: Call) -> MarketoTransportError:
-    """Our error for a transport's exception; its text never holds the URL (the identity call's
-    query holds the client secret)."""
-    failure = transport_failure(exc)
-    detail = ""
-    if failure is TransportFailure.TLS:
-        tls = next((e for e in _causes(exc) if isinstance(e, ssl.SSLError)), None)
-        if tls is not None:
-            detail = str(getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or "")
-    return MarketoTransportError(failure, call.purpose, call.host, detail)
-
-
 # ---- what a triggerer's triggers share ------------------------------------------------------
-
-
-class _LoopShared:
-    """What the hooks on one event loop share: an ``httpx.AsyncClient`` per TLS setting (its TLS
-    context is built once, off the loop), token locks, and connection settings."""
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[Any, float], httpx.AsyncClient] = {}
-        self._client_lock = asyncio.Lock()
-        self._token_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._settings: dict[str, tuple[float, asyncio.Future[ConnectionSettings]]] = {}
-        self.calls = asyncio.Semaphore(MAX_ASYNC_CONNECTIONS)
-
-    def token_lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        return self._token_locks.setdefault(key, asyncio.Lock())
-
-    async def client(self, settings: ConnectionSettings) -> httpx.AsyncClient:
-        key = (settings.verify, settings.timeout)
-        client = self._clients.get(key)
-        if client is None or client.is_closed:
-            async with self._client_lock:
-                client = self._clients.get(key)
-                if client is None or client.is_closed:
-                    context = await asyncio.to_thread(_tls_context, settings.verify)
-                    client = httpx.AsyncClient(
-                        verify=context,
-                        timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-                        headers={"User-Agent": USER_AGENT},
-                        limits=httpx.Limits(max_connections=MAX_ASYNC_CONNECTIONS),
-                    )
-                    self._clients[key] = client
-        return client
-
-    async def settings(self, hook: MarketoHook) -> ConnectionSettings:
-        conn_id = hook.marketo_conn_id
-        cached = self._settings.get(conn_id)
-        now = time.monotonic()
-        if (
-            cached is None
-            or now - cached[0] > SETTINGS_TTL_SECONDS
-            or (cached[1].done() and cached[1].exception() is not None)
-        ):
-            future: asyncio.Future[ConnectionSettings] = asyncio.ensure_future(_aread_settings(hook))
-            self._settings[conn_id] = cached = (now, future)
-        return await asyncio.shield(cached[1])
-
-    async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
-
-
-_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared] = weakref.WeakKeyDictionary()
-
-
-def _loop_shared() -> _LoopShared:
-    loop = asyncio.get_running_loop()
-    shared = _LOOPS.get(loop)
-    if shared is None:
-        shared = _LOOPS[loop] = _LoopShared()
-    return shared
-
-
-async def aclose_shared_clients() -> None:
-    """Close the clients the hooks on the running loop share (tests, benchmarks)."""
-    shared = _LOOPS.get(asyncio.get_running_loop())
-    if shared is not None:
-        await shared.aclose()
-
-
-_TLS_CONTEXTS: dict[Any, ssl.SSLContext] = {}
-_TLS_LOCK = threading.Lock()
-
-
-def _tls_context(verify: bool | str) -> ssl.SSLContext:
-    """One TLS context per setting per process (building one costs ~30 ms of CPU)."""
-    with _TLS_LOCK:
-        context = _TLS_CONTEXTS.get(verify)
-        if context is None:
-            if verify is False:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            elif isinstance(verify, str):
-                context = (
-                    ssl.create_default_context(capath=verify)
-                    if os.path.isdir(verify)
-                    else ssl.create_default_context(cafile=verify)
-                )
-            else:
-                import certifi
-
-                context = ssl.create_default_context(cafile=certifi.where())
-            _TLS_CONTEXTS[verify] = context
-        return context
-
-
-async def _aread_settings(hook: MarketoHook) -> ConnectionSettings:
-    conn_id = hook.marketo_conn_id
-    try:
-        conn = await hook.aget_connection(conn_id)
-        reader = getattr(conn, "aextra_dejson", None)
-        extra = await reader() if reader is not None else conn.extra_dejson
-    except Exception as exc:
-        # `airflow dags test` runs triggers in-process over a channel without async sends, where
-        # the async lookup of a connection stored in the database fails; a thread can ask the
-        # sync way without blocking the loop.
-        hook.log.debug("async connection lookup failed (%s); reading %s in a thread", exc, conn_id)
-        conn = await asyncio.to_thread(hook.get_connection, conn_id)
-        extra = await asyncio.to_thread(lambda: conn.extra_dejson)
-    settings = _read_settings(conn_id, conn.host, conn.login, conn.password, extra)
-    await amask_secret(settings.client_secret)
-    return settings
-
-
-# ---- uploads ----------------------------------------------------------------------------------
-
-
-class _SizedUpload:
-    """A file object whose size is given rather than measured: requests-toolbelt measures a stream
-    it cannot stat by other means, e.g. by copying an ``io.BytesIO`` whole (``getvalue``). Its
-    encoder keeps reading while ``len()`` (the bytes still to send) is above zero."""
-
-    def __init__(self, stream: IO[bytes], size: int) -> None:
-        self._stream = stream
-        self._left = size
-
-    def __len__(self) -> int:
-        return self._left
-
-    def read(self, n: int | None = -1) -> bytes:
-        want = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._stream.read(want)
-        if want and not data:
-            raise MarketoError(
-                f"the upload ended {self._left:,} bytes early; was the file changed while sending?"
-            )
-        self._left -= len(data)
-        return data
-
-
-@contextmanager
-def _open_upload(file: str | os.PathLike[str] | IO[bytes]) -> Iterator[tuple[IO[bytes], int, str]]:
-    """The upload as a seekable binary stream, its size, and a default file name."""
-    if isinstance(file, str | os.PathLike):
-        path = os.fspath(file)
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise MarketoValueError(f"cannot read import file {path!r}: {exc.strerror or exc}") from None
-        with handle:
-            yield handle, os.fstat(handle.fileno()).st_size, os.path.basename(path)
-        return
-    if isinstance(file, bytes | bytearray) or not hasattr(file, "read"):
-        raise MarketoValueError("file must be a path or a binary file object opened for reading")
-    if not (hasattr(file, "seekable") and file.seekable()):
-        raise MarketoValueError("the import file object must be seekable (a file on disk or io.BytesIO)")
-    start = file.tell()
-    size = file.seek(0, os.SEEK_END) - start
-    file.seek(start)
-    yield file, size, os.path.basename(str(getattr(file, "name", "") or "import.csv"))

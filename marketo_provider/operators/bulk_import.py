@@ -10,7 +10,6 @@ from airflow.sdk import BaseOperator
 
 from marketo_provider._compat import airflow_error, conf
 from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
-from marketo_provider.files import DEFAULT_MAX_PART_BYTES
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
@@ -19,10 +18,10 @@ from marketo_provider.importing import (
     BulkImport,
     ImportOptions,
     ImportState,
-    WaitStep,
+    Wait,
 )
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
-from marketo_provider.sources import QuerySource, Source, as_source
+from marketo_provider.sources import AnySource, Source, resolve_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
@@ -43,10 +42,14 @@ class MarketoBulkImportOperator(BaseOperator):
     :param source: the rows: a local path, a ``file://`` URI or any ObjectStoragePath URI
         (``s3://bucket/key.csv``, ``gs://...``), a folder or prefix ending in ``/``, or a glob
         (``s3://bucket/unload/data_*.csv.gz``); gzip, bzip2 and xz files are read as they are; or a
-        :class:`~marketo_provider.sources.Source`. Templated.
+        :class:`~marketo_provider.sources.Source` (its location is templated too). Templated.
     :param object_type: ``leads``, ``program_members`` or ``custom_objects``.
     :param marketo_conn_id: the Marketo connection (type ``marketo``).
-    :param file_format: ``csv``, ``tsv`` or ``ssv`` (comma, tab, semicolon separated).
+    :param file_format: ``csv`` (default), ``tsv`` or ``ssv`` (comma, tab, semicolon separated).
+
+    ``source_conn_id``, ``file_format``, ``columns``, ``column_mapping`` and ``max_part_bytes``
+    describe the source: give each either here or on a
+    :class:`~marketo_provider.sources.Source`; given in both places, the two must agree.
     :param lookup_field: leads: the field leads are matched on (default ``email``; ``id`` updates only).
     :param list_id: leads: also add the imported leads to this static list.
     :param partition_name: leads: the lead partition to import into.
@@ -109,7 +112,7 @@ class MarketoBulkImportOperator(BaseOperator):
         source: Any,
         object_type: str = "leads",
         marketo_conn_id: str = MarketoHook.default_conn_name,
-        file_format: str = "csv",
+        file_format: str | None = None,
         lookup_field: str | None = None,
         list_id: int | str | None = None,
         partition_name: str | None = None,
@@ -127,7 +130,7 @@ class MarketoBulkImportOperator(BaseOperator):
         max_failed_rows: int | str | None = None,
         timeout: float | str = DEFAULT_IMPORT_TIMEOUT_SECONDS,
         check_columns: bool = True,
-        max_part_bytes: int = DEFAULT_MAX_PART_BYTES,
+        max_part_bytes: int | None = None,
         resend_uncertain_parts: bool = False,
         validate_only: bool = False,
         **kwargs: Any,
@@ -162,33 +165,33 @@ class MarketoBulkImportOperator(BaseOperator):
     def hook(self) -> MarketoHook:
         return MarketoHook(self.marketo_conn_id)
 
-    def import_source(self) -> Source | QuerySource:
-        """Where the rows come from: ``source`` (a location, or a
-        :class:`~marketo_provider.sources.Source` with many files) with ``source_conn_id``,
-        ``file_format``, ``columns``, ``column_mapping`` and ``max_part_bytes``. Operators that
-        import from elsewhere override this one method."""
-        if isinstance(self.source, Source | QuerySource) or not (self.columns or self.column_mapping):
-            return as_source(
-                self.source,
-                file_format=self.file_format,
-                source_conn_id=self.source_conn_id or None,
-                max_part_bytes=self.max_part_bytes,
-            )
-        return Source.of(
-            self.source,
+    def import_source(self) -> Any:
+        """Where the rows come from, as given: ``source`` (a location, a
+        :class:`~marketo_provider.sources.Source` or a :class:`~marketo_provider.sources.QuerySource`).
+        Operators that import from elsewhere override this one method; the settings given on the
+        operator (``source_conn_id``, ``file_format``, ``columns``, ``column_mapping``,
+        ``max_part_bytes``) are added to what it returns."""
+        return self.source
+
+    def resolved_source(self) -> AnySource:
+        """The one source the import reads: :meth:`import_source` with the operator's settings,
+        every value checked (see :func:`~marketo_provider.sources.resolve_source`)."""
+        return resolve_source(
+            self.import_source(),
             conn_id=self.source_conn_id or None,
-            file_format=self.file_format,
+            file_format=self.file_format or None,
             columns=self.columns,
-            column_mapping=self.column_mapping,
+            column_mapping=self.column_mapping or None,
             max_part_bytes=self.max_part_bytes,
         )
 
     def _import(self, context: Context) -> BulkImport:
         """The import these arguments describe, every argument checked (nothing is sent yet)."""
         try:
+            source = self.resolved_source()
             spec = ImportSpec.of(
                 self.object_type,
-                file_format=self.file_format,
+                file_format=source.file_format,
                 lookup_field=self.lookup_field,
                 list_id=self.list_id,
                 partition_name=self.partition_name,
@@ -196,27 +199,20 @@ class MarketoBulkImportOperator(BaseOperator):
                 program_member_status=self.program_member_status,
                 custom_object_name=self.custom_object_name,
             )
-            source = self.import_source()
             options = ImportOptions.of(
                 poll_interval=self.poll_interval,
                 timeout=self.timeout,
                 results_path=self.results_path,
                 results_conn_id=self.results_conn_id,
                 source=getattr(source, "location", None),
-                source_conn_id=source.conn_id,
+                source_conn_id=source.conn_id if isinstance(source, Source) else None,
                 max_failed_rows=self.max_failed_rows,
                 check_columns=self.check_columns,
                 wait_for_completion=self.wait_for_completion,
                 resend_uncertain_parts=self.resend_uncertain_parts,
             )
             return BulkImport(
-                self.hook,
-                spec.target,
-                options,
-                spec=spec,
-                source=source,
-                log=self.log,
-                save=lambda state: _save(context, state),
+                self.hook, spec, source, options, log=self.log, save=lambda state: _save(context, state)
             )
         except MarketoError as exc:
             raise airflow_error(exc) from exc
@@ -231,7 +227,7 @@ class MarketoBulkImportOperator(BaseOperator):
             state = run.begin(_load(context, self.log))
             if state is None:
                 return run.empty_summary()
-            return self._go_on(context, run, state)
+            return self._carry_on(context, run, state)
         except MarketoError as exc:
             raise airflow_error(exc) from exc
 
@@ -239,30 +235,31 @@ class MarketoBulkImportOperator(BaseOperator):
         """Resume after the trigger fired: submit what remains, wait again, or conclude."""
         run = self._import(context)
         try:
-            return self._go_on(context, run, run.apply(event))
+            return self._carry_on(context, run, run.resume(event))
         except MarketoError as exc:
             raise airflow_error(exc) from exc
 
-    def _go_on(self, context: Context, run: BulkImport, state: ImportState) -> dict[str, Any]:
-        while (step := run.advance(state)) is not None:
+    def _carry_on(self, context: Context, run: BulkImport, state: ImportState) -> dict[str, Any]:
+        """Submit, wait (deferring when deferrable) and submit again until the import concludes."""
+        while (wait := run.advance(state)) is not None:
             if self.deferrable:
-                self._defer(run, state, step)
-            run.wait(state, step)
-        if not self.wait_for_completion:
-            return run.queued_summary(state)
+                self._defer(run, state, wait)
+            run.wait(state, wait)
         summary = run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))
+        if not self.wait_for_completion:
+            return summary
         _forget(context)
         report_hook_lineage(self.hook, run.source, run.target)
         return summary
 
-    def _defer(self, run: BulkImport, state: ImportState, step: WaitStep) -> NoReturn:
+    def _defer(self, run: BulkImport, state: ImportState, wait: Wait) -> NoReturn:
         self.defer(
             trigger=MarketoBulkImportTrigger(
                 import_state=state.to_json(),
-                wait=step.mode.value,
+                wait=wait.waiting_for.value,
                 marketo_conn_id=self.marketo_conn_id,
                 poll_interval=run.options.poll_interval,
-                wake_at=step.wake_at,
+                wake_at=wait.wake_at,
             ),
             method_name="execute_complete",
         )
@@ -272,7 +269,7 @@ class MarketoBulkImportOperator(BaseOperator):
         target = ImportTarget.of(
             self.object_type, program_id=self.program_id, custom_object_name=self.custom_object_name
         )
-        return lineage_for_import(source=self.import_source(), settings=self.hook.settings, target=target)
+        return lineage_for_import(source=self.resolved_source(), settings=self.hook.settings, target=target)
 
 
 # ---- the import's state across task retries (Airflow 3.3+'s task state store) -----------------

@@ -14,10 +14,10 @@ from marketo_provider.api import FileFormat, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_POLL_INTERVAL_SECONDS,
-    BulkImport,
+    BatchWatch,
     ImportOptions,
     ImportState,
-    Wait,
+    WaitFor,
     parse_batch_ids,
 )
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
@@ -89,9 +89,8 @@ class MarketoBulkImportSensor(BaseSensorOperator):
     def hook(self) -> MarketoHook:
         return MarketoHook(self.marketo_conn_id)
 
-    def _import(self) -> BulkImport:
-        """The batches' import as the sensor sees it (it only waits and concludes); every argument
-        checked here, before any call."""
+    def _watch(self) -> BatchWatch:
+        """The batches to watch and conclude; every argument checked here, before any call."""
         try:
             target = ImportTarget.of(self.object_type, custom_object_name=self.custom_object_name)
             options = ImportOptions.of(
@@ -104,9 +103,9 @@ class MarketoBulkImportSensor(BaseSensorOperator):
             file_format = FileFormat.parse(self.file_format)
         except MarketoError as exc:
             raise airflow_error(exc) from exc
-        return BulkImport(self.hook, target, options, file_format=file_format, log=self.log)
+        return BatchWatch(self.hook, target, options, file_format=file_format, log=self.log)
 
-    def _state(self, run: BulkImport) -> ImportState:
+    def _state(self, run: BatchWatch) -> ImportState:
         """The state kept between pokes of this task (one process), else a new one."""
         state: ImportState | None = getattr(self, "_poke_state", None)
         if state is None:
@@ -121,12 +120,12 @@ class MarketoBulkImportSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        run = self._import()
+        run = self._watch()
         run.options.results.check_writable()
         self.defer(
             trigger=MarketoBulkImportTrigger(
                 import_state=self._state(run).to_json(),
-                wait=Wait.COMPLETION.value,
+                wait=WaitFor.COMPLETION.value,
                 marketo_conn_id=self.marketo_conn_id,
                 poll_interval=run.options.poll_interval,
             ),
@@ -134,7 +133,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        run = self._import()
+        run = self._watch()
         state = self._state(run)
         try:
             run.poll(state)
@@ -145,12 +144,12 @@ class MarketoBulkImportSensor(BaseSensorOperator):
             raise airflow_error(exc) from exc
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        run = self._import()
+        run = self._watch()
         try:
-            return self._conclude(context, run, run.apply(event))
+            return self._conclude(context, run, run.resume(event))
         except MarketoError as exc:
             raise airflow_error(exc) from exc
 
     @staticmethod
-    def _conclude(context: Context, run: BulkImport, state: ImportState) -> dict[str, Any]:
+    def _conclude(context: Context, run: BatchWatch, state: ImportState) -> dict[str, Any]:
         return run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))

@@ -63,11 +63,5 @@ class SqlToMarketoOperator(MarketoBulkImportOperator):
 
     def import_source(self) -> QuerySource:
         return QuerySource.of(
-            self.sql,
-            conn_id=self.sql_conn_id,
-            parameters=self.parameters,
-            file_format=self.file_format,
-            column_mapping=self.column_mapping,
-            max_part_bytes=self.max_part_bytes,
-            fetch_size=self.fetch_size,
+            self.sql, conn_id=self.sql_conn_id, parameters=self.parameters, fetch_size=self.fetch_size
         )

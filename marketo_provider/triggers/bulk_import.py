@@ -10,9 +10,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from marketo_provider.api import BatchStatus, redact
+from marketo_provider.api import redact
 from marketo_provider.hooks.marketo import MarketoHook
-from marketo_provider.importing import ImportState, Wait, WaitEnd, Waiter, poll_round
+from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
 
 
 class MarketoBulkImportTrigger(BaseTrigger):
@@ -40,14 +40,14 @@ class MarketoBulkImportTrigger(BaseTrigger):
     def __init__(
         self,
         import_state: dict[str, Any],
-        wait: str = Wait.COMPLETION.value,
+        wait: str = WaitFor.COMPLETION.value,
         marketo_conn_id: str = MarketoHook.default_conn_name,
         poll_interval: float = 30.0,
         wake_at: float | None = None,
     ) -> None:
         super().__init__()
         self.import_state = import_state
-        self.wait = Wait(wait).value
+        self.wait = WaitFor(wait).value
         self.marketo_conn_id = marketo_conn_id
         self.poll_interval = float(poll_interval)
         self.wake_at = wake_at
@@ -77,28 +77,21 @@ class MarketoBulkImportTrigger(BaseTrigger):
         hold_until = time.monotonic() + self.poll_interval
         finished = self.import_state.get("finished") or {}
         deadline = float(self.import_state["deadline"])
-        waiter = Waiter(Wait(self.wait), deadline, self.wake_at, finished_before=len(finished))
-        await asyncio.sleep(waiter.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
+        wait = Wait(WaitFor(self.wait), deadline, self.wake_at, finished_before=len(finished))
+        await asyncio.sleep(wait.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
         state = ImportState.from_json(self.import_state)
-        target = state.target
         hook = MarketoHook(self.marketo_conn_id)
         while True:
             calls_before = hook.api_calls
             message: str | None = None
             try:
-                rounds = poll_round(state)
-                try:
-                    batch_id = next(rounds)
-                    while True:
-                        batch_id = rounds.send(await hook.abatch_status(target, batch_id))
-                except StopIteration as stop:
-                    head: BatchStatus | None = stop.value
+                head = await apoll(state, hook.aget_import_status)
             except Exception as exc:
                 end: WaitEnd | None = WaitEnd.ERROR
                 message = redact(f"polling Marketo batches of {state.name} failed: {exc}")
             else:
                 self.log.info("%s", state.progress(head))
-                end = waiter.check(state, head, time.time())
+                end = wait.check(state, head, time.time())
                 if end is WaitEnd.TIMEOUT:
                     message = f"deadline passed with batches still running: {state.pending_batch_ids}"
             state.api_calls += hook.api_calls - calls_before
@@ -106,7 +99,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 await _until(hold_until)
                 yield self._event(end, state, message)
                 return
-            await asyncio.sleep(waiter.pause(self.poll_interval, time.time()))
+            await asyncio.sleep(wait.pause(self.poll_interval, time.time()))
 
 
 async def _until(monotonic_time: float) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_provider.files import Preflight, SourceError, open_source, preflight, source_parts
+from marketo_provider.sources import Preflight, SourceError, open_source, preflight, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 from tests.s3 import S3Server
@@ -142,7 +142,7 @@ def test_object_storage_and_file_uris(tmp_path: Path) -> None:
 
 
 def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox) -> None:
-    from marketo_provider.files import iter_parts, read_header
+    from marketo_provider.sources import iter_parts, read_header
 
     stream = io.BytesIO(b"email,firstName\n" + b"a@example.com,A\n" * 200)
     header = read_header(stream, "csv")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_provider.files import Source, SourceError, preflight, source_parts
+from marketo_provider.sources import Source, SourceError, preflight, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 

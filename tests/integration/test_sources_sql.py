@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_provider.files import QuerySource, SourceError, preflight, source_parts
+from marketo_provider.sources import QuerySource, SourceError, preflight, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook, free_port
 

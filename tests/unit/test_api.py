@@ -259,15 +259,18 @@ def test_paths() -> None:
     assert ImportTarget(ObjectType.LEADS).create_path == "/bulk/v1/leads.json"
     members = ImportTarget.of("program_members", program_id="1044")
     assert members.create_path == "/bulk/v1/program/1044/members/import.json"
-    assert api.batch_path("program_members", 7, "status") == "/bulk/v1/program/members/import/7/status.json"
+    assert (
+        api.ImportTarget.of("program_members").batch_path(7, "status")
+        == "/bulk/v1/program/members/import/7/status.json"
+    )
     cars = ImportTarget.of("custom_objects", custom_object_name="car_c")
     assert (
-        api.result_file_path("custom_objects", 9, "warnings", "car_c")
+        api.ImportTarget.of("custom_objects", custom_object_name="car_c").result_file_path(9, "warnings")
         == "/bulk/v1/customobjects/car_c/import/9/warnings.json"
     )
-    assert api.describe_path(cars.object_type, "car_c") == "/rest/v1/customobjects/car_c/describe.json"
+    assert cars.describe_path == "/rest/v1/customobjects/car_c/describe.json"
     with pytest.raises(MarketoValueError):
-        api.result_file_path("custom_objects", 9, "errors", "car_c")
+        api.ImportTarget.of("custom_objects", custom_object_name="car_c").result_file_path(9, "errors")
 
 
 def test_import_spec() -> None:

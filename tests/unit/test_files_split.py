@@ -8,6 +8,8 @@ import gzip
 import io
 import lzma
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketo_provider.api import FileFormat
-from marketo_provider.files import (
+from marketo_provider.sources import (
+    DEFAULT_MAX_PART_BYTES,
     Header,
+    ScanReport,
     Source,
     SourceError,
     count_records,
     iter_parts,
-    read_header,
+    open_body,
     scan_source,
     source_parts,
 )
@@ -59,10 +63,28 @@ def _encoded(row: list[str], fmt: FileFormat, ending: str) -> bytes:
     return out.getvalue().encode()
 
 
+@contextmanager
+def written(data: bytes, fmt: FileFormat | str, limit: int = DEFAULT_MAX_PART_BYTES) -> Iterator[Source]:
+    """``data`` as a file, read as the operator reads a source."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "source.csv"
+        path.write_bytes(data)
+        yield Source.of(str(path), file_format=fmt, max_part_bytes=limit)
+
+
 def cut(data: bytes, fmt: FileFormat, limit: int) -> tuple[Header, list[bytes]]:
-    stream = io.BytesIO(data)
-    header = read_header(stream, fmt)
-    return header, [bytes(p.data) for p in iter_parts(stream, header, max_part_bytes=limit)]
+    with written(data, fmt, limit) as source, open_body(source) as (header, body):
+        return header, [bytes(p.data) for p in iter_parts(body, header, max_part_bytes=limit)]
+
+
+def scan(data: bytes, fmt: FileFormat | str, limit: int = DEFAULT_MAX_PART_BYTES) -> ScanReport:
+    with written(data, fmt, limit) as source, open_body(source) as (header, body):
+        return scan_source(body, header, max_part_bytes=limit)
+
+
+def header_of(data: bytes, fmt: FileFormat | str) -> Header:
+    with written(data, fmt) as source, open_body(source) as (header, _):
+        return header
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,8 +108,7 @@ def test_parts_rejoin_to_the_source_and_parse_whole(
         parsed.extend(rows[1:])
     assert parsed == records[1:]
     # the pre-flight scan agrees on the number of parts
-    stream = io.BytesIO(data)
-    assert scan_source(stream, read_header(stream, fmt), max_part_bytes=limit).parts == len(parts)
+    assert scan(data, fmt, limit).parts == len(parts)
 
 
 def test_large_blocks_many_parts() -> None:
@@ -120,7 +141,7 @@ def test_quoted_header_names() -> None:
     [
         (b"", "csv", "is empty"),
         (b"\n\n", "csv", "is empty"),
-        (b"\nemail\na@example.com\n", "csv", "first line of source is blank"),
+        (b"\nemail\na@example.com\n", "csv", "first line of .*source.csv is blank"),
         (b"email,,lastName\n", "csv", "empty column names (column 2)"),
         (b"email,email\n", "csv", "more than once: email"),
         (b" vin,make\n", "csv", "leading or trailing spaces: ' vin'"),
@@ -134,52 +155,49 @@ def test_quoted_header_names() -> None:
 )
 def test_bad_headers(data: bytes, fmt: str, message: str) -> None:
     with pytest.raises(SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        read_header(io.BytesIO(data), fmt)
+        header_of(data, fmt)
 
 
 def test_not_utf8_says_where() -> None:
     data = b"email,name\n" + b"a@example.com,Ann\n" * 1000 + b"b@example.com,Jos\xe9\n"
-    stream = io.BytesIO(data)
     with pytest.raises(SourceError, match="not UTF-8: line 1002"):
-        scan_source(stream, read_header(stream, "csv"), max_part_bytes=4000)
+        scan(data, "csv", 4000)
 
 
 def test_utf8_sequence_split_across_reads_is_fine() -> None:
     data = b"email,name\n" + "a@example.com,€€€€€€€€\n".encode() * 3000
-    stream = io.BytesIO(data)
-    assert scan_source(stream, read_header(stream, "csv"), max_part_bytes=5001).parts > 10
+    assert scan(data, "csv", 5001).parts > 10
 
 
 def test_unterminated_quote_says_near_which_record() -> None:
     data = b"email,notes\n" + b"a@example.com,fine\n" * 10 + b'b@example.com,"never closed\nc@example.com,x\n'
-    stream = io.BytesIO(data)
     with pytest.raises(SourceError, match="unterminated quote in the record starting on line 12"):
-        scan_source(stream, read_header(stream, "csv"))
+        scan(data, "csv")
 
 
 def test_record_larger_than_a_part() -> None:
     data = b"email,notes\n" + b"a@example.com,short\n" + b'b@example.com,"' + b"x" * 5000 + b'"\n'
-    stream = io.BytesIO(data)
     with pytest.raises(SourceError, match="record starting on line 3 runs past 2,000 bytes"):
-        scan_source(stream, read_header(stream, "csv"), max_part_bytes=2000)
+        scan(data, "csv", 2000)
 
 
 def test_part_limit_cannot_exceed_marketos() -> None:
-    stream = io.BytesIO(b"email\na@example.com\n")
-    with pytest.raises(ValueError, match="under 10,000,000"):
-        list(iter_parts(stream, read_header(stream, "csv"), max_part_bytes=10_000_001))
+    with (
+        pytest.raises(ValueError, match="under 10,000,000"),
+        written(b"email\na@example.com\n", "csv", 10_000_001),
+    ):
+        pass
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sources())
 def test_records_are_counted_not_lines(case: tuple[bytes, FileFormat, list[list[str]], int]) -> None:
     data, fmt, records, limit = case
-    stream = io.BytesIO(data)
-    header = read_header(stream, fmt)
+    header = header_of(data, fmt)
     body = data[len(header.line) :]
     unterminated = 1 if body.strip(b"\r\n") and not body.endswith(b"\n") else 0
     assert count_records(body, 0, len(body), step=7) + unterminated == len(records) - 1
-    assert scan_source(io.BytesIO(body), header, max_part_bytes=limit).records == len(records) - 1
+    assert scan(data, fmt, limit).records == len(records) - 1
 
 
 PACK = {"plain": lambda b: b, "gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}

@@ -8,10 +8,11 @@ from marketo_provider.api import BatchStatus, ImportTarget, MarketoError, Object
 from marketo_provider.importing import (
     ImportOptions,
     ImportState,
+    PartRange,
     SubmittedPart,
     Wait,
     WaitEnd,
-    Waiter,
+    WaitFor,
     parse_batch_ids,
     poll_round,
 )
@@ -19,6 +20,16 @@ from marketo_provider.importing import (
 
 def st(batch_id: int, status: str, processed: int | None = None, failed: int | None = None) -> BatchStatus:
     return BatchStatus(batch_id=batch_id, status=status, rows_processed=processed, rows_failed=failed)
+
+
+def entry(batch_id: int, status: str, processed: int, failed: int) -> dict[str, object]:
+    """Marketo's status entry of a lead batch."""
+    return {
+        "batchId": batch_id,
+        "status": status,
+        "numOfLeadsProcessed": processed,
+        "numOfRowsFailed": failed,
+    }
 
 
 def state_of(*batch_ids: int, total: int | None = None) -> ImportState:
@@ -35,7 +46,7 @@ def run_round(state: ImportState, statuses: dict[int, str]) -> tuple[list[int], 
         batch_id = next(rounds)
         while True:
             asked.append(batch_id)
-            batch_id = rounds.send(st(batch_id, statuses[batch_id], 1, 0))
+            batch_id = rounds.send(entry(batch_id, statuses[batch_id], 1, 0))
     except StopIteration as stop:
         return asked, stop.value
 
@@ -61,13 +72,13 @@ class TestPollRound:
         assert again.pending_batch_ids == [2] and again.finished[1]["status"] == "Complete"
 
 
-class TestWaiter:
+class TestWait:
     def test_completion_ends_when_nothing_is_pending(self) -> None:
         state = state_of(1)
-        waiter = Waiter.start(state, Wait.COMPLETION, None)
-        assert waiter.check(state, st(1, "Importing"), now=0) is None
+        wait = Wait.start(state, WaitFor.COMPLETION, None)
+        assert wait.check(state, st(1, "Importing"), now=0) is None
         run_round(state, {1: "Complete"})
-        assert waiter.check(state, None, now=0) is WaitEnd.DONE
+        assert wait.check(state, None, now=0) is WaitEnd.DONE
 
     @pytest.mark.parametrize(
         ("before", "after", "expected"),
@@ -79,35 +90,35 @@ class TestWaiter:
     )
     def test_slot_on_the_head_moving_on(self, before: str, after: str, expected: WaitEnd | None) -> None:
         state = state_of(1, 2)
-        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=500)
-        assert waiter.check(state, st(1, before), now=0) is None
-        assert waiter.check(state, st(1, after), now=1) is expected
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, wake_at=500)
+        assert wait.check(state, st(1, before), now=0) is None
+        assert wait.check(state, st(1, after), now=1) is expected
 
     def test_slot_when_one_of_ours_finished(self) -> None:
         state = state_of(1, 2)
-        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=None)
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, wake_at=None)
         _, head = run_round(state, {1: "Complete", 2: "Queued"})
-        assert waiter.check(state, head, now=0) is WaitEnd.SLOT_FREE
+        assert wait.check(state, head, now=0) is WaitEnd.SLOT_FREE
 
     def test_slot_at_wake_at_and_timeout_at_the_deadline(self) -> None:
         state = state_of()
-        waiter = Waiter.start(state, Wait.QUEUE_SLOT, wake_at=100)
-        assert waiter.check(state, None, now=99) is None
-        assert waiter.check(state, None, now=100) is WaitEnd.SLOT_FREE
-        waiter = Waiter.start(state_of(1), Wait.COMPLETION, None)
-        assert waiter.check(state_of(1), st(1, "Queued"), now=1000) is WaitEnd.TIMEOUT
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, wake_at=100)
+        assert wait.check(state, None, now=99) is None
+        assert wait.check(state, None, now=100) is WaitEnd.SLOT_FREE
+        wait = Wait.start(state_of(1), WaitFor.COMPLETION, None)
+        assert wait.check(state_of(1), st(1, "Queued"), now=1000) is WaitEnd.TIMEOUT
 
     def test_pause_is_cut_short_by_the_deadline_and_wake_at(self) -> None:
-        waiter = Waiter(Wait.QUEUE_SLOT, deadline=1000, wake_at=20)
-        assert waiter.pause(30, now=0) == 20
-        assert Waiter(Wait.COMPLETION, deadline=1000, wake_at=20).pause(30, now=990) == 10
+        wait = Wait(WaitFor.QUEUE_SLOT, deadline=1000, wake_at=20)
+        assert wait.pause(30, now=0) == 20
+        assert Wait(WaitFor.COMPLETION, deadline=1000, wake_at=20).pause(30, now=990) == 10
 
 
 def test_state_round_trip_accounting_and_progress() -> None:
     state = ImportState(name="s3://b/leads.csv", object_type="leads", custom_object_name=None, deadline=10.0)
     state.header = ["email"]
     state.submitted += [SubmittedPart(0, 3404, 6, 9000), SubmittedPart(1, 3405, 9000, 18000)]
-    state.uncertain.append([2, 18000, 27000])
+    state.uncertain.append(PartRange(2, 18000, 27000))
     state.parts_total = 4
     state.finished[3404] = st(3404, "Complete", 1200, 3).to_json()
     again = ImportState.from_json(state.to_json())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marketo_provider.api import BatchStatus, ObjectType
-from marketo_provider.results import merge_result_files, problems, summarize
+from marketo_provider.results import ImportSummary, merge_result_files
 
 
 class FakeFiles:
@@ -37,16 +35,17 @@ def test_merge_keeps_one_header_and_every_row() -> None:
 
 
 def test_summary_and_problems() -> None:
-    summary = summarize(
+    typed = ImportSummary(
         ObjectType.LEADS,
         [
             (0, BatchStatus(1, "Complete", 10, 2, 1, "ok")),
             (1, BatchStatus(2, "Failed", None, None, None, "Failed to import")),
         ],
     )
+    summary = typed.to_xcom()
     assert summary["batch_ids"] == [1, 2] and summary["rows_processed"] == 10 and summary["rows_failed"] == 2
-    assert problems(summary, None) == ["batch 2 (part 1) ended Failed: Failed to import"]
-    assert problems(summary, 1)[-1] == "2 rows failed, more than max_failed_rows=1"
+    assert typed.problems(None) == ["batch 2 (part 1) ended Failed: Failed to import"]
+    assert typed.problems(1)[-1] == "2 rows failed, more than max_failed_rows=1"
     assert set(summary) == {
         "object_type",
         "batch_ids",
@@ -58,16 +57,19 @@ def test_summary_and_problems() -> None:
         "warnings_path",
         "failure_reasons",
         "warning_reasons",
+        "api_calls",
+        "parts_outcome_unknown",
+        "parts_sent_twice",
     }
 
 
 def test_nothing_imported_and_rows_failed_is_a_problem_whatever_max_failed_rows_says() -> None:
-    summary: dict[str, Any] = summarize(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 0, 5, 0, "x"))])
-    assert problems(summary, None) == [
+    summary = ImportSummary(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 0, 5, 0, "x"))])
+    assert summary.problems(None) == [
         "nothing was imported: all 5 rows failed (see the failures for the reasons)"
     ]
-    ok = summarize(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 3, 5, 0, "x"))])
-    assert problems(ok, None) == [] and problems(ok, 10) == []
+    ok = ImportSummary(ObjectType.LEADS, [(0, BatchStatus(1, "Complete", 3, 5, 0, "x"))])
+    assert ok.problems(None) == [] and ok.problems(10) == []
 
 
 def test_only_batches_with_rows_of_a_kind_are_downloaded() -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from marketo_provider import api
-from marketo_provider.api import MarketoValueError
-from marketo_provider.files import Preflight, Source, SourceError, preflight, source_parts
+from marketo_provider.api import FileFormat, MarketoValueError
+from marketo_provider.sources import Preflight, Source, SourceError, preflight, resolve_source, source_parts
+from marketo_provider.sources.header import header_problem
 
 HEADER = b"email,firstName,notes\n"
 COLUMNS = ("email", "firstName", "notes")
@@ -322,14 +323,35 @@ def test_source_is_checked_when_built(kwargs: dict, message: str) -> None:
         Source.of("leads.csv", **kwargs)
 
 
-def test_keyword_arguments_must_agree_with_a_source(tmp_path: Path) -> None:
-    (tmp_path / "leads.csv").write_bytes(HEADER + body(0, 3))
-    source = Source.of(tmp_path / "leads.csv", file_format="csv")
-    assert preflight(source, object_type="leads", check_columns=False, file_format="csv").records == 3
+def test_settings_beside_a_source_fill_in_or_must_agree(tmp_path: Path) -> None:
+    (tmp_path / "leads.tsv").write_bytes(HEADER.replace(b",", b"\t") + body(0, 3).replace(b",", b"\t"))
+    source = Source.of(tmp_path / "leads.tsv", file_format="tsv")
+    # Left out beside it (the operator's defaults): the source's own setting holds.
+    assert resolve_source(source).file_format is FileFormat.TSV
+    assert preflight(resolve_source(source), object_type="leads", check_columns=False).records == 3
+    # Given in both places and the same: fine.
+    assert resolve_source(source, file_format="TSV").file_format is FileFormat.TSV
+    # Given beside only: taken.
+    resolved = resolve_source(source, columns=None, max_part_bytes=5_000, conn_id="fs_default")
+    assert resolved.max_part_bytes == 5_000 and resolved.conn_id == "fs_default"
+    # Given in both places and different: an error naming both.
     with pytest.raises(
-        MarketoValueError, match="file_format 'tsv' given beside the source disagrees with the source's 'csv'"
+        SourceError, match="file_format is given both on the source \\('tsv'\\) and beside it \\('csv'\\)"
     ):
-        preflight(source, object_type="leads", check_columns=False, file_format="tsv")
+        resolve_source(source, file_format="csv")
+    plain = Source.of(tmp_path / "leads.tsv")
+    assert resolve_source(plain, file_format="tsv").file_format is FileFormat.TSV
+
+
+def test_columns_and_mapping_beside_a_source_are_used(tmp_path: Path) -> None:
+    (tmp_path / "leads.csv").write_bytes(body(0, 3))  # no header line
+    resolved = resolve_source(
+        Source.of(f"{tmp_path}/"), columns=list(COLUMNS), column_mapping={"firstName": "firstName"}
+    )
+    assert isinstance(resolved, Source) and resolved.columns == COLUMNS
+    assert preflight(resolved, object_type="leads", check_columns=False).records == 3
+    with pytest.raises(SourceError, match="columns is given both on the source"):
+        resolve_source(Source.of(f"{tmp_path}/", columns=COLUMNS), columns=["email"])
 
 
 # ---- resuming --------------------------------------------------------------------------------
@@ -377,8 +399,8 @@ def test_header_rules_live_in_api() -> None:
     assert api.header_name_problems(["email", "email"], "csv") == [
         "names these columns more than once: email"
     ]
-    with pytest.raises(MarketoValueError, match=r"the header of leads\.csv has empty column names"):
-        api.check_header_names(["email", ""], "csv", "leads.csv")
+    problem = header_problem(["email", ""], FileFormat.CSV, "leads.csv")
+    assert problem is not None and str(problem).startswith("the header of leads.csv has empty column names")
     assert api.importable_field_objects("program_members") == (
         api.ObjectType.PROGRAM_MEMBERS,
         api.ObjectType.LEADS,

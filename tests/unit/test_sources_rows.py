@@ -10,8 +10,7 @@ from decimal import Decimal
 import pytest
 
 from marketo_provider.api import FileFormat
-from marketo_provider.files import Header, iter_parts
-from marketo_provider.sources import QuerySource, RowsBody, SourceError
+from marketo_provider.sources import Header, QuerySource, RowsBody, SourceError, iter_parts
 
 ROWS = [
     ("a@example.com", None, True, datetime.datetime(2024, 5, 1, 12, 30), Decimal("1.50"), 7),

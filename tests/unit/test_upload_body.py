@@ -8,7 +8,7 @@ import pytest
 from requests_toolbelt import MultipartEncoder
 
 from marketo_provider.api import MarketoError
-from marketo_provider.hooks.marketo import _SizedUpload
+from marketo_provider.hooks.transport import SizedUpload
 
 
 class NoCopy(io.BytesIO):
@@ -16,7 +16,7 @@ class NoCopy(io.BytesIO):
         raise AssertionError("the upload was copied to measure it")
 
 
-def encode(upload: _SizedUpload, piece: int) -> bytes:
+def encode(upload: SizedUpload, piece: int) -> bytes:
     encoder = MultipartEncoder(fields={"file": ("a.csv", upload, "text/csv")})
     out = bytearray()
     while chunk := encoder.read(piece):
@@ -29,11 +29,11 @@ def encode(upload: _SizedUpload, piece: int) -> bytes:
 def test_body_holds_exactly_the_part_from_the_stream_position(piece: int) -> None:
     stream = NoCopy(b"skip|email\na@example.com\n")
     stream.seek(5)
-    body = encode(_SizedUpload(stream, 20), piece)
+    body = encode(SizedUpload(stream, 20), piece)
     assert b"\r\n\r\nemail\na@example.com\n\r\n--" in body
     assert b"skip" not in body
 
 
 def test_a_stream_shorter_than_announced_is_an_error_not_a_hang() -> None:
     with pytest.raises(MarketoError, match="20 bytes early"):
-        encode(_SizedUpload(NoCopy(b""), 20), 8192)
+        encode(SizedUpload(NoCopy(b""), 20), 8192)

@@ -1,0 +1,335 @@
+"""How a call is made and its answer read, free of I/O: :func:`call_flow` (token, renewal on
+601/602, what may be resent) is a generator the hook's sync and async transports drive; the
+readers turn answers (errors arrive in HTTP 200 bodies) into results or named errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from marketo_provider.api.connection import ConnectionSettings, Token
+from marketo_provider.api.errors import (
+    GATEWAY_AFTER_SEND_CODES,
+    TRANSIENT_HTTP_STATUSES,
+    MarketoAPIError,
+    MarketoAuthError,
+    MarketoError,
+    MarketoFileTooLargeError,
+    MarketoNotFoundError,
+    MarketoSubmitOutcomeUnknownError,
+    MarketoTokenError,
+    MarketoTransientError,
+    MarketoTransportError,
+    error_for,
+)
+from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES, token_renew_at
+from marketo_provider.api.targets import DONE_STATUSES, FAILED, ImportTarget, ObjectType
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The file of a create call: sent as the multipart part ``file`` with a filename."""
+
+    filename: str
+    size: int
+    content_type: str
+    open: Callable[[], Any]  # a fresh stream of the file's bytes (called again for each attempt)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request, described; a transport sends it and hands back an :class:`Answer`."""
+
+    method: str
+    url: str
+    purpose: str  # names the call in messages, e.g. "status of batch 3404"
+    params: Mapping[str, str] | None = field(default=None, repr=False)  # the identity call's hold the secret
+    token: str | None = field(default=None, repr=False)
+    upload: Upload | None = None
+    stream: bool = False
+    read_timeout: float | None = None  # None: the connection's timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+@dataclass
+class Answer:
+    """What came back: the status, the headers, and the body (``text``), or with a streamed call
+    the transport's ``chunks`` iterator instead."""
+
+    status: int
+    headers: Mapping[str, str]
+    text: str = ""
+    chunks: Any = None
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class NeedToken:
+    """A flow's request for an access token; ``stale`` is one Marketo just refused (601/602)."""
+
+    stale: str | None = field(default=None, repr=False)
+
+
+Flow = Generator["Call | NeedToken", Any, T]
+
+
+def call_flow(call: Call, read: Callable[[Answer], T], *, resend_safe: bool = True) -> Flow[T]:
+    """How one REST call is made, free of I/O; the hook's sync and async transports drive it.
+
+    It asks for a token (:class:`NeedToken`), sends the call with it, and reads the answer. A token
+    Marketo refuses (601/602) is renewed once and the call sent again. A call that must not be
+    resent (an upload) and that may have reached Marketo (the connection broke after sending, or a
+    gateway answered 502/504) ends in :class:`MarketoSubmitOutcomeUnknownError`. Every other
+    failure is raised for the caller's retry policy (:func:`is_retryable`).
+    """
+    token = yield NeedToken()
+    for renewed in (False, True):
+        try:
+            answer = yield replace(call, token=token)
+            return read(answer)
+        except MarketoTransportError as exc:
+            if not resend_safe and exc.failure.sent:
+                raise _outcome_unknown(call, exc) from None
+            raise
+        except MarketoTransientError as exc:
+            if not resend_safe and exc.code in GATEWAY_AFTER_SEND_CODES:
+                raise _outcome_unknown(call, exc) from None
+            raise
+        except MarketoTokenError:
+            if renewed:
+                raise
+            token = yield NeedToken(stale=token)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _outcome_unknown(call: Call, exc: Exception) -> MarketoSubmitOutcomeUnknownError:
+    return MarketoSubmitOutcomeUnknownError(
+        f"the {call.purpose} was sent but no answer came back ({exc}). Marketo may or may not have "
+        "created an import for it; it was not sent again to avoid importing the same rows twice."
+    )
+
+
+def token_call(settings: ConnectionSettings) -> Call:
+    """The identity call: ``client_id``, ``client_secret`` and ``grant_type`` in the query string,
+    as Adobe documents it. The URL then holds the secret: it is never logged or put in a message."""
+    return Call(
+        "GET",
+        settings.token_url,
+        "the identity call (access token)",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+        },
+    )
+
+
+def read_token_answer(answer: Answer, now: float, conn_id: str = "") -> Token:
+    """Read the identity service's answer; raise ``MarketoAuthError`` on refused credentials."""
+    body = answer.json()
+    of_conn = f" of Airflow connection {conn_id!r}" if conn_id else ""
+    if answer.status in (400, 401) or (isinstance(body, Mapping) and body.get("error")):
+        code = str(body.get("error") or "") if isinstance(body, Mapping) else ""
+        code = code if re.fullmatch(r"[a-z_]{1,40}", code) else ""
+        raise MarketoAuthError(
+            f"Marketo's identity service refused the client id / client secret{of_conn}"
+            + (f" ({code})" if code else f" (HTTP {answer.status})")
+            + ". Check the connection's Client ID and Client Secret (Admin > LaunchPoint > View Details)."
+        )
+    not_found = answer.status == 404 or (
+        isinstance(body, Mapping)
+        and body.get("success") is False
+        and any(str(e.get("code")) == "610" for e in body.get("errors") or [] if isinstance(e, Mapping))
+    )
+    if not_found:
+        raise MarketoNotFoundError(
+            str(answer.status if answer.status == 404 else "610"),
+            "the identity service is not at this URL",
+            hint="check the connection's host (the REST API endpoint) and its extra 'identity_url'",
+        )
+    if answer.status in TRANSIENT_HTTP_STATUSES:
+        raise MarketoTransientError(str(answer.status), f"identity service answered HTTP {answer.status}")
+    if answer.status != 200 or not isinstance(body, Mapping) or "access_token" not in body:
+        raise MarketoError(
+            f"unexpected answer from Marketo's identity service{of_conn} (HTTP {answer.status})"
+        )
+    expires_in = int(body.get("expires_in") or 0)
+    return Token(
+        access_token=str(body["access_token"]),
+        expires_at=now + expires_in,
+        renew_at=token_renew_at(now, expires_in),
+    )
+
+
+def raise_for_http_status(status: int, path: str = "") -> None:
+    """Raise for HTTP-level failures that carry no Marketo envelope. Messages name the path,
+    never the body (a server or proxy may echo the request, token included)."""
+    if status == 413:
+        raise MarketoFileTooLargeError(
+            "413",
+            "Request Entity Too Large",
+            hint=f"Marketo takes import files under {MAX_IMPORT_FILE_BYTES:,} bytes",
+        )
+    if status in TRANSIENT_HTTP_STATUSES:
+        raise MarketoTransientError(str(status), f"HTTP {status} from Marketo")
+    if status == 401:
+        raise MarketoTokenError("601", "HTTP 401 Unauthorized")
+    if status == 404:
+        raise MarketoNotFoundError(
+            "404",
+            f"HTTP 404 from Marketo for {path or 'the path'}",
+            hint="check the connection's host: it must be the REST API endpoint, e.g. https://123-ABC-456.mktorest.com",
+        )
+    if status >= 400:
+        raise MarketoAPIError(str(status), f"HTTP {status} from Marketo for {path or 'the path'}")
+
+
+def read_envelope(body: Any) -> list[dict[str, Any]]:
+    """Return ``result`` of a successful answer or raise the named error of a failed one."""
+    if not isinstance(body, Mapping) or "success" not in body:
+        raise MarketoError("Marketo answered with something other than its JSON envelope")
+    if not body["success"]:
+        errors = body.get("errors") or [{"code": "unknown", "message": "no error given"}]
+        first = errors[0]
+        raise error_for(str(first.get("code")), str(first.get("message", ""))[:300])
+    result = body.get("result")
+    return list(result) if result else []
+
+
+def read_json_answer(answer: Answer, path: str = "") -> list[dict[str, Any]]:
+    """The ``result`` of a JSON answer, or the error it carries (HTTP status or envelope)."""
+    raise_for_http_status(answer.status, path)
+    body = answer.json()
+    if body is None:
+        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
+    return read_envelope(body)
+
+
+def read_batch(answer: Answer, path: str = "") -> dict[str, Any]:
+    """The one batch entry of a create or status answer, or the error it carries."""
+    raise_for_http_status(answer.status, path)
+    body = answer.json()
+    if body is None:
+        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
+    return read_batch_answer(body)
+
+
+def read_batch_answer(body: Any) -> dict[str, Any]:
+    """The one batch entry of a create or status answer."""
+    result = read_envelope(body)
+    if not result or "batchId" not in result[0]:
+        raise MarketoError("Marketo's answer has no batch in its result")
+    return dict(result[0])
+
+
+def read_result_file_answer(answer: Answer, target: ImportTarget, path: str) -> bool:
+    """Whether a failures/warnings answer carries a file (False: none, as custom objects answer
+    404 when a batch has no such file); raises for errors."""
+    if answer.status == 404 and not target.object_type.has_result_file_when_empty:
+        return False
+    if "json" in str(answer.headers.get("content-type", "")).lower():
+        read_envelope(answer.json())  # an error in Marketo's envelope
+    raise_for_http_status(answer.status, path)
+    return True
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch's status, read so that counts absent before completion read as ``None``."""
+
+    batch_id: int
+    status: str
+    rows_processed: int | None = None
+    rows_failed: int | None = None
+    rows_with_warning: int | None = None
+    message: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def has_rows(self, kind: str) -> bool:
+        """Whether Marketo has a ``failures``/``warnings`` file with rows for this batch. A failed
+        batch has none; a count Marketo did not send is taken as "maybe"."""
+        if self.failed:
+            return False
+        count = self.rows_failed if kind == "failures" else self.rows_with_warning
+        return count is None or count > 0
+
+    @classmethod
+    def from_entry(cls, object_type: ObjectType, entry: Mapping[str, Any]) -> BatchStatus:
+        def count(name: str) -> int | None:
+            value = entry.get(name)
+            return int(value) if value is not None else None
+
+        return cls(
+            batch_id=int(entry["batchId"]),
+            status=str(entry.get("status", "")),
+            rows_processed=count(object_type.processed_count_field),
+            rows_failed=count("numOfRowsFailed"),
+            rows_with_warning=count("numOfRowsWithWarning"),
+            message=entry.get("message"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "rows_processed": self.rows_processed,
+            "rows_failed": self.rows_failed,
+            "rows_with_warning": self.rows_with_warning,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BatchStatus:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+    def summary(self, part: int | None = None) -> dict[str, Any]:
+        """The entry of ``batches`` in the operator's summary."""
+        return {
+            "batch_id": self.batch_id,
+            "part": part,
+            "status": self.status,
+            "rows_processed": self.rows_processed or 0,
+            "rows_failed": self.rows_failed or 0,
+            "rows_with_warning": self.rows_with_warning or 0,
+            "message": self.message,
+        }
+
+
+def describe_field_names(result: list[dict[str, Any]]) -> dict[str, Any]:
+    """Read a describe answer: known field names and, where the object has them, dedupe fields."""
+    if not result:
+        raise MarketoError("Marketo's describe answer has no result")
+    entry = result[0]
+    fields = [str(f["name"]) for f in entry.get("fields", []) if "name" in f]
+    dedupe = [str(name) for name in entry.get("dedupeFields", [])]
+    return {"fields": fields, "dedupe_fields": dedupe}

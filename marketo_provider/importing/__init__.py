@@ -1,0 +1,49 @@
+"""How one import runs, below the Airflow classes.
+
+``state``      :class:`ImportState`: which parts became which batches, each batch's final status,
+               the calls made; JSON that travels across deferrals and task retries
+``watch``      which batches a poll asks about and when a wait is over (:class:`Wait`), shared by
+               the worker, the sensor and the trigger
+``batches``    :class:`BatchWatch`: watching an import's batches and concluding it (the sensor's
+               whole job); :class:`ImportOptions`, checked before the first call
+``run``        :class:`BulkImport`: one import from the first check to the published results
+
+The operator, the sensor and the trigger only map these to Airflow.
+"""
+
+from marketo_provider.importing.batches import (
+    DEFAULT_IMPORT_TIMEOUT_SECONDS,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    BatchWatch,
+    ImportAbortedError,
+    ImportFailedError,
+    ImportOptions,
+    parse_batch_ids,
+)
+from marketo_provider.importing.run import BulkImport, SubmitOutcome, part_filename
+from marketo_provider.importing.state import STATE_KEY, STATE_VERSION, ImportState, PartRange, SubmittedPart
+from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll, poll, poll_round
+
+__all__ = [
+    "DEFAULT_IMPORT_TIMEOUT_SECONDS",
+    "DEFAULT_POLL_INTERVAL_SECONDS",
+    "STATE_KEY",
+    "STATE_VERSION",
+    "BatchWatch",
+    "BulkImport",
+    "ImportAbortedError",
+    "ImportFailedError",
+    "ImportOptions",
+    "ImportState",
+    "PartRange",
+    "SubmitOutcome",
+    "SubmittedPart",
+    "Wait",
+    "WaitEnd",
+    "WaitFor",
+    "apoll",
+    "parse_batch_ids",
+    "part_filename",
+    "poll",
+    "poll_round",
+]

@@ -1,0 +1,302 @@
+"""Running one import: :class:`BulkImport` checks every argument, the source and the results
+location before anything is sent; submits parts while Marketo's queue has room; waits (on the
+worker, or in the triggerer through the same rules); and concludes through its
+:class:`~marketo_provider.importing.batches.BatchWatch`."""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from marketo_provider.api import (
+    MAX_QUEUED_JOBS,
+    ImportSpec,
+    MarketoError,
+    MarketoQueueFullError,
+    MarketoSubmitOutcomeUnknownError,
+    queue_full_wait_seconds,
+)
+from marketo_provider.importing.batches import (
+    BatchWatch,
+    ImportAbortedError,
+    ImportOptions,
+    PushXCom,
+)
+from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
+from marketo_provider.importing.watch import Wait, WaitFor
+from marketo_provider.results import ImportSummary
+from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
+
+
+class SubmitOutcome(str, enum.Enum):
+    """What came of uploading one part."""
+
+    ACCEPTED = "accepted"  # Marketo created a batch for it
+    OUTCOME_UNKNOWN = "outcome_unknown"  # sent, no answer: recorded, not sent again
+    QUEUE_FULL = "queue_full"  # 1016: Marketo's queue has no room; the part waits
+
+
+class BulkImport:
+    """One import, from the first check to the published results.
+
+    :param hook: a :class:`~marketo_provider.hooks.marketo.MarketoHook`.
+    :param spec: what the import sends besides the file (target, format, options).
+    :param source: the resolved source (:func:`~marketo_provider.sources.resolve_source`); its
+        file format is the spec's.
+    :param options: how the import runs (checked).
+    :param save: called with the state after every change that must survive the task (the task
+        state store on Airflow 3.3+).
+    """
+
+    def __init__(
+        self,
+        hook: Any,
+        spec: ImportSpec,
+        source: AnySource,
+        options: ImportOptions,
+        *,
+        log: Any,
+        save: Callable[[ImportState], None] | None = None,
+    ) -> None:
+        self.hook = hook
+        self.spec = spec
+        self.source = source
+        self.options = options
+        self.target = spec.target
+        self.log = log
+        self.batches = BatchWatch(
+            hook, spec.target, options, file_format=spec.file_format, log=log, save=save
+        )
+
+    def save(self, state: ImportState) -> None:
+        self.batches.save(state)
+
+    # ---- start ------------------------------------------------------------------------------
+
+    def plan(self) -> dict[str, Any]:
+        """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
+        the results location), and what the import would send, without importing anything."""
+        checked = self._check()
+        return {
+            "validate_only": True,
+            "object_type": self.target.object_type.value,
+            "target": self.target.label,
+            "source": checked.name,
+            "columns": list(checked.header.names),
+            "parts": checked.parts,
+            "bytes": checked.body_bytes,
+            "records": checked.records,
+            "query": self.spec.query,
+            "api_calls": self.hook.api_calls,
+        }
+
+    def _check(self) -> Preflight:
+        self.options.results.check_writable()
+        return preflight(
+            self.source,
+            object_type=self.spec.object_type,
+            lookup_field=self.spec.lookup_field,
+            custom_object_name=self.target.custom_object_name,
+            describe=self.hook.describe,
+            check_columns=self.options.check_columns,
+        )
+
+    def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
+        """Check everything and start the import, or resume the one an earlier try began.
+
+        Returns None when the source holds no records (nothing to import, no import call made).
+        Every check happens here, before the first upload: the source (header, columns against
+        Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
+        if saved:
+            state = ImportState.from_json(saved)
+            self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
+            return state
+        checked = self._check()
+        if checked.empty:
+            self.log.info(
+                "%s has a header and no records: nothing to import, no import call made", checked.name
+            )
+            return None
+        if checked.parts is None:
+            self.log.info("%s passed the checks; its rows are read once, as they are imported", checked.name)
+        else:
+            self.log.info(
+                "%s passed the checks: %s records in %s bytes, to upload in %d part%s",
+                checked.name,
+                f"{checked.records:,}",
+                f"{checked.body_bytes:,}",
+                checked.parts,
+                "" if checked.parts == 1 else "s",
+            )
+        state = ImportState(
+            name=checked.name,
+            object_type=self.target.object_type.value,
+            custom_object_name=self.target.custom_object_name,
+            deadline=time.time() + self.options.timeout,
+            header=list(checked.header.names),
+        )
+        self.save(state)
+        return state
+
+    def empty_summary(self) -> dict[str, Any]:
+        return ImportSummary(self.target.object_type, api_calls=self.hook.api_calls).to_xcom()
+
+    # ---- submit -----------------------------------------------------------------------------
+
+    def advance(self, state: ImportState) -> Wait | None:
+        """Submit what can be submitted now. Returns the wait that comes next, or None when the
+        import is ready to conclude (every part handled and, when waiting for completion, every
+        batch done)."""
+        if state.all_submitted:
+            if not self.options.wait_for_completion or not state.pending_batch_ids:
+                return None
+            return Wait.start(state, WaitFor.COMPLETION)
+        if time.time() >= state.deadline:
+            self.batches.raise_timeout(state)
+        blocked_by_others = self._submit(state)
+        if state.all_submitted:
+            self.log.info("Every part is handled: %s", state.accounting())
+            return self.advance(state)
+        # The queue is full. When our own batches fill it, only their finishing frees a slot; when
+        # other integrations' jobs do (1016), look again after a while.
+        wake_at = None
+        if blocked_by_others:
+            wake_at = time.time() + queue_full_wait_seconds(
+                self.options.poll_interval, state.queue_full_refusals
+            )
+        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at)
+
+    def _submit(self, state: ImportState) -> bool:
+        """Submit parts in order while the queue has room. Returns True when Marketo answered 1016
+        (other jobs fill the queue), False when every part is handled or ours fill the queue."""
+        self._settle_in_flight(state)
+        handled = state.handled_parts
+        if handled != set(range(len(handled))):  # parts are handled strictly in order
+            raise ImportAbortedError(f"the import state is inconsistent: {state.accounting()}")
+        if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
+            return False
+        resume_at = (len(handled), state.resume_offset) if handled else None
+        with source_parts(self.source, resume_at=resume_at, expected_header=state.header or None) as parts:
+            count = len(handled)
+            for part in parts:
+                if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
+                    self.log.info(
+                        "Marketo's queue holds 10 of this import's batches; part %d waits", part.index
+                    )
+                    return False
+                count = part.index + 1
+                if self._submit_part(state, part) is SubmitOutcome.QUEUE_FULL:
+                    return True
+            state.parts_total = count
+            self.save(state)
+        return False
+
+    def _submit_part(self, state: ImportState, part: Part) -> SubmitOutcome:
+        """Upload one part, recorded as in flight first, and record what came of it: accepted (its
+        batch id), an unknown outcome (not sent again unless ``resend_uncertain_parts``), or a full
+        queue (the part waits for a slot)."""
+        span = PartRange(part.index, part.source_start, part.source_end)
+        while True:
+            state.in_flight = span
+            self.save(state)
+            try:
+                entry = self.hook.submit_import(
+                    self.spec, part.reader(), filename=part_filename(self.source, part.index)
+                )
+            except MarketoQueueFullError:
+                state.in_flight = None
+                state.queue_full_refusals += 1
+                self.save(state)
+                self.log.info(
+                    "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
+                )
+                return SubmitOutcome.QUEUE_FULL
+            except MarketoSubmitOutcomeUnknownError as exc:
+                self.log.error("Part %d: %s", part.index, exc)
+                state.in_flight = None
+                if self.options.resend_uncertain_parts and span not in state.resent:
+                    state.resent.append(span)
+                    self.save(state)
+                    self.log.warning(
+                        "Part %d is sent again (resend_uncertain_parts=True): if Marketo had it, its rows are "
+                        "imported twice",
+                        part.index,
+                    )
+                    continue
+                state.uncertain.append(span)
+                self.save(state)
+                return SubmitOutcome.OUTCOME_UNKNOWN
+            except MarketoError as exc:
+                state.in_flight = None
+                self.save(state)
+                raise ImportAbortedError(
+                    f"submitting part {part.index} failed: {exc}. {state.accounting()}",
+                    permanent=exc.permanent,
+                ) from exc
+            batch_id = int(entry["batchId"])
+            state.submitted.append(SubmittedPart(part.index, batch_id, part.source_start, part.source_end))
+            state.in_flight = None
+            state.queue_full_refusals = 0
+            self.save(state)
+            self.log.info(
+                "Part %d (%s bytes, %s) accepted as batch %s",
+                part.index,
+                f"{part.size:,}",
+                part.origin,
+                batch_id,
+            )
+            return SubmitOutcome.ACCEPTED
+
+    def _settle_in_flight(self, state: ImportState) -> None:
+        """A part recorded as being uploaded when an earlier try died: Marketo may have it."""
+        span = state.in_flight
+        if span is None:
+            return
+        state.in_flight = None
+        if self.options.resend_uncertain_parts:
+            state.resent.append(span)
+            self.log.warning(
+                "%s was being uploaded when an earlier try stopped; it is sent again "
+                "(resend_uncertain_parts=True): if Marketo had accepted it, its rows are imported twice",
+                span.described.capitalize(),
+            )
+        else:
+            self.log.error(
+                "%s was being uploaded when an earlier try stopped; Marketo may or may not have it. It is "
+                "not sent again (resend_uncertain_parts=False) and the import will fail naming it once the "
+                "other parts are done",
+                span.described.capitalize(),
+            )
+            state.uncertain.append(span)
+        self.save(state)
+
+    # ---- wait and conclude (the batches' watch) ---------------------------------------------
+
+    def wait(self, state: ImportState, wait: Wait, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.batches.wait(state, wait, sleep=sleep)
+
+    def resume(self, event: Mapping[str, Any]) -> ImportState:
+        return self.batches.resume(event)
+
+    def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
+        if not self.options.wait_for_completion:
+            return self.batches.queued_summary(state)
+        return self.batches.conclude(state, push_xcom)
+
+
+def part_filename(source: AnySource, index: int) -> str:
+    """The file name a part is uploaded as: the source's name (no folder, pattern or compression
+    suffix) and the part's number, e.g. ``leads-part0003.csv``."""
+    fmt = source.file_format.value
+    if isinstance(source, QuerySource):
+        stem = "query"
+    else:
+        stem = str(source.location).rstrip("/").rsplit("/", 1)[-1]
+        for suffix in (".gz", ".gzip", ".bz2", ".xz", f".{fmt}", ".csv", ".txt"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "import"
+    return f"{stem}-part{index:04d}.{fmt}"

@@ -1,0 +1,220 @@
+"""What is known about an import: :class:`ImportState`, JSON that travels across deferrals (the
+trigger's arguments) and task retries (the task state store). Its JSON form is kept readable by
+later releases, so an import deferred or recorded under an earlier release resumes after an
+upgrade."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from marketo_provider.api import IMPORTING, BatchStatus, ImportTarget, MarketoError
+
+STATE_KEY = "marketo_bulk_import"
+STATE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PartRange:
+    """A part and its logical source bytes: a part being uploaded, or one whose upload outcome is
+    unknown, or one sent again. JSON: ``[part, source_start, source_end]``."""
+
+    part: int
+    source_start: int
+    source_end: int
+
+    def to_json(self) -> list[int]:
+        return [self.part, self.source_start, self.source_end]
+
+    @classmethod
+    def from_json(cls, data: Sequence[int]) -> PartRange:
+        part, start, end = (int(v) for v in data)
+        return cls(part, start, end)
+
+    @property
+    def described(self) -> str:
+        return f"part {self.part} (source bytes {self.source_start:,}-{self.source_end:,})"
+
+
+@dataclass
+class SubmittedPart:
+    """A part Marketo accepted, and the batch it became. JSON: ``[part, batch_id, start, end]``."""
+
+    part: int
+    batch_id: int
+    source_start: int
+    source_end: int
+
+    def to_json(self) -> list[int]:
+        return [self.part, self.batch_id, self.source_start, self.source_end]
+
+
+@dataclass
+class ImportState:
+    """What is known about one import; JSON-serializable, kept across deferrals and retries."""
+
+    name: str  # how messages name the import's source
+    object_type: str
+    custom_object_name: str | None
+    deadline: float
+    started_at: float = field(default_factory=time.time)
+    submitted: list[SubmittedPart] = field(default_factory=list)
+    # Uploads whose outcome is unknown: never resent by default.
+    uncertain: list[PartRange] = field(default_factory=list)
+    # The part being uploaded, recorded before it is sent: a task that dies mid-upload leaves it here.
+    in_flight: PartRange | None = None
+    # Parts sent again after an unknown outcome (may be imported twice).
+    resent: list[PartRange] = field(default_factory=list)
+    parts_total: int | None = None  # known once every part has been cut
+    header: list[str] = field(default_factory=list)  # the source's column names, to notice a changed source
+    finished: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch id -> final status, read once
+    api_calls: int = 0
+    queue_full_refusals: int = 0  # 1016 answers in a row: the wait before trying again grows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "name": self.name,
+            "object_type": self.object_type,
+            "custom_object_name": self.custom_object_name,
+            "deadline": self.deadline,
+            "started_at": self.started_at,
+            "submitted": [p.to_json() for p in self.submitted],
+            "uncertain": [u.to_json() for u in self.uncertain],
+            "in_flight": self.in_flight.to_json() if self.in_flight is not None else None,
+            "resent": [r.to_json() for r in self.resent],
+            "parts_total": self.parts_total,
+            "header": self.header,
+            "finished": {str(k): v for k, v in self.finished.items()},
+            "api_calls": self.api_calls,
+            "queue_full_refusals": self.queue_full_refusals,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | str) -> ImportState:
+        if isinstance(data, str):  # a template may hand the state over as text
+            data = json.loads(data)
+        assert isinstance(data, Mapping)
+        if data.get("version") != STATE_VERSION:
+            raise MarketoError(f"unknown import state version {data.get('version')!r}")
+        return cls(
+            name=data["name"],
+            object_type=data["object_type"],
+            custom_object_name=data.get("custom_object_name"),
+            deadline=float(data["deadline"]),
+            started_at=float(data.get("started_at") or time.time()),
+            submitted=[SubmittedPart(*p) for p in data.get("submitted", [])],
+            uncertain=[PartRange.from_json(u) for u in data.get("uncertain", [])],
+            in_flight=PartRange.from_json(data["in_flight"]) if data.get("in_flight") else None,
+            resent=[PartRange.from_json(r) for r in data.get("resent", [])],
+            parts_total=data.get("parts_total"),
+            header=list(data.get("header", [])),
+            finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
+            api_calls=int(data.get("api_calls") or 0),
+            queue_full_refusals=int(data.get("queue_full_refusals") or 0),
+        )
+
+    @classmethod
+    def for_batches(cls, target: ImportTarget, batch_ids: Sequence[int], deadline: float) -> ImportState:
+        """The state of batches submitted elsewhere (the sensor's): parts numbered in the order given."""
+        return cls(
+            name=f"batches {', '.join(str(b) for b in batch_ids)}",
+            object_type=target.object_type.value,
+            custom_object_name=target.custom_object_name,
+            deadline=deadline,
+            submitted=[SubmittedPart(i, int(b), 0, 0) for i, b in enumerate(batch_ids)],
+            parts_total=len(batch_ids),
+        )
+
+    @property
+    def target(self) -> ImportTarget:
+        return ImportTarget.of(self.object_type, custom_object_name=self.custom_object_name)
+
+    @property
+    def batch_ids(self) -> list[int]:
+        return [p.batch_id for p in self.submitted]
+
+    @property
+    def pending_batch_ids(self) -> list[int]:
+        """Batches not known to be done, in submission order."""
+        return [p.batch_id for p in self.submitted if p.batch_id not in self.finished]
+
+    @property
+    def handled_parts(self) -> set[int]:
+        return {p.part for p in self.submitted} | {u.part for u in self.uncertain}
+
+    @property
+    def resume_offset(self) -> int:
+        """Where the next part starts in the source: the end of the last handled part."""
+        ends = [p.source_end for p in self.submitted] + [u.source_end for u in self.uncertain]
+        return max(ends) if ends else 0
+
+    @property
+    def all_submitted(self) -> bool:
+        return self.parts_total is not None and len(self.handled_parts) >= self.parts_total
+
+    @property
+    def done(self) -> bool:
+        return self.all_submitted and not self.pending_batch_ids
+
+    def statuses(self) -> list[tuple[int, BatchStatus]]:
+        """(part, final status) of every finished batch, in part order."""
+        return [
+            (p.part, BatchStatus.from_json(self.finished[p.batch_id]))
+            for p in self.submitted
+            if p.batch_id in self.finished
+        ]
+
+    def accounting(self) -> str:
+        """Which parts were submitted (with batch ids), which may have been, and which were not."""
+        total = self.parts_total
+        sent = ", ".join(f"part {p.part} -> batch {p.batch_id}" for p in self.submitted) or "none"
+        text = f"submitted: {sent}"
+        if self.uncertain:
+            text += (
+                "; outcome unknown (not resent, may be missing or, if resent by hand, doubled): "
+                + ", ".join(u.described for u in self.uncertain)
+            )
+        if self.resent:
+            text += "; sent again after an unknown outcome (may be imported twice): " + ", ".join(
+                r.described for r in self.resent
+            )
+        if total is not None:
+            missing = sorted(set(range(total)) - self.handled_parts)
+            text += "; not submitted: " + (", ".join(f"part {i}" for i in missing) if missing else "none")
+        else:
+            text += "; the parts after these were not submitted"
+        return text
+
+    def progress(self, head: BatchStatus | None = None, now: float | None = None) -> str:
+        """One line on how far the import is, for the log."""
+        now = time.time() if now is None else now
+        done = len(self.finished)
+        in_queue = len(self.pending_batch_ids)
+        total = self.parts_total
+        handled = len(self.handled_parts)
+        to_submit = (total - handled) if total is not None else None
+        parts = f"{done} of {total if total is not None else f'{handled}+'} parts done ({in_queue} in Marketo's queue"
+        if head is not None and head.status == IMPORTING:
+            parts = parts.replace("in Marketo's queue", "in Marketo's queue, the first importing")
+        parts += f", {to_submit} to submit)" if to_submit is not None else ", more to cut and submit)"
+        rows = sum(s.rows_processed or 0 for _, s in self.statuses())
+        failed = sum(s.rows_failed or 0 for _, s in self.statuses())
+        text = f"import of {self.name}: {parts}; {rows:,} rows processed, {failed:,} failed"
+        remaining = (total - done) if total is not None else None
+        elapsed = now - self.started_at
+        if done and remaining and elapsed > 0:
+            left = remaining * elapsed / done
+            text += f"; ~{_duration(left)} left at the current pace"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
