@@ -134,10 +134,9 @@ def shared_queue(
         runs.append(
             BulkImport(
                 MarketoHook(),
-                spec.target,
+                spec,
+                Source.of(str(source), max_part_bytes=part_bytes),
                 options,
-                spec=spec,
-                source=Source.of(str(source), max_part_bytes=part_bytes),
                 log=logging.getLogger(f"import-{i}"),
             )
         )

@@ -61,19 +61,12 @@ def new_import(
         check_columns=check_columns,
         resend_uncertain_parts=resend,
     )
-    return BulkImport(
-        fast_hook(),
-        spec.target,
-        options,
-        spec=spec,
-        source=Source.of(str(path), max_part_bytes=part_bytes),
-        log=LOG,
-    )
+    return BulkImport(fast_hook(), spec, Source.of(str(path), max_part_bytes=part_bytes), options, log=LOG)
 
 
 def run_to_end(run: BulkImport, state: ImportState, xcom: dict[str, Any]) -> dict[str, Any]:
-    while (step := run.advance(state)) is not None:
-        run.wait(state, step)
+    while (wait := run.advance(state)) is not None:
+        run.wait(state, wait)
     return run.conclude(state, xcom.__setitem__)
 
 
@@ -185,12 +178,12 @@ def test_a_part_that_was_uploading_when_the_task_died(
     # The first try submits part 0, records part 1 as in flight, and dies while uploading it
     # (Marketo got it: the sandbox created the job, but the task never heard the answer).
     saved: list[dict[str, Any]] = []
-    first._save = lambda s: saved.append(s.to_json())
-    first.hook.submit = _die_after(first.hook.submit, calls=2)
+    first.batches._save = lambda s: saved.append(s.to_json())
+    first.hook.submit_import = _die_after(first.hook.submit_import, calls=2)
     with pytest.raises(SystemExit):
         first.advance(state)
     last = ImportState.from_json(saved[-1])
-    assert last.in_flight is not None and last.in_flight[0] == 1 and [p.part for p in last.submitted] == [0]
+    assert last.in_flight is not None and last.in_flight.part == 1 and [p.part for p in last.submitted] == [0]
     # The retried task resumes from the saved state.
     second = new_import(path, part_bytes=1_500, resend=resend)
     resumed = second.begin(saved[-1])
@@ -301,17 +294,17 @@ def test_a_retried_import_resumes_mid_way_through_compressed_files(
     spec = ImportSpec.of("leads")
     source = Source.of(str(folder) + "/", columns=["email", "firstName", "leadScore"], max_part_bytes=2_500)
     options = ImportOptions.of(poll_interval=0.05)
-    first = BulkImport(fast_hook(), spec.target, options, spec=spec, source=source, log=LOG)
+    first = BulkImport(fast_hook(), spec, source, options, log=LOG)
     saved: list[dict[str, Any]] = []
-    first._save = lambda s: saved.append(s.to_json())
+    first.batches._save = lambda s: saved.append(s.to_json())
     state = first.begin(None)
     assert state is not None
-    first.hook.submit = _die_after(first.hook.submit, calls=5)
+    first.hook.submit_import = _die_after(first.hook.submit_import, calls=5)
     with pytest.raises(SystemExit):
         first.advance(state)
     before = ImportState.from_json(saved[-1])
     assert [p.part for p in before.submitted] == [0, 1, 2, 3] and before.in_flight is not None
-    second = BulkImport(fast_hook(), spec.target, options, spec=spec, source=source, log=LOG)
+    second = BulkImport(fast_hook(), spec, source, options, log=LOG)
     resumed = second.begin(saved[-1])
     assert resumed is not None
     with pytest.raises(ImportFailedError, match=r"part 4 \(source bytes"):  # cut off mid-upload: reported

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from marketo_provider.api import (
+    BatchStatus,
     ImportTarget,
     MarketoAPIError,
     MarketoAuthError,
@@ -51,6 +52,13 @@ CASES = [
 ]
 
 
+def result_file(hook: MarketoHook, object_type: str, batch_id: int, kind: str, **kw: str) -> bytes | None:
+    """A batch's failures or warnings file as bytes, or None when Marketo has none."""
+    buffer = io.BytesIO()
+    written = hook.download_result_file(object_type, batch_id, kind, buffer, **kw)
+    return None if written is None else buffer.getvalue()
+
+
 def wait_done(hook: MarketoHook, object_type: str, batch_id: int, **kw: str) -> dict:
     deadline = time.monotonic() + 10
     while (status := hook.get_import_status(object_type, batch_id, **kw))["status"] not in (
@@ -79,8 +87,8 @@ def test_submit_status_results_describe(
     assert entry["status"] == "Queued" and isinstance(entry["batchId"], int)
     status = wait_done(hook, object_type, entry["batchId"], **batch_kw)
     assert status[count_field] == 2 and status["numOfRowsFailed"] == 1 and status["numOfRowsWithWarning"] == 1
-    failures = hook.get_result_file(object_type, entry["batchId"], "failures", **batch_kw)
-    warnings = hook.get_result_file(object_type, entry["batchId"], "warnings", **batch_kw)
+    failures = result_file(hook, object_type, entry["batchId"], "failures", **batch_kw)
+    warnings = result_file(hook, object_type, entry["batchId"], "warnings", **batch_kw)
     assert failures is not None and failures.decode().splitlines()[0].endswith(",Import Failure Reason")
     assert warnings is not None and warnings.decode().endswith(",Invalid email address\n")
     described = hook.describe(object_type, **batch_kw)
@@ -103,10 +111,10 @@ def test_file_object_upload_and_formats(marketo_env: MarketoSandbox) -> None:
         "leads", io.BytesIO(b"email;leadScore\na@example.com;x\n"), file_format="ssv", filename="x.ssv"
     )
     wait_done(hook, "leads", entry["batchId"])
-    assert hook.get_result_file("leads", entry["batchId"], "failures") == (
+    assert result_file(hook, "leads", entry["batchId"], "failures") == (
         b"email;leadScore;Import Failure Reason\na@example.com;x;Invalid data type in field Lead Score\n"
     )
-    assert hook.get_result_file("leads", entry["batchId"], "warnings") == b""
+    assert result_file(hook, "leads", entry["batchId"], "warnings") == b""
     hook.submit_import("leads", io.BytesIO(b"email\ta\n"), file_format="tsv")
     types = [c.content_type for c in marketo_env.calls_to("/bulk/v1/leads.json")]
     assert types == ["text/plain", "text/tab-separated-values"]
@@ -354,7 +362,7 @@ def test_no_secret_or_token_in_logs_or_urls(
     entry = hook.submit_import("leads", io.BytesIO(LEADS_CSV))
     marketo_env.expire_tokens()
     wait_done(hook, "leads", entry["batchId"])
-    hook.get_result_file("leads", entry["batchId"], "failures")
+    result_file(hook, "leads", entry["batchId"], "failures")
     token = marketo_env.backend._current_token
     assert token and marketo_env.client_secret not in caplog.text and token not in caplog.text
     identity = marketo_env.calls_to("/identity/oauth/token")
@@ -388,7 +396,10 @@ class TestAsync:
             target = ImportTarget(ObjectType.LEADS)
             while True:
                 statuses = [
-                    await async_hook.abatch_status(target, batch["batchId"]) for batch in (first, second)
+                    BatchStatus.from_entry(
+                        target.object_type, await async_hook.aget_import_status(target, batch["batchId"])
+                    )
+                    for batch in (first, second)
                 ]
                 if all(s.done for s in statuses) or time.monotonic() > deadline:
                     return [s.status for s in statuses]

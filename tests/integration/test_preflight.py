@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marketo_provider.sources import Preflight, SourceError, open_source, preflight, source_parts
+from marketo_provider.sources import Preflight, Source, SourceError, preflight, resolve_source, source_parts
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 from tests.s3 import S3Server
@@ -18,8 +18,13 @@ from tests.s3 import S3Server
 def run(tmp_path: Path, data: bytes, **kwargs: object) -> Preflight:
     source = tmp_path / "source.csv"
     source.write_bytes(data)
+    settings = {
+        k: kwargs.pop(k)
+        for k in ("file_format", "max_part_bytes", "columns", "column_mapping")
+        if k in kwargs
+    }
     options: dict = {"object_type": "leads", "describe": fast_hook().describe, **kwargs}
-    return preflight(source, **options)
+    return preflight(resolve_source(source, **settings), **options)
 
 
 def assert_nothing_imported(sandbox: MarketoSandbox) -> None:
@@ -91,11 +96,13 @@ def test_bad_input_is_refused_before_any_import(
 
 def test_missing_source(marketo_env: MarketoSandbox, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"import source .*nope\.csv does not exist"):
-        preflight(tmp_path / "nope.csv", object_type="leads", describe=fast_hook().describe)
+        preflight(Source.of(tmp_path / "nope.csv"), object_type="leads", describe=fast_hook().describe)
     with pytest.raises(SourceError, match="does not exist"):
-        preflight(f"file://{tmp_path}/nope.csv", object_type="leads", describe=fast_hook().describe)
+        preflight(
+            Source.of(f"file://{tmp_path}/nope.csv"), object_type="leads", describe=fast_hook().describe
+        )
     with pytest.raises(SourceError, match="is a folder"):
-        preflight(tmp_path, object_type="leads", describe=fast_hook().describe)
+        preflight(Source.of(tmp_path), object_type="leads", describe=fast_hook().describe)
     assert marketo_env.calls == []
 
 
@@ -126,7 +133,7 @@ def test_good_source_counts_parts(marketo_env: MarketoSandbox, tmp_path: Path) -
     result = run(tmp_path, data, max_part_bytes=10_000)
     assert result.parts == len(data) // 9_000 + 1 or result.parts > 4
     assert result.lines == 2000 and result.body_bytes == len(data) - len(b"email,firstName\n")
-    with source_parts(tmp_path / "source.csv", max_part_bytes=10_000) as parts:
+    with source_parts(Source.of(tmp_path / "source.csv", max_part_bytes=10_000)) as parts:
         sizes = [p.size for p in parts]
     assert len(sizes) == result.parts and max(sizes) <= 10_000
 
@@ -137,20 +144,18 @@ def test_object_storage_and_file_uris(tmp_path: Path) -> None:
     source = tmp_path / "leads.csv"
     source.write_bytes(b"email\na@example.com\n")
     for given in (str(source), source, f"file://{source}", ObjectStoragePath(f"file://{source}")):
-        with open_source(given) as stream:
-            assert stream.read() == b"email\na@example.com\n"
+        with source_parts(Source.of(given)) as parts:
+            assert [bytes(p.data) for p in parts] == [b"email\na@example.com\n"]
 
 
-def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox) -> None:
-    from marketo_provider.sources import iter_parts, read_header
-
-    stream = io.BytesIO(b"email,firstName\n" + b"a@example.com,A\n" * 200)
-    header = read_header(stream, "csv")
+def test_part_reader_uploads_without_copying(marketo_env: MarketoSandbox, tmp_path: Path) -> None:
+    (tmp_path / "leads.csv").write_bytes(b"email,firstName\n" + b"a@example.com,A\n" * 200)
     hook = fast_hook()
-    batches = [
-        hook.submit_import("leads", part.reader(), filename=f"part-{part.index}.csv")["batchId"]
-        for part in iter_parts(stream, header, max_part_bytes=1000)
-    ]
+    with source_parts(Source.of(tmp_path / "leads.csv", max_part_bytes=1000)) as parts:
+        batches = [
+            hook.submit_import("leads", part.reader(), filename=f"part-{part.index}.csv")["batchId"]
+            for part in parts
+        ]
     assert len(batches) == 4
     marketo_env.advance(30)
     assert len(marketo_env.imported_rows("leads")) == 200
@@ -173,29 +178,19 @@ def test_object_storage_source_with_a_connection(
     bucket = s3.bucket()
     data = b"email,firstName\n" + b"".join(b"lead%d@example.com,N%d\n" % (i, i) for i in range(500))
     s3.put(f"s3://{bucket}/leads.csv", data)
-    checked = preflight(
-        f"s3://{bucket}/leads.csv",
-        source_conn_id=s3.conn_id,
-        object_type="leads",
-        describe=fast_hook().describe,
-        max_part_bytes=3000,
-    )
+    source = Source.of(f"s3://{bucket}/leads.csv", conn_id=s3.conn_id, max_part_bytes=3000)
+    checked = preflight(source, object_type="leads", describe=fast_hook().describe)
     assert checked.parts > 3 and checked.lines == 500
-    with source_parts(f"s3://{bucket}/leads.csv", source_conn_id=s3.conn_id, max_part_bytes=3000) as parts:
+    with source_parts(source) as parts:
         all_parts = [(p.index, p.source_start, p.source_end, bytes(p.data)) for p in parts]
     assert b"".join(d.split(b"\n", 1)[1] for *_, d in all_parts) == data.split(b"\n", 1)[1]
     second = all_parts[2]
-    with source_parts(
-        f"s3://{bucket}/leads.csv",
-        source_conn_id=s3.conn_id,
-        max_part_bytes=3000,
-        resume_at=(2, second[1]),
-    ) as parts:
+    with source_parts(source, resume_at=(2, second[1])) as parts:
         resumed = [(p.index, p.source_start, p.source_end, bytes(p.data)) for p in parts]
     assert resumed == all_parts[2:]
     with pytest.raises(SourceError, match="does not exist"):
         preflight(
-            f"s3://{bucket}/nope.csv", source_conn_id=s3.conn_id, object_type="leads", check_columns=False
+            Source.of(f"s3://{bucket}/nope.csv", conn_id=s3.conn_id), object_type="leads", check_columns=False
         )
     merged = MergedFile(kind="failures", file=io.BytesIO(b"email,Import Failure Reason\nx,y\n"), batches=1)
     uri = write_to_object_storage(merged, f"s3://{bucket}/results/run1/", "csv", s3.conn_id)

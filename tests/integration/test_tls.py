@@ -66,7 +66,7 @@ def tls_sandbox(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch)
 def status_async(hook: MarketoHook, batch_id: int) -> str:
     async def go() -> str:
         try:
-            return (await hook.abatch_status(ImportTarget(ObjectType.LEADS), batch_id)).status
+            return (await hook.aget_import_status(ImportTarget(ObjectType.LEADS), batch_id))["status"]
         finally:
             await aclose_shared_clients()
 

@@ -180,7 +180,7 @@ def test_the_triggers_of_one_loop_share_a_client_and_the_connection(
 ) -> None:
     import httpx
 
-    from marketo_provider.hooks import marketo
+    from marketo_provider.hooks import marketo, transport
 
     built: list[Any] = []
     real_client = httpx.AsyncClient
@@ -190,14 +190,14 @@ def test_the_triggers_of_one_loop_share_a_client_and_the_connection(
         return real_client(*args, **kwargs)
 
     looked_up: list[str] = []
-    real_lookup = marketo._aread_settings
+    real_lookup = marketo.MarketoHook._aread_settings
 
     async def counting_lookup(hook: Any) -> Any:
         looked_up.append(hook.marketo_conn_id)
         return await real_lookup(hook)
 
-    monkeypatch.setattr(marketo.httpx, "AsyncClient", counting_client)
-    monkeypatch.setattr(marketo, "_aread_settings", counting_lookup)
+    monkeypatch.setattr(transport.httpx, "AsyncClient", counting_client)
+    monkeypatch.setattr(marketo.MarketoHook, "_aread_settings", counting_lookup)
     ids = submit(5)
 
     async def run() -> list[dict[str, Any]]:
