@@ -1,3 +1,3 @@
 """Apache Airflow provider for Adobe Marketo Engage bulk imports."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

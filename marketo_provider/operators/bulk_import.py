@@ -39,6 +39,10 @@ class MarketoBulkImportOperator(BaseOperator):
     them, and returns a summary. Parts already accepted are never submitted again: across
     deferrals, and across task retries where Airflow has the task state store (3.3+).
 
+    ``source_conn_id``, ``file_format``, ``columns``, ``column_mapping`` and ``max_part_bytes``
+    describe the source: give each either here or on a
+    :class:`~marketo_provider.sources.Source`; given in both places, the two must agree.
+
     :param source: the rows: a local path, a ``file://`` URI or any ObjectStoragePath URI
         (``s3://bucket/key.csv``, ``gs://...``), a folder or prefix ending in ``/``, or a glob
         (``s3://bucket/unload/data_*.csv.gz``); gzip, bzip2 and xz files are read as they are; or a
@@ -46,10 +50,6 @@ class MarketoBulkImportOperator(BaseOperator):
     :param object_type: ``leads``, ``program_members`` or ``custom_objects``.
     :param marketo_conn_id: the Marketo connection (type ``marketo``).
     :param file_format: ``csv`` (default), ``tsv`` or ``ssv`` (comma, tab, semicolon separated).
-
-    ``source_conn_id``, ``file_format``, ``columns``, ``column_mapping`` and ``max_part_bytes``
-    describe the source: give each either here or on a
-    :class:`~marketo_provider.sources.Source`; given in both places, the two must agree.
     :param lookup_field: leads: the field leads are matched on (default ``email``; ``id`` updates only).
     :param list_id: leads: also add the imported leads to this static list.
     :param partition_name: leads: the lead partition to import into.

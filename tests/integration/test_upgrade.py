@@ -1,5 +1,5 @@
-"""An import deferred or recorded by release 0.3 (its trigger's kwargs in the metadata database, its
-state in the task state store) resumes under this release: the JSON in tests/fixtures is what 0.3
+"""An import deferred or recorded by release 0.2 (its trigger's kwargs in the metadata database, its
+state in the task state store) resumes under this release: the JSON in tests/fixtures is what 0.2
 wrote for an import of three parts, two of them accepted as batches 1001 and 1002."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def write_source(path: Path) -> list[str]:
 
 
 def submit_first_two_parts(source: Source) -> list[int]:
-    """What release 0.3 had done before it deferred: parts 0 and 1 accepted."""
+    """What release 0.2 had done before it deferred: parts 0 and 1 accepted."""
     hook = fast_hook()
     spec = ImportSpec.of("leads")
     with source_parts(source) as parts:
@@ -62,13 +62,13 @@ def test_an_import_begun_by_the_earlier_release_resumes(
         fast_hook(), ImportSpec.of("leads"), source, ImportOptions.of(poll_interval=0.05), log=LOG
     )
     if kept_in == "trigger_kwargs":
-        stored = json.loads((FIXTURES / "trigger_kwargs_0.3.json").read_text())
+        stored = json.loads((FIXTURES / "trigger_kwargs_0.2.json").read_text())
         assert stored["classpath"] == "marketo_provider.triggers.bulk_import.MarketoBulkImportTrigger"
         event = asyncio.run(first_event(MarketoBulkImportTrigger(**stored["kwargs"])))
         assert event["event"] == "slot_free"
         state = run.resume(event)
     else:
-        saved = json.loads((FIXTURES / "task_state_store_0.3.json").read_text())
+        saved = json.loads((FIXTURES / "task_state_store_0.2.json").read_text())
         begun = run.begin(saved)
         assert begun is not None
         state = begun
