@@ -78,6 +78,27 @@ class Where:
     unit: str = "byte"
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Where a run of a part's bytes came from: bytes ``start``..``end`` of the logical body, which
+    are bytes ``content_start``.. of one file's (decompressed) content, or of a query's rows as CSV.
+    ``header_lines`` is how many lines of the file come before its records (its header line, or
+    none with ``columns=``); ``rows`` says the records are a query's rows, numbered from 1."""
+
+    name: str  # the file's path or URI (the query's name), never credentials
+    label: str  # the short name: the path under the folder, prefix or glob root
+    start: int
+    end: int
+    content_start: int
+    unit: str = "bytes"
+    header_lines: int = 1
+    rows: bool = False
+
+    def __str__(self) -> str:
+        a = self.content_start
+        return f"{self.label} {self.unit} {a:,}-{a + self.end - self.start:,}"
+
+
 class Body(Protocol):
     """The records of a source as one logical stream: what the stages after the header hand on.
 
@@ -94,8 +115,8 @@ class Body(Protocol):
     def skip_to(self, offset: int) -> None:
         """Carry on from ``offset``, the end of an earlier part (resuming)."""
 
-    def origin(self, start: int, end: int) -> str:
-        """The files and byte ranges logical bytes ``start``..``end`` came from, for messages."""
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """Where logical bytes ``start``..``end`` came from: a piece per file, in order."""
 
     def where(self, offset: int) -> Where | None:
         """The file, line and byte of logical ``offset`` (error path)."""

@@ -19,6 +19,7 @@ from marketo_provider.sources.base import (
     NEWLINE,
     OUT_CHUNK,
     QUOTE,
+    Piece,
     Body,
     SourceError,
     Where,
@@ -246,19 +247,29 @@ class BodyStream:
 
     # -- saying where
 
-    def origin(self, start: int, end: int) -> str:
-        """The files and byte ranges a part of logical bytes ``start``..``end`` came from."""
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """The files and byte ranges logical bytes ``start``..``end`` came from (earlier segments
+        are forgotten: parts are asked for in order)."""
         self._segments = [s for s in self._segments if s.end is None or s.end > start]
         pieces = []
+        header_lines = 0 if self.source.columns is not None else self.header.line.count(NEWLINE)
         for seg in self._segments:
             seg_end = seg.end if seg.end is not None else end
             if seg.start >= end or seg_end <= start:
                 continue
-            a = seg.content_start + max(start, seg.start) - seg.start
-            b = seg.content_start + min(end, seg_end) - seg.start
-            unit = "bytes" if seg.kind is None else f"decompressed {seg.kind} bytes"
-            pieces.append(f"{seg.file.label} {unit} {a:,}-{b:,}")
-        return "; ".join(pieces) or f"{self.source.name} (no bytes)"
+            a, b = max(start, seg.start), min(end, seg_end)
+            pieces.append(
+                Piece(
+                    name=seg.file.name,
+                    label=seg.file.label,
+                    start=a,
+                    end=b,
+                    content_start=seg.content_start + a - seg.start,
+                    unit="bytes" if seg.kind is None else f"decompressed {seg.kind} bytes",
+                    header_lines=header_lines,
+                )
+            )
+        return pieces
 
     def where(self, offset: int) -> Where | None:
         """The file, line and byte of logical ``offset`` (error path: re-reads the file to count lines)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from marketo_provider.sources.base import NEWLINE, QUOTE, Body, SourceError, Where
+from marketo_provider.sources.base import NEWLINE, QUOTE, Body, Piece, SourceError, Where
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.quotes import count_records, last_boundary, no_boundary, quote_error
 
@@ -34,7 +34,13 @@ class Part:
     data: memoryview
     source_start: int
     source_end: int
-    origin: str = ""
+    pieces: tuple[Piece, ...] = ()
+    header_len: int = 0  # the header line's bytes at the start of ``data``
+
+    @property
+    def origin(self) -> str:
+        """The files and byte ranges the part came from, for messages."""
+        return "; ".join(str(p) for p in self.pieces) or "no bytes"
 
     @property
     def size(self) -> int:
@@ -175,7 +181,8 @@ def iter_parts(
                 data=view[:end],
                 source_start=offset,
                 source_end=offset + cut,
-                origin=body.origin(offset, offset + cut),
+                pieces=tuple(body.pieces(offset, offset + cut)),
+                header_len=base,
             )
             index += 1
             remaining = filled - cut

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources.base import NEWLINE, SourceError, Where
+from marketo_provider.sources.base import NEWLINE, Piece, SourceError, Where
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.model import QuerySource
 
@@ -100,8 +100,10 @@ class RowsBody:
                 "is not the end of a row); order the query (ORDER BY a unique key) so a retry sees the same rows"
             )
 
-    def origin(self, start: int, end: int) -> str:
-        return f"{self._name}, CSV bytes {start:,}-{end:,}"
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        return [
+            Piece(self._name, self._name, start, end, start, unit="CSV bytes", header_lines=0, rows=True)
+        ]
 
     def where(self, offset: int) -> Where | None:
         return None
