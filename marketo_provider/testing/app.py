@@ -315,9 +315,13 @@ class SandboxASGI:
                 self.backend.record(method, path, query, (), bearer).status = 413
             await _send_too_large(send)
             return
-        receive = _limited(receive, limit)
+        # An answer given before the whole body is read (a refusal by the headers alone, such as
+        # 601) closes the connection, so the server does not go on draining what the client sends.
+        expects_body = (declared.isdigit() and int(declared) > 0) or "chunked" in headers.get("transfer-encoding", "").lower()
+        body = _Body(receive, limit, expects_body)
+        receive, answer = body.receive, body.closing(send)
         if own:
-            await self.sandbox_api(scope, receive, send)
+            await self.sandbox_api(scope, receive, answer)
             return
         body_keys: set[str] = set()
         if method == "POST" and "x-www-form-urlencoded" in headers.get("content-type", ""):
@@ -325,7 +329,7 @@ class SandboxASGI:
                 body = await _read_body(receive)
             except BodyTooLarge:
                 self.backend.record(method, path, query, (), bearer).status = 413
-                await _send_too_large(send)
+                await _send_too_large(answer)
                 return
             body_keys = {k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)}
             receive = _replay(body)
@@ -335,7 +339,7 @@ class SandboxASGI:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 call.status = message["status"]
-            await send(message)
+            await answer(message)
 
         fault = self.backend.take_fault(method, path)
         if fault is not None:
@@ -408,20 +412,38 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises :class:`BodyTooLarge` as soon as the body passes ``limit`` bytes."""
-    seen = 0
+class _Body:
+    """A request's body as the app reads it: refused with :class:`BodyTooLarge` as soon as it
+    passes ``limit`` bytes, and known to be whole or not."""
 
-    async def limited() -> Message:
-        nonlocal seen
-        message = await receive()
+    def __init__(self, receive: Receive, limit: int, expected: bool) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.seen = 0
+        self.complete = not expected
+
+    async def receive(self) -> Message:
+        message = await self._receive()
         if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
+            self.seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.complete = True
+            if self.seen > self.limit:
                 raise BodyTooLarge()
         return message
 
-    return limited
+    def closing(self, send: Send) -> Send:
+        """``send`` that asks to close the connection when the answer starts before the body is read."""
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not self.complete:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"connection" for name, _ in headers):
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return closing_send
 
 
 async def _send_too_large(send: Send) -> None:
