@@ -317,7 +317,8 @@ class SandboxASGI:
             return
         # An answer given before the whole body is read (a refusal by the headers alone, such as
         # 601) closes the connection, so the server does not go on draining what the client sends.
-        expects_body = (declared.isdigit() and int(declared) > 0) or "chunked" in headers.get("transfer-encoding", "").lower()
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        expects_body = chunked or (declared.isdigit() and int(declared) > 0)
         body = _Body(receive, limit, expects_body)
         receive, answer = body.receive, body.closing(send)
         if own:
