@@ -319,8 +319,8 @@ class SandboxASGI:
         # 601) closes the connection, so the server does not go on draining what the client sends.
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         expects_body = chunked or (declared.isdigit() and int(declared) > 0)
-        body = _Body(receive, limit, expects_body)
-        receive, answer = body.receive, body.closing(send)
+        request_body = _Body(receive, limit, expects_body)
+        receive, answer = request_body.receive, request_body.closing(send)
         if own:
             await self.sandbox_api(scope, receive, answer)
             return
