@@ -1,7 +1,9 @@
-"""Small helpers shared by tests: a raw HTTP client for the sandbox."""
+"""Small helpers shared by tests: a raw HTTP client for the sandbox, files to import, a saved schema."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -89,3 +91,84 @@ def cars_csv(rows: int, *, fail_every: int = 0) -> bytes:
         year = "older" if fail_every and i % fail_every == 0 else str(2000 + i % 25)
         lines.append(f"VIN{i:014d},Make{i % 7},{year},owner{i}@example.com")
     return ("\n".join(lines) + "\n").encode()
+
+
+def _field(name: str, display: str, data_type: str, length: int | None = None, **kw: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "displayName": display, "dataType": data_type}
+    if length is not None:
+        out["length"] = length
+    return {**out, "updateable": kw.get("updateable", True), "crmManaged": kw.get("crmManaged", False)}
+
+
+# Describe answers as a team saves them from its own instance: the lead describe whole (envelope
+# included), the program member describe as its result list, one custom object as its result entry.
+SAVED_DESCRIBE_ANSWERS: dict[str, Any] = {
+    "leads": {
+        "requestId": "e42b#14272d07d78",
+        "success": True,
+        "result": [
+            {
+                "name": "API Lead",
+                "searchableFields": [["email"], ["id"], ["cookies"], ["crmContactKey"]],
+                "fields": [
+                    _field("id", "Id", "integer", updateable=False),
+                    _field("email", "Email Address", "email", 255),
+                    _field("firstName", "First Name", "string", 255),
+                    _field("lastName", "Last Name", "string", 255),
+                    _field("cookies", "Cookies", "string", 255),
+                    _field("accountTier", "Account Tier", "string", 8),
+                    _field("loyaltyPoints", "Loyalty Points", "integer"),
+                    _field("contractSigned", "Contract Signed", "date"),
+                    _field("crmContactKey", "CRM Contact Key", "string", 64),
+                ],
+            }
+        ],
+    },
+    "program_members": [
+        {
+            "name": "API Program Member",
+            "description": "API Program Member Map",
+            "createdAt": "2023-03-01T09:00:00Z",
+            "updatedAt": "2024-06-11T15:20:00Z",
+            "dedupeFields": ["leadId", "programId"],
+            "searchableFields": [["leadId", "programId"], ["leadId"]],
+            "fields": [
+                _field("leadId", "Lead Id", "integer", updateable=False),
+                _field("programId", "Program Id", "integer", updateable=False),
+                _field("statusName", "Status Name", "string", 255),
+                _field("boothVisits", "Booth Visits", "integer"),
+            ],
+        }
+    ],
+    "custom_objects": [
+        {
+            "apiName": "subscription_c",
+            "displayName": "Subscription",
+            "pluralName": "Subscriptions",
+            "description": "Product subscriptions",
+            "createdAt": "2023-05-02T10:00:00Z",
+            "updatedAt": "2024-01-09T08:30:00Z",
+            "idField": "marketoGUID",
+            "dedupeFields": ["subscriptionId"],
+            "searchableFields": [["subscriptionId"], ["marketoGUID"], ["leadEmail"]],
+            "relationships": [
+                {"field": "leadEmail", "type": "parent", "relatedTo": {"name": "Lead", "field": "email"}}
+            ],
+            "fields": [
+                _field("marketoGUID", "Marketo GUID", "string", 36, updateable=False),
+                _field("subscriptionId", "Subscription Id", "string", 40),
+                _field("plan", "Plan", "string", 20),
+                _field("seats", "Seats", "integer"),
+                _field("leadEmail", "Lead Email", "email", 255),
+            ],
+            "state": "approved",
+            "version": "approved",
+        }
+    ],
+}
+
+
+def write_schema(path: Path, answers: dict[str, Any] | None = None) -> Path:
+    """Save describe answers (by default :data:`SAVED_DESCRIBE_ANSWERS`) as a schema file."""
+    path.write_text(json.dumps(SAVED_DESCRIBE_ANSWERS if answers is None else answers, indent=2))
+    return path

@@ -1,6 +1,7 @@
 """A faithful local Marketo for tests, benchmarks and demos.
 
-``MarketoSandbox`` serves Marketo's identity and bulk import endpoints on a loopback port;
+``MarketoSandbox`` serves Marketo's identity and bulk import endpoints on a loopback port (with a
+team's own fields when given ``schema=``, and its record under ``/sandbox-api/``);
 ``MarketoBackend`` is the same instance without HTTP, for driving the rules directly.
 """
 
@@ -9,6 +10,7 @@ from marketo_provider.testing.catalog import CAR_OBJECT, CustomObjectType, Field
 from marketo_provider.testing.clock import Clock
 from marketo_provider.testing.config import SandboxConfig
 from marketo_provider.testing.faults import CallRecord, Fault
+from marketo_provider.testing.schema import SchemaError, load_schema
 from marketo_provider.testing.server import MarketoSandbox
 
 __all__ = [
@@ -21,4 +23,6 @@ __all__ = [
     "MarketoBackend",
     "MarketoSandbox",
     "SandboxConfig",
+    "SchemaError",
+    "load_schema",
 ]

@@ -10,6 +10,7 @@ the event loop keeps answering other calls meanwhile, as Marketo does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -25,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 
 from marketo_provider.testing import spec
 from marketo_provider.testing.backend import MarketoBackend
-from marketo_provider.testing.errors import HTTPError, SandboxError
+from marketo_provider.testing.errors import TOO_LARGE_PAGE, BodyTooLarge, HTTPError, SandboxError
 from marketo_provider.testing.faults import SECRET_PARAMETERS, CallRecord, Fault
+from marketo_provider.testing.inspection import SANDBOX_API_PREFIX, SandboxAPI
 from marketo_provider.testing.parameters import check_query, path_int
 from marketo_provider.testing.spec import ImportTarget, ObjectType, Route
 
@@ -90,8 +92,14 @@ class SandboxApp:
             return JSONResponse(envelope_error(exc.code, exc.message))
         except HTTPError as exc:
             if isinstance(exc.body, dict):
-                return JSONResponse(exc.body, status_code=exc.status)
-            return Response(exc.body, status_code=exc.status, media_type="text/html")
+                return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+            return Response(exc.body, status_code=exc.status, media_type="text/html", headers=exc.headers)
+
+    def route_for(self, method: str, path: str) -> Route | None:
+        """The documented operation a method and path name, or None."""
+        return next(
+            (c.route for c in self.routes if c.route.method == method and c.pattern.match(path)), None
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The documented operation of a call; 610 for a path Marketo does not have, 605 for a
@@ -175,6 +183,8 @@ class SandboxApp:
             raise SandboxError("612")
         try:
             form = await request.form(max_part_size=_MAX_FIELD_BYTES)
+        except HTTPError:
+            raise  # the body passed its limit as it streamed in
         except Exception:
             raise SandboxError("613") from None
         try:
@@ -212,7 +222,7 @@ class SandboxApp:
         if call is not None:
             call.upload_bytes, call.content_type = size, upload.content_type
         if size > self.backend.config.max_file_bytes:
-            raise HTTPError(413, "<html><body><h1>413 Request Entity Too Large</h1></body></html>")
+            raise HTTPError(413, TOO_LARGE_PAGE)
         await upload.seek(0)
         content = await upload.read()
         job = await run_in_threadpool(self.backend.create_import, target, params, content, upload.filename)
@@ -247,6 +257,8 @@ async def _body_keys(request: Request) -> set[str]:
         return set()
     try:
         form = await request.form()
+    except HTTPError:
+        raise  # the body passed its limit as it streamed in
     except Exception:
         return set()
     names = {name for name, _ in form.multi_items()}
@@ -260,16 +272,31 @@ def create_app(backend: MarketoBackend) -> SandboxASGI:
 
 
 class SandboxASGI:
-    """Records each call, applies faults and the instance-wide limits, then lets the app answer."""
+    """Refuses a body over its limit unread; serves the sandbox's own paths (``/sandbox-api/``);
+    records each Marketo call, applies faults and the instance-wide limits, then lets the app answer."""
 
     def __init__(self, app: SandboxApp, backend: MarketoBackend) -> None:
         self.app = app
         self.backend = backend
+        self.sandbox_api = SandboxAPI(backend)
 
     @property
     def routes(self) -> list[tuple[str, str]]:
-        """``(method, path template)`` of every call the sandbox serves."""
+        """``(method, path template)`` of every Marketo call the sandbox serves."""
         return [(c.route.method, c.route.path) for c in self.app.routes]
+
+    @property
+    def sandbox_routes(self) -> list[tuple[str, str]]:
+        """``(method, path template)`` of the sandbox's own paths, which are not Marketo's."""
+        return list(self.sandbox_api.routes)
+
+    def body_limit(self, method: str, path: str) -> int:
+        """The most bytes a request body may have: an upload's file limit and its multipart
+        framing on the create calls, a small limit on every other path."""
+        route = self.app.route_for(method, path)
+        if route is not None and route.operation == "create":
+            return self.backend.config.max_file_bytes + spec.MULTIPART_FRAMING_BYTES
+        return self.backend.config.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -277,20 +304,43 @@ class SandboxASGI:
         method, path = scope["method"], scope["path"]
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        bearer = headers.get("authorization", "").lower().startswith("bearer ")
+        own = path.startswith(SANDBOX_API_PREFIX) or path == SANDBOX_API_PREFIX.rstrip("/")
+        # Refuse an oversized body by its Content-Length before reading any of it; a body without
+        # one (chunked) is counted as it streams and refused as soon as it passes the limit.
+        limit = self.body_limit(method, path)
+        declared = headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            if not own:
+                self.backend.record(method, path, query, (), bearer).status = 413
+            await _send_too_large(send)
+            return
+        # An answer given before the whole body is read (a refusal by the headers alone, such as
+        # 601) closes the connection, so the server does not go on draining what the client sends.
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        expects_body = chunked or (declared.isdigit() and int(declared) > 0)
+        request_body = _Body(receive, limit, expects_body)
+        receive, answer = request_body.receive, request_body.closing(send)
+        if own:
+            await self.sandbox_api(scope, receive, answer)
+            return
         body_keys: set[str] = set()
         if method == "POST" and "x-www-form-urlencoded" in headers.get("content-type", ""):
-            body = await _read_body(receive)
+            try:
+                body = await _read_body(receive)
+            except BodyTooLarge:
+                self.backend.record(method, path, query, (), bearer).status = 413
+                await _send_too_large(answer)
+                return
             body_keys = {k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)}
             receive = _replay(body)
-        call = self.backend.record(
-            method, path, query, body_keys, headers.get("authorization", "").lower().startswith("bearer ")
-        )
+        call = self.backend.record(method, path, query, body_keys, bearer)
         scope["marketo_call"] = call
 
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 call.status = message["status"]
-            await send(message)
+            await answer(message)
 
         fault = self.backend.take_fault(method, path)
         if fault is not None:
@@ -339,7 +389,8 @@ class SandboxASGI:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop_connection:
-            await _read_body(receive)
+            with contextlib.suppress(BodyTooLarge):  # dropped all the same
+                await _read_body(receive)
             call.status = 0
             _drop_connection(send)
         elif fault.code:
@@ -360,6 +411,57 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body"):
             break
     return b"".join(chunks)
+
+
+class _Body:
+    """A request's body as the app reads it: refused with :class:`BodyTooLarge` as soon as it
+    passes ``limit`` bytes, and known to be whole or not."""
+
+    def __init__(self, receive: Receive, limit: int, expected: bool) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.seen = 0
+        self.complete = not expected
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.complete = True
+            if self.seen > self.limit:
+                raise BodyTooLarge()
+        return message
+
+    def closing(self, send: Send) -> Send:
+        """``send`` that asks to close the connection when the answer starts before the body is read."""
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not self.complete:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"connection" for name, _ in headers):
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return closing_send
+
+
+async def _send_too_large(send: Send) -> None:
+    """HTTP 413, closing the connection so that the rest of the body is never read."""
+    data = TOO_LARGE_PAGE.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(data)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data, "more_body": False})
 
 
 def _replay(body: bytes) -> Receive:

@@ -33,6 +33,7 @@ from marketo_provider.testing.rows import (
     failures_file,
     warnings_file,
 )
+from marketo_provider.testing.schema import SchemaSource, load_schema
 from marketo_provider.testing.spec import COMPLETE, FAILED, FileFormat, ImportTarget, ObjectType
 
 
@@ -43,15 +44,20 @@ class MarketoBackend:
     it from theirs.
     """
 
-    def __init__(self, config: SandboxConfig | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        clock: Clock | None = None,
+        schema: SchemaSource | None = None,
+    ) -> None:
         self.config = config or SandboxConfig()
         self.clock = clock or Clock()
         self.identity = Identity(self.config, self.clock)
         self.limits = CallLimits(self.config, self.clock)
         self.log = CallLog()
         self.queue = ImportQueue(self.config)
-        self.catalog = Catalog()
-        self.store = LeadStore()
+        self.catalog = Catalog(None if schema is None else load_schema(schema))
+        self.store = LeadStore(self.catalog.lead_field_names)
         self._lock = threading.RLock()
         self._settle_lock = threading.Lock()
 
@@ -198,10 +204,8 @@ class MarketoBackend:
         kind = target.object_type
         if kind is ObjectType.LEADS:
             lookup = params.get("lookupField")
-            if lookup is not None and lookup not in self.catalog.fields(kind):
-                raise SandboxError("1006", f"Lookup field '{lookup}' not found")
-            if lookup is not None and lookup not in spec.LEAD_LOOKUP_FIELDS:
-                raise SandboxError("1011", f"Field '{lookup}' cannot be used as lookup field")
+            if lookup is not None:
+                self.catalog.check_lookup_field(lookup)
             partition = params.get("partitionName")
             if partition is not None and partition not in self.config.partitions:
                 raise SandboxError("1008", f"Partition '{partition}' does not exist")
@@ -337,6 +341,29 @@ class MarketoBackend:
         self.catch_up()
         with self._lock:
             return self.store.rows(key)
+
+    def imported_page(
+        self, target: ImportTarget, offset: int, limit: int, batch_id: int | None = None
+    ) -> tuple[int, list[ImportedRow]]:
+        """``(total, rows)``: the rows imported for ``target`` (program members: of its program, or
+        of every program when it names none; of one batch when ``batch_id`` is given), from
+        ``offset``, at most ``limit``."""
+        self.catch_up()
+        with self._lock:
+            return self.store.page(target.key, offset, limit, target.program_id, batch_id)
+
+    # ---- starting over ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget what imports and calls left: jobs (and any held, or set to fail), imported rows,
+        leads, static lists, program members, the call record, injected faults and the call counts
+        of the rate and daily limits. The settings, the fields and issued tokens stay, and batch
+        ids keep counting up (Marketo never reuses one)."""
+        with self._settle_lock, self._lock:
+            self.queue = ImportQueue(self.config, batch_ids=self.queue.batch_ids)
+            self.store = LeadStore(self.catalog.lead_field_names)
+            self.log = CallLog()
+            self.limits.reset()
 
     # ---- custom objects and describe ----------------------------------------------------------
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from marketo_provider.testing.errors import SandboxError
-from marketo_provider.testing.spec import LEAD_LOOKUP_FIELDS, ObjectType
+from marketo_provider.testing.spec import CUSTOM_LOOKUP_FIELD_TYPES, LEAD_LOOKUP_FIELDS, ObjectType
+
+# The types whose describe entry carries a length the values must fit (the spec's ObjectField:
+# "Only applicable to text, string, and text area"; email, phone and url are strings too).
+LENGTH_TYPES = ("string", "text", "email", "phone", "url")
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class FieldSpec:
 
 
 def _f(name: str, display: str, data_type: str = "string", length: int | None = 255, **kw: bool) -> FieldSpec:
-    if data_type not in ("string", "email", "phone", "url", "text"):
+    if data_type not in LENGTH_TYPES:
         length = None
     return FieldSpec(name, display, data_type, length, **kw)
 
@@ -85,7 +91,9 @@ LEAD_FIELDS: tuple[FieldSpec, ...] = (
     _f("updatedAt", "Updated At", "datetime", updateable=False),
 )
 
-LEAD_SEARCHABLE_FIELDS: tuple[tuple[str, ...], ...] = tuple((name,) for name in LEAD_LOOKUP_FIELDS)
+# Names of Marketo's standard lead fields: a schema's string, email or integer lead field that is
+# not one of them is taken as a custom field, which the spec accepts as a lookup field.
+STANDARD_LEAD_FIELD_NAMES: frozenset[str] = frozenset(f.name for f in LEAD_FIELDS)
 
 # Program member fields of a fresh instance; program member imports may also carry lead fields.
 PROGRAM_MEMBER_FIELDS: tuple[FieldSpec, ...] = (
@@ -160,30 +168,49 @@ CAR_OBJECT = CustomObjectType(
 )
 
 
-def fields_for(
-    object_type: ObjectType, custom_object: CustomObjectType | None = None
-) -> dict[str, FieldSpec]:
-    """The fields an import file of this object may name, by name."""
-    if object_type is ObjectType.LEADS:
-        return {f.name: f for f in LEAD_FIELDS}
-    if object_type is ObjectType.PROGRAM_MEMBERS:
-        return {f.name: f for f in (*LEAD_FIELDS, *PROGRAM_MEMBER_FIELDS)}
-    assert custom_object is not None
-    return {f.name: f for f in custom_object.fields}
+@dataclass(frozen=True)
+class Schema:
+    """An instance's own fields, from the describe answers saved from it (see ``schema.py``).
+
+    Each part that is None keeps the built-in catalogue's; a part that is given replaces it whole
+    (``custom_objects`` replaces ``car_c`` too). ``answers`` holds the saved ``result[0]`` of each
+    describe call, by ``ImportTarget.key``, served back as it was saved.
+    """
+
+    lead_fields: tuple[FieldSpec, ...] | None = None
+    program_member_fields: tuple[FieldSpec, ...] | None = None
+    program_member_dedupe_fields: tuple[str, ...] = PROGRAM_MEMBER_DEDUPE_FIELDS
+    custom_objects: tuple[CustomObjectType, ...] | None = None
+    answers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: str = ""
 
 
 _STAMP = "2024-01-15T10:00:00Z"
 
 
 class Catalog:
-    """The instance's objects: the standard lead and program member fields and the custom object
-    types registered in it (``car_c`` to begin with). Answers the describe calls."""
+    """The instance's objects: the lead and program member fields and the custom object types
+    registered in it. Built in: a fresh instance's standard fields and ``car_c``; a
+    :class:`Schema` replaces any of them with a team's own. Answers the describe calls."""
 
-    def __init__(self) -> None:
-        self.custom_objects: dict[str, CustomObjectType] = {CAR_OBJECT.api_name: CAR_OBJECT}
+    def __init__(self, schema: Schema | None = None) -> None:
+        schema = schema or Schema()
+        self.lead_fields = LEAD_FIELDS if schema.lead_fields is None else schema.lead_fields
+        self.program_member_fields = (
+            PROGRAM_MEMBER_FIELDS if schema.program_member_fields is None else schema.program_member_fields
+        )
+        self.program_member_dedupe_fields = schema.program_member_dedupe_fields
+        objects = (CAR_OBJECT,) if schema.custom_objects is None else schema.custom_objects
+        self.custom_objects: dict[str, CustomObjectType] = {o.api_name: o for o in objects}
+        self.answers: dict[str, Mapping[str, Any]] = dict(schema.answers)
+
+    @property
+    def lead_field_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.lead_fields)
 
     def register(self, obj: CustomObjectType) -> None:
         self.custom_objects[obj.api_name] = obj
+        self.answers.pop(f"{ObjectType.CUSTOM_OBJECTS.value}/{obj.api_name}", None)
 
     def custom_object(self, api_name: str | None) -> CustomObjectType:
         obj = self.custom_objects.get(api_name or "")
@@ -192,10 +219,13 @@ class Catalog:
         return obj
 
     def fields(self, object_type: ObjectType, custom_object_name: str | None = None) -> dict[str, FieldSpec]:
-        """The fields an import file of this object may name, by name."""
-        if object_type is ObjectType.CUSTOM_OBJECTS:
-            return fields_for(object_type, self.custom_object(custom_object_name))
-        return fields_for(object_type)
+        """The fields an import file of this object may name, by name (program member imports may
+        also carry lead fields)."""
+        if object_type is ObjectType.LEADS:
+            return {f.name: f for f in self.lead_fields}
+        if object_type is ObjectType.PROGRAM_MEMBERS:
+            return {f.name: f for f in (*self.lead_fields, *self.program_member_fields)}
+        return {f.name: f for f in self.custom_object(custom_object_name).fields}
 
     def dedupe_fields(
         self, object_type: ObjectType, custom_object_name: str | None = None
@@ -205,13 +235,30 @@ class Catalog:
             return self.custom_object(custom_object_name).dedupe_fields
         return ()
 
+    def check_lookup_field(self, name: str) -> None:
+        """Refuse a leads ``lookupField`` that is not a lead field (1006) or cannot be one (1011):
+        the documented standard lookup fields, and custom string, email and integer fields."""
+        found = {f.name: f for f in self.lead_fields}.get(name)
+        if found is None:
+            raise SandboxError("1006", f"Lookup field '{name}' not found")
+        custom = name not in STANDARD_LEAD_FIELD_NAMES and found.data_type in CUSTOM_LOOKUP_FIELD_TYPES
+        if name not in LEAD_LOOKUP_FIELDS and not custom:
+            raise SandboxError("1011", f"Field '{name}' cannot be used as lookup field")
+
     def describe(self, object_type: ObjectType, custom_object_name: str | None = None) -> dict[str, Any]:
-        """The ``result[0]`` of the object's describe call."""
+        """The ``result[0]`` of the object's describe call: the saved answer where a schema gave
+        one, otherwise built from the fields."""
+        obj = self.custom_object(custom_object_name) if object_type is ObjectType.CUSTOM_OBJECTS else None
+        key = object_type.value if obj is None else f"{object_type.value}/{obj.api_name}"
+        saved = self.answers.get(key)
+        if saved is not None:
+            return copy.deepcopy(dict(saved))
         if object_type is ObjectType.LEADS:
+            names = {f.name for f in self.lead_fields}
             return {
                 "name": "API Lead",
-                "searchableFields": [list(f) for f in LEAD_SEARCHABLE_FIELDS],
-                "fields": [f.describe() for f in LEAD_FIELDS],
+                "searchableFields": [[n] for n in LEAD_LOOKUP_FIELDS if n in names],
+                "fields": [f.describe() for f in self.lead_fields],
             }
         if object_type is ObjectType.PROGRAM_MEMBERS:
             return {
@@ -219,11 +266,11 @@ class Catalog:
                 "description": "API Program Member Map",
                 "createdAt": _STAMP,
                 "updatedAt": _STAMP,
-                "dedupeFields": list(PROGRAM_MEMBER_DEDUPE_FIELDS),
-                "searchableFields": [list(PROGRAM_MEMBER_DEDUPE_FIELDS), ["leadId"]],
-                "fields": [f.describe() for f in PROGRAM_MEMBER_FIELDS],
+                "dedupeFields": list(self.program_member_dedupe_fields),
+                "searchableFields": [list(self.program_member_dedupe_fields), ["leadId"]],
+                "fields": [f.describe() for f in self.program_member_fields],
             }
-        obj = self.custom_object(custom_object_name)
+        assert obj is not None
         return {
             "apiName": obj.api_name,
             "displayName": obj.display_name,
@@ -246,6 +293,8 @@ class Catalog:
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
+# Adobe's field types page: integer, score and percent fields take whole numbers.
+WHOLE_NUMBER_TYPES = ("integer", "score", "percent")
 _BOOLEANS = {"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n"}
 
 
@@ -255,7 +304,7 @@ def value_error(spec: FieldSpec, value: str) -> str | None:
         return None
     kind = spec.data_type
     ok = True
-    if kind == "integer":
+    if kind in WHOLE_NUMBER_TYPES:
         ok = bool(_INT_RE.match(value)) and -(2**31) <= int(value) < 2**31
     elif kind in ("float", "currency"):
         try:

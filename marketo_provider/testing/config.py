@@ -19,6 +19,7 @@ class SandboxConfig:
     max_importing: int = spec.MAX_IMPORTING_JOBS
     max_queued: int = spec.MAX_QUEUED_JOBS
     max_file_bytes: int = spec.MAX_IMPORT_FILE_BYTES
+    max_body_bytes: int = spec.MAX_BODY_BYTES
     rate_limit: bool = True
     rate_limit_calls: int = spec.RATE_LIMIT_CALLS
     rate_limit_window: float = spec.RATE_LIMIT_WINDOW_SECONDS

@@ -19,10 +19,25 @@ class SandboxError(Exception):
 class HTTPError(Exception):
     """An answer outside Marketo's envelope: a plain HTTP status (401 identity, 413, 404 file)."""
 
-    def __init__(self, status: int, body: dict[str, Any] | str = "") -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any] | str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
+        self.headers = headers
 
 
-__all__ = ["HTTPError", "SandboxError"]
+# What Marketo's front end answers a body over its limit with.
+TOO_LARGE_PAGE = "<html><body><h1>413 Request Entity Too Large</h1></body></html>"
+
+
+class BodyTooLarge(HTTPError):
+    """A request body over the limit, refused before the rest of it is read: HTTP 413, and the
+    connection is closed rather than kept open to drain what the client still sends."""
+
+    def __init__(self) -> None:
+        super().__init__(413, TOO_LARGE_PAGE, {"connection": "close"})
+
+
+__all__ = ["TOO_LARGE_PAGE", "BodyTooLarge", "HTTPError", "SandboxError"]

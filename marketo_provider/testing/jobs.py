@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -103,14 +104,14 @@ class ImportQueue:
     Not thread-safe on its own: :class:`MarketoBackend` serialises calls.
     """
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, batch_ids: Iterator[int] | None = None) -> None:
         self.config = config
         self.jobs: dict[int, Job] = {}
         self.fifo: list[int] = []  # batch ids of Queued and Importing jobs, oldest first
         self.last_event = 0.0
         self.fail_next: deque[str] = deque()
         self.hold_next = 0
-        self._batch_ids = itertools.count(1001)
+        self.batch_ids = itertools.count(1001) if batch_ids is None else batch_ids
 
     def create(
         self,
@@ -126,7 +127,7 @@ class ImportQueue:
         if len(self.fifo) >= self.config.max_queued:
             raise SandboxError("1016")
         job = Job(
-            batch_id=next(self._batch_ids),
+            batch_id=next(self.batch_ids),
             target=target,
             file_format=file_format,
             params=dict(params),

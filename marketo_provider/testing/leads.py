@@ -4,18 +4,18 @@ imported row by object (for tests that check each source row arrived exactly onc
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from marketo_provider.testing.catalog import LEAD_FIELDS
 from marketo_provider.testing.spec import ImportTarget, ObjectType
-
-_LEAD_FIELD_NAMES = frozenset(f.name for f in LEAD_FIELDS)
 
 
 @dataclass
 class ImportedRow:
     batch_id: int
     row: dict[str, str]
+    program_id: int | None = None  # program members: the program the row was imported into
 
 
 class LeadStore:
@@ -24,7 +24,11 @@ class LeadStore:
     Not thread-safe on its own: :class:`MarketoBackend` serialises calls.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lead_fields: Iterable[str] | None = None) -> None:
+        # the lead fields a row's values are kept for (program member rows carry other fields too)
+        self.lead_fields = (
+            frozenset(f.name for f in LEAD_FIELDS) if lead_fields is None else frozenset(lead_fields)
+        )
         self.leads: dict[int, dict[str, str]] = {}
         self.static_lists: dict[int, set[int]] = {}
         self.program_members: dict[int, dict[int, str]] = {}  # program id -> lead id -> status
@@ -38,6 +42,16 @@ class LeadStore:
     def rows(self, key: str) -> list[dict[str, str]]:
         return [r.row for r in self.imported.get(key, [])]
 
+    def page(
+        self, key: str, offset: int, limit: int, program_id: int | None = None, batch_id: int | None = None
+    ) -> tuple[int, list[ImportedRow]]:
+        """``(total, rows)``: the imported rows of ``key`` (of one program, of one batch, when
+        given) from ``offset``, at most ``limit`` of them, and how many there are in all."""
+        rows = self.imported.get(key, [])
+        if program_id is not None or batch_id is not None:
+            rows = [r for r in rows if program_id in (None, r.program_id) and batch_id in (None, r.batch_id)]
+        return len(rows), rows[offset : offset + limit]
+
     def store(
         self,
         target: ImportTarget,
@@ -48,7 +62,9 @@ class LeadStore:
     ) -> None:
         """Keep a finished job's imported rows; leads and program members also upsert the lead
         each row names by ``lookup_field``."""
-        self.imported.setdefault(target.key, []).extend(ImportedRow(batch_id, row) for row in rows)
+        self.imported.setdefault(target.key, []).extend(
+            ImportedRow(batch_id, row, target.program_id) for row in rows
+        )
         if lookup_field is None:
             return
         for row in rows:
@@ -62,7 +78,7 @@ class LeadStore:
 
     def upsert(self, lookup_field: str, row: dict[str, str]) -> int:
         """Create or update the lead ``row`` names by ``lookup_field``; ``id`` updates only."""
-        values = {k: v for k, v in row.items() if k in _LEAD_FIELD_NAMES and k != "id"}
+        values = {k: v for k, v in row.items() if k in self.lead_fields and k != "id"}
         if lookup_field == "id":
             lead_id = int(row["id"])
         else:

@@ -43,5 +43,10 @@ class CallLimits:
         """A counted call has been answered."""
         self.in_flight -= 1
 
+    def reset(self) -> None:
+        """Start the rate window and the daily count afresh (calls under way stay counted as such)."""
+        self.window.clear()
+        self.calls_today = 0
+
 
 __all__ = ["CallLimits"]

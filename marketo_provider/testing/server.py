@@ -18,6 +18,7 @@ from marketo_provider.testing.clock import Clock
 from marketo_provider.testing.config import SandboxConfig
 from marketo_provider.testing.faults import CallRecord, Fault
 from marketo_provider.testing.jobs import Job
+from marketo_provider.testing.schema import SchemaSource
 
 
 class MarketoSandbox:
@@ -34,6 +35,9 @@ class MarketoSandbox:
     ``import_seconds``, ``max_importing``, ``max_queued``, ``rate_limit``, ``concurrency_limit``,
     ``daily_quota``, ...). ``manual_clock=True`` stops time until ``advance`` or ``run_until_idle``.
     ``ssl_certfile`` and ``ssl_keyfile`` serve it over https, as Marketo is (``url`` says https).
+    ``schema`` gives it a team's own fields: the path of a schema file of describe answers saved
+    from their instance, or that file's parsed JSON (see ``marketo_provider.testing.schema``); a
+    bad schema raises :class:`~marketo_provider.testing.schema.SchemaError` naming what to fix.
     """
 
     def __init__(
@@ -44,13 +48,14 @@ class MarketoSandbox:
         manual_clock: bool = False,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        schema: SchemaSource | None = None,
         **config: Any,
     ) -> None:
         self.host = host
         self.port = port
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile = ssl_keyfile
-        self.backend = MarketoBackend(SandboxConfig(**config), Clock(manual=manual_clock))
+        self.backend = MarketoBackend(SandboxConfig(**config), Clock(manual=manual_clock), schema)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -188,3 +193,8 @@ class MarketoSandbox:
 
     def imported_rows(self, object_type: str, custom_object_name: str | None = None) -> list[dict[str, str]]:
         return self.backend.imported_rows(object_type, custom_object_name)
+
+    def reset(self) -> None:
+        """Forget jobs, imported rows, leads, calls, faults and call counts (``POST /sandbox-api/reset``
+        does the same over HTTP); settings, fields and tokens stay."""
+        self.backend.reset()

@@ -19,6 +19,13 @@ from dataclasses import dataclass
 # Import files must be under 10 MB; Marketo answers HTTP 413 above. 10,000,000 bytes is below both
 # readings of "10 MB".
 MAX_IMPORT_FILE_BYTES = 10_000_000
+# An upload's body is the file and its multipart framing (boundaries, part headers); the body may
+# exceed the file limit by this much before it is refused unread.
+MULTIPART_FRAMING_BYTES = 64 * 1024
+# The other calls carry no documented body (identity reads the query string; status, files and
+# describe are GETs). Adobe states no limit for them; the sandbox refuses a body over this, unread,
+# with the same 413 as an upload.
+MAX_BODY_BYTES = 64 * 1024
 # Per instance: 2 jobs processed at once, 10 in the queue including those two (1016 above).
 MAX_IMPORTING_JOBS = 2
 MAX_QUEUED_JOBS = 10
@@ -224,8 +231,9 @@ CREATE_PARAMETERS: dict[ObjectType, tuple[QueryParameter, ...]] = {
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 # lookupField, from the spec's description: "id, cookies, email, twitterId, facebookId,
-# linkedInId, sfdcAccountId, sfdcContactId, sfdcLeadId, sfdcLeadOwnerId, sfdcOpptyId" (plus custom
-# string/email/integer fields, which a fresh sandbox has none of). Default is email; id updates only.
+# linkedInId, sfdcAccountId, sfdcContactId, sfdcLeadId, sfdcLeadOwnerId, sfdcOpptyId", plus custom
+# fields of type string, email or integer (a fresh sandbox has none; a team's schema may). Default
+# is email; id updates only.
 DEFAULT_LOOKUP_FIELD = "email"
 LEAD_LOOKUP_FIELDS: tuple[str, ...] = (
     "id",
@@ -240,6 +248,7 @@ LEAD_LOOKUP_FIELDS: tuple[str, ...] = (
     "sfdcLeadOwnerId",
     "sfdcOpptyId",
 )
+CUSTOM_LOOKUP_FIELD_TYPES: tuple[str, ...] = ("string", "email", "integer")
 
 
 def required_fields(

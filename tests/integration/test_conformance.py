@@ -281,3 +281,21 @@ def test_identity_parameters_are_the_spec_query_parameters() -> None:
         documented = IDENTITY["paths"][spec.IDENTITY_TOKEN_PATH][method]["parameters"]
         assert {p["name"] for p in documented if p["in"] == "query"} == set(spec.IDENTITY_PARAMETERS)
         assert all(p["in"] == "query" for p in documented)
+
+
+def test_the_sandbox_own_paths_are_no_marketo_paths() -> None:
+    """The sandbox's record and reset live under a prefix no documented path starts with, are not in
+    the path table the tests above check against the spec, and never match a spec template."""
+    from marketo_provider.testing.app import create_app
+    from marketo_provider.testing.backend import MarketoBackend
+    from marketo_provider.testing.inspection import SANDBOX_API_PREFIX
+
+    app = create_app(MarketoBackend())
+    documented = spec_operations(BULK) | spec_operations(IDENTITY)
+    own = set(app.sandbox_routes)
+    assert own and all(path.startswith(SANDBOX_API_PREFIX) for _, path in own)
+    assert not any(path.startswith(SANDBOX_API_PREFIX.rstrip("/")) for _, path in documented)
+    assert not own & set(app.routes)
+    for _, path in own:
+        with pytest.raises(AssertionError, match="is not a spec path"):
+            template_of(path)
