@@ -10,13 +10,16 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from marketo_provider.api import (
     FAILED,
+    FAILURE_REASON_COLUMN,
     RESULT_KINDS,
+    WARNING_REASON_COLUMN,
     BatchStatus,
     FileFormat,
     ImportTarget,
@@ -57,6 +60,15 @@ class MergedFile:
         return self.file.read().decode("utf-8")
 
 
+# A result file row's values (reason removed) -> where the record it echoes is in the source.
+Finder = Callable[[Sequence[str]], Any]
+SOURCE_COLUMNS = ("Source", "Source Line")
+# kind, batch ids -> a context giving (batch id -> Finder, or None; rows refused before upload).
+Trace = Callable[
+    [str, Sequence[int]], AbstractContextManager[tuple[Callable[[int], Finder] | None, Iterable[Any]]]
+]
+
+
 def merge_result_files(
     hook: ResultFileSource,
     object_type: ObjectType,
@@ -66,11 +78,22 @@ def merge_result_files(
     custom_object_name: str | None = None,
     file_format: str | FileFormat = FileFormat.CSV,
     log: Any = None,
+    finder: Callable[[int], Finder] | None = None,
+    more_rows: Iterable[tuple[Sequence[str], Any, str]] = (),
 ) -> MergedFile | None:
     """Download ``kind`` (failures or warnings) of the given batches and merge them, in part order,
     into one file with a single header, counting the rows per reason (the last column). None when
     no batch has a row of that kind. Callers pass only batches whose status counts rows of that
-    kind (:meth:`BatchStatus.has_rows`): every download is a call against the instance's quota."""
+    kind (:meth:`BatchStatus.has_rows`): every download is a call against the instance's quota.
+
+    With ``finder`` (batch id -> a function from a row's values to the record's place in the
+    source; asked in the order of ``batch_ids``), every row gains the columns ``Source`` and
+    ``Source Line`` before the reason. ``more_rows`` (values, place, reason) are added at the end
+    (rows refused before upload)."""
+    if finder is not None:
+        return _merge_traced(
+            hook, object_type, batch_ids, kind, custom_object_name, file_format, log, finder, more_rows
+        )
     merged = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
     header: bytes | None = None
     contributing = 0
@@ -111,6 +134,79 @@ def merge_result_files(
         return None
     merged.seek(0)
     return MergedFile(kind=kind, file=merged, batches=contributing, reasons=dict(reasons.most_common()))
+
+
+def _merge_traced(
+    hook: ResultFileSource,
+    object_type: ObjectType,
+    batch_ids: Sequence[int],
+    kind: str,
+    custom_object_name: str | None,
+    file_format: str | FileFormat,
+    log: Any,
+    finder: Callable[[int], Finder],
+    more_rows: Iterable[tuple[Sequence[str], Any, str]],
+) -> MergedFile | None:
+    """:func:`merge_result_files` with each row traced to its source (parsed and written again)."""
+    merged = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
+    out = io.TextIOWrapper(merged, encoding="utf-8", newline="", write_through=True)
+    delimiter = FileFormat.parse(file_format).delimiter
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    header: list[str] | None = None
+    contributing = 0
+    reasons: Counter[str] = Counter()
+    for batch_id in batch_ids:
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
+            written = hook.download_result_file(
+                object_type, batch_id, kind, one, custom_object_name=custom_object_name
+            )
+            if not written:
+                continue
+            one.seek(0)
+            text = io.TextIOWrapper(one, encoding="utf-8", errors="replace", newline="")
+            try:
+                rows = csv.reader(text, delimiter=delimiter)
+                first = next(rows, None) or [_reason_column(kind)]
+                find = finder(batch_id)
+                wrote = False
+                for row in rows:
+                    if not row:
+                        continue
+                    if header is None:
+                        header = [*first[:-1], *SOURCE_COLUMNS, first[-1]]
+                        writer.writerow(header)
+                    elif len(first) + 2 != len(header) and not wrote and log is not None:
+                        log.warning(
+                            "The %s file of batch %s has another header than the first; rows kept as they are",
+                            kind,
+                            batch_id,
+                        )
+                    writer.writerow([*row[:-1], *_place(find(row[:-1])), row[-1]])
+                    reasons[row[-1]] += 1
+                    wrote = True
+                contributing += wrote
+            finally:
+                text.detach()
+    for values, place, reason in more_rows:
+        if header is None:
+            header = [f"column{i + 1}" for i in range(len(values))] + [*SOURCE_COLUMNS, _reason_column(kind)]
+            writer.writerow(header)
+        writer.writerow([*values, *_place(place), reason])
+        reasons[reason] += 1
+    out.detach()
+    if header is None:
+        merged.close()
+        return None
+    merged.seek(0)
+    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=dict(reasons.most_common()))
+
+
+def _place(place: Any) -> tuple[str, str]:
+    return ("", "") if place is None else (str(place.name), str(place.line))
+
+
+def _reason_column(kind: str) -> str:
+    return FAILURE_REASON_COLUMN if kind == "failures" else WARNING_REASON_COLUMN
 
 
 def _count_reasons(stream: IO[bytes], body_start: int, delimiter: str, reasons: Counter[str]) -> None:
@@ -242,6 +338,9 @@ class ImportSummary:
     api_calls: int = 0
     parts_outcome_unknown: list[int] = field(default_factory=list)
     parts_sent_twice: list[int] = field(default_factory=list)
+    origins: dict[int, str] = field(default_factory=dict)  # part -> the files and bytes it came from
+    row_checks: dict[str, Any] | None = None  # what pre-flight found in the rows
+    rows_kept_out: int = 0  # rows left out of what was sent (refused before upload, earlier repeats)
 
     @property
     def batch_ids(self) -> list[int]:
@@ -291,7 +390,10 @@ class ImportSummary:
         return {
             "object_type": self.object_type.value,
             "batch_ids": self.batch_ids,
-            "batches": [status.summary(part=part) for part, status in self.batches],
+            "batches": [
+                {**status.summary(part=part), "origin": self.origins.get(part) if part is not None else None}
+                for part, status in self.batches
+            ],
             "rows_processed": self.rows_processed,
             "rows_failed": self.rows_failed,
             "rows_with_warning": self.rows_with_warning,
@@ -302,6 +404,8 @@ class ImportSummary:
             "api_calls": self.api_calls,
             "parts_outcome_unknown": list(self.parts_outcome_unknown),
             "parts_sent_twice": list(self.parts_sent_twice),
+            "row_checks": self.row_checks,
+            "rows_kept_out": self.rows_kept_out,
         }
 
 
@@ -315,21 +419,26 @@ def publish(
     results: ResultsLocation,
     push_xcom: Any,
     log: Any,
+    trace: Trace | None = None,
 ) -> None:
     """Merge each kind of result file over the batches that have rows of it and publish it: written
     under the results location when there is one (the URIs go into the summary), else pushed to
-    XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows."""
+    XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows. With
+    ``trace``, every row names the file and line (or query row) it came from."""
     for kind in RESULT_KINDS:
         batch_ids = [s.batch_id for s in statuses if s.has_rows(kind)]
-        merged = merge_result_files(
-            hook,
-            target.object_type,
-            batch_ids,
-            kind,
-            custom_object_name=target.custom_object_name,
-            file_format=file_format,
-            log=log,
-        )
+        with trace(kind, batch_ids) if trace is not None else nullcontext((None, ())) as (finder, more_rows):
+            merged = merge_result_files(
+                hook,
+                target.object_type,
+                batch_ids,
+                kind,
+                custom_object_name=target.custom_object_name,
+                file_format=file_format,
+                log=log,
+                finder=finder,
+                more_rows=more_rows,
+            )
         if merged is None:
             continue
         summary.set_reasons(kind, merged.reasons)
@@ -360,6 +469,7 @@ def publish_results(
     max_failed_rows: int | None,
     push_xcom: Any,
     log: Any,
+    trace: Trace | None = None,
 ) -> tuple[list[str], bool]:
     """Publish the merged results of the summary's finished batches. Returns the reasons the task
     must fail and whether retrying the task cannot help. A publishing error is one of those
@@ -376,6 +486,7 @@ def publish_results(
             results=results,
             push_xcom=push_xcom,
             log=log,
+            trace=trace,
         )
     except Exception as exc:
         where = f"to {results.path}" if results.path else "to XCom"

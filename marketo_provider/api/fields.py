@@ -37,7 +37,8 @@ class Problem:
     """A value's problem: what Marketo does about it and why, in words that name the field."""
 
     verdict: Verdict
-    reason: str
+    reason: str  # in Marketo's words, as its failures file would give it
+    expected: str = ""  # what a good value looks like
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ _SHAPES: dict[str, tuple[str, Verdict, str]] = {
 _COMPILED = {kind: re.compile(rf"(?:{pattern})\Z") for kind, (pattern, _, _) in _SHAPES.items()}
 # A line of joined values that is neither empty nor a good value (spaces around it allowed).
 _BAD_LINES = {
-    kind: re.compile(rf"^(?![ \t]*(?:{pattern})?[ \t]*$).*$", re.M) for kind, (pattern, _, _) in _SHAPES.items()
+    kind: re.compile(rf"^(?![ \t]*(?:{pattern})?[ \t]*$).*$", re.M)
+    for kind, (pattern, _, _) in _SHAPES.items()
 }
 
 
@@ -117,22 +119,26 @@ def value_problem(field: Field, value: str) -> Problem | None:
         if not _COMPILED[kind].match(value.strip()):
             if verdict is Verdict.WARNS:
                 return Problem(verdict, "Invalid email address")
-            return Problem(verdict, f"Invalid data type in field {field.label} (expected {good})")
+            return Problem(verdict, f"Invalid data type in field {field.label}", good)
         if kind == "integer" and not _int32(value.strip()):
-            return Problem(Verdict.MAY_FAIL, f"Value out of range in field {field.label} (a 32-bit integer)")
+            return Problem(
+                Verdict.MAY_FAIL, f"Invalid data type in field {field.label}", "a 32-bit whole number"
+            )
         return None
     if kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
         if len(value) > limit:
-            return Problem(Verdict.MAY_FAIL, f"Value too long for field {field.label} (up to {limit} characters)")
+            return Problem(
+                Verdict.MAY_FAIL, f"Value too long for field {field.label}", f"up to {limit} characters"
+            )
     elif kind in ("text", "textarea"):
         if len(value.encode("utf-8")) > TEXT_MAX_BYTES:
             return Problem(
-                Verdict.MAY_FAIL, f"Value too long for field {field.label} (up to {TEXT_MAX_BYTES:,} bytes)"
+                Verdict.MAY_FAIL, f"Value too long for field {field.label}", f"up to {TEXT_MAX_BYTES:,} bytes"
             )
     elif field.length is not None and len(value) > field.length:
         return Problem(
-            Verdict.MAY_FAIL, f"Value too long for field {field.label} (up to {field.length} characters)"
+            Verdict.MAY_FAIL, f"Value too long for field {field.label}", f"up to {field.length} characters"
         )
     return None
 
@@ -160,9 +166,9 @@ def column_problems(field: Field, values: Sequence[str]) -> Iterable[tuple[int, 
                     yield line, problem
             if kind == "integer":
                 for i, value in enumerate(values):
-                    if len(value) > 9 and (problem := value_problem(field, value)) is not None:
-                        if problem.reason.startswith("Value out of range"):
-                            yield i, problem
+                    problem = value_problem(field, value) if len(value) > 9 else None
+                    if problem is not None and problem.expected == "a 32-bit whole number":
+                        yield i, problem
             return
     elif kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
@@ -179,10 +185,10 @@ def column_problems(field: Field, values: Sequence[str]) -> Iterable[tuple[int, 
             yield i, problem
 
 
-def empty_key_problem(fields: Sequence[str], why: str) -> Problem:
+def empty_key_problem(fields: Sequence[str]) -> Problem:
     """An empty lookup field (or custom object dedupe field): Marketo fails the row."""
     names = ", ".join(fields)
-    return Problem(Verdict.FAILS, f"Lookup field '{names}' is required and has no value ({why})")
+    return Problem(Verdict.FAILS, f"Lookup field '{names}' is required and has no value", "a value")
 
 
 def canonical_names(names: Sequence[str], known: Iterable[str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from marketo_provider.api.errors import (
     MarketoTransportError,
     error_for,
 )
+from marketo_provider.api.fields import fields_of_describe
 from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES, token_renew_at
 from marketo_provider.api.targets import DONE_STATUSES, FAILED, ImportTarget, ObjectType
 
@@ -326,10 +327,11 @@ class BatchStatus:
 
 
 def describe_field_names(result: list[dict[str, Any]]) -> dict[str, Any]:
-    """Read a describe answer: known field names and, where the object has them, dedupe fields."""
+    """Read a describe answer: known field names, their types (:class:`~marketo_provider.api.fields.Field`)
+    and, where the object has them, dedupe fields."""
     if not result:
         raise MarketoError("Marketo's describe answer has no result")
     entry = result[0]
     fields = [str(f["name"]) for f in entry.get("fields", []) if "name" in f]
     dedupe = [str(name) for name in entry.get("dedupeFields", [])]
-    return {"fields": fields, "dedupe_fields": dedupe}
+    return {"fields": fields, "dedupe_fields": dedupe, "types": fields_of_describe(result)}

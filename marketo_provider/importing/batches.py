@@ -21,7 +21,8 @@ from marketo_provider.api import (
 )
 from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd, poll
-from marketo_provider.results import ImportSummary, ResultsLocation, publish_results
+from marketo_provider.results import ImportSummary, ResultsLocation, Trace, publish_results
+from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0
@@ -58,6 +59,9 @@ class ImportOptions:
     check_columns: bool = True
     wait_for_completion: bool = True
     resend_uncertain_parts: bool = False
+    check_values: bool = True
+    on_invalid_rows: OnInvalidRows = OnInvalidRows.SEND
+    on_repeated_keys: OnRepeatedKeys = OnRepeatedKeys.WARN
 
     @classmethod
     def of(
@@ -73,6 +77,9 @@ class ImportOptions:
         check_columns: bool = True,
         wait_for_completion: bool = True,
         resend_uncertain_parts: bool = False,
+        check_values: bool = True,
+        on_invalid_rows: str | OnInvalidRows = OnInvalidRows.SEND,
+        on_repeated_keys: str | OnRepeatedKeys = OnRepeatedKeys.WARN,
     ) -> ImportOptions:
         failed: int | None = None
         if max_failed_rows not in (None, ""):
@@ -94,6 +101,9 @@ class ImportOptions:
             check_columns=bool(check_columns),
             wait_for_completion=bool(wait_for_completion),
             resend_uncertain_parts=bool(resend_uncertain_parts),
+            check_values=bool(check_values),
+            on_invalid_rows=OnInvalidRows.parse(on_invalid_rows),
+            on_repeated_keys=OnRepeatedKeys.parse(on_repeated_keys),
         )
 
 
@@ -212,10 +222,17 @@ class BatchWatch:
         queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
         return ImportSummary(self.target.object_type, queued, api_calls=state.api_calls).to_xcom()
 
-    def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
+    def conclude(self, state: ImportState, push_xcom: PushXCom, trace: Trace | None = None) -> dict[str, Any]:
         """Publish the merged results and return the summary. The summary reaches XCom whatever
-        else fails: when the import must fail, it is pushed before :class:`ImportFailedError`."""
-        summary = ImportSummary(self.target.object_type, state.statuses())
+        else fails: when the import must fail, it is pushed before :class:`ImportFailedError`.
+        With ``trace`` every failed or warned row names its place in the source."""
+        summary = ImportSummary(
+            self.target.object_type,
+            state.statuses(),
+            origins={p.part: p.origin for p in state.submitted if p.origin},
+            row_checks=state.row_checks,
+            rows_kept_out=state.rows_kept_out,
+        )
         problems, permanent = publish_results(
             self.hook,
             summary,
@@ -225,6 +242,7 @@ class BatchWatch:
             max_failed_rows=self.options.max_failed_rows,
             push_xcom=push_xcom,
             log=self.log,
+            trace=trace,
         )
         self.count_calls(state)
         summary.api_calls = state.api_calls

@@ -8,7 +8,8 @@ from __future__ import annotations
 import enum
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from marketo_provider.api import (
@@ -29,6 +30,9 @@ from marketo_provider.importing.state import ImportState, PartRange, SubmittedPa
 from marketo_provider.importing.watch import Wait, WaitFor
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
+from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys, RowRules, refused_rows
+from marketo_provider.sources.preflight import KeptOut, kept_out_ordinals
+from marketo_provider.sources.trace import RecordTracer
 
 
 class SubmitOutcome(str, enum.Enum):
@@ -79,30 +83,81 @@ class BulkImport:
     def plan(self) -> dict[str, Any]:
         """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
         the results location), and what the import would send, without importing anything."""
-        checked = self._check()
+        checked = self._check(for_plan=True)
+        checks = checked.checks
+        would_send = None
+        if checked.records is not None:
+            would_send = checked.records - checked.kept_out
         return {
             "validate_only": True,
             "object_type": self.target.object_type.value,
             "target": self.target.label,
             "source": checked.name,
             "columns": list(checked.header.names),
+            "renamed_columns": _renamed(checked),
             "parts": checked.parts,
+            "part_origins": list(checked.part_origins),
             "bytes": checked.body_bytes,
             "records": checked.records,
+            "records_to_send": would_send,
+            "results_path": self.options.results.path,
             "query": self.spec.query,
+            "row_checks": checks.to_json() if checks is not None else None,
             "api_calls": self.hook.api_calls,
         }
 
-    def _check(self) -> Preflight:
+    def _keep_out(self, rules: Any) -> KeptOut | None:
+        if rules is None:
+            return None
+        return KeptOut(
+            rules,
+            invalid=self.options.on_invalid_rows is OnInvalidRows.SKIP,
+            earlier_repeats=self.options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
+        )
+
+    def _check(self, *, for_plan: bool = False) -> Preflight:
+        """Every check before the first upload: the results location, the source (its header, its
+        columns against describe, every record, every value), then what the user chose to do
+        about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
-        return preflight(
+        options = self.options
+        checked = preflight(
             self.source,
             object_type=self.spec.object_type,
             lookup_field=self.spec.lookup_field,
             custom_object_name=self.target.custom_object_name,
             describe=self.hook.describe,
-            check_columns=self.options.check_columns,
+            check_columns=options.check_columns,
+            check_values=options.check_values,
+            keep_out_invalid=options.on_invalid_rows is OnInvalidRows.SKIP,
+            keep_out_earlier_repeats=options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
         )
+        report = checked.checks
+        if report is None:
+            return checked
+        for line in report.lines():
+            self.log.warning("Pre-flight, %s: %s", checked.name, line)
+        if for_plan:
+            return checked
+        stops = []
+        if options.on_invalid_rows is OnInvalidRows.FAIL and report.rows_failing:
+            stops.append(f"{report.rows_failing:,} rows Marketo would or may refuse (on_invalid_rows='fail')")
+        elif options.max_failed_rows is not None and report.rows_failing > options.max_failed_rows:
+            stops.append(
+                f"{report.rows_failing:,} rows Marketo would or may refuse, more than "
+                f"max_failed_rows={options.max_failed_rows}"
+            )
+        if options.on_repeated_keys is OnRepeatedKeys.FAIL and report.repeated_rows:
+            stops.append(
+                f"{report.repeated_rows:,} rows repeat an earlier row's key (on_repeated_keys='fail')"
+            )
+        if stops:
+            raise ImportAbortedError(
+                f"nothing was sent: {checked.name} has {' and '.join(stops)}. "
+                + " ".join(f"{line}." for line in report.lines()),
+                permanent=True,
+            )
+        return checked
 
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
         """Check everything and start the import, or resume the one an earlier try began.
@@ -137,7 +192,23 @@ class BulkImport:
             custom_object_name=self.target.custom_object_name,
             deadline=time.time() + self.options.timeout,
             header=list(checked.header.names),
+            row_rules=checked.rules.to_json() if checked.rules is not None else None,
+            row_checks=checked.checks.to_json() if checked.checks is not None else None,
+            rows_kept_out=checked.kept_out,
         )
+        keep_out = self._keep_out(checked.rules)
+        if keep_out is not None:
+            state.kept_out = [
+                n
+                for n, on in (("invalid", keep_out.invalid), ("earlier_repeats", keep_out.earlier_repeats))
+                if on
+            ]
+        if checked.kept_out:
+            self.log.info(
+                "%s of %s records are kept out of what is sent",
+                f"{checked.kept_out:,}",
+                f"{checked.records:,}",
+            )
         self.save(state)
         return state
 
@@ -179,7 +250,9 @@ class BulkImport:
         if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
             return False
         resume_at = (len(handled), state.resume_offset) if handled else None
-        with source_parts(self.source, resume_at=resume_at, expected_header=state.header or None) as parts:
+        with source_parts(
+            self.source, resume_at=resume_at, expected_header=state.header or None, kept_out=_kept_out(state)
+        ) as parts:
             count = len(handled)
             for part in parts:
                 if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
@@ -237,7 +310,9 @@ class BulkImport:
                     permanent=exc.permanent,
                 ) from exc
             batch_id = int(entry["batchId"])
-            state.submitted.append(SubmittedPart(part.index, batch_id, part.source_start, part.source_end))
+            state.submitted.append(
+                SubmittedPart(part.index, batch_id, part.source_start, part.source_end, part.origin)
+            )
             state.in_flight = None
             state.queue_full_refusals = 0
             self.save(state)
@@ -284,7 +359,49 @@ class BulkImport:
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
         if not self.options.wait_for_completion:
             return self.batches.queued_summary(state)
-        return self.batches.conclude(state, push_xcom)
+        return self.batches.conclude(state, push_xcom, trace=lambda kind, ids: self._tracing(state, kind))
+
+    @contextmanager
+    def _tracing(
+        self, state: ImportState, kind: str
+    ) -> Iterator[tuple[Callable[[int], Any] | None, Iterable[Any]]]:
+        """Where each row of the batches' ``kind`` files came from: the source is walked again,
+        and with ``on_invalid_rows="skip"`` the rows refused before upload join the failures."""
+        kept_out = _kept_out(state)
+        spans = {p.batch_id: (p.source_start, p.source_end) for p in state.submitted}
+        delimiter = self.spec.file_format.delimiter
+        header = state.header or None
+        with ExitStack() as stack:
+            dropped = None
+            if kept_out is not None and kept_out.any:
+                dropped = stack.enter_context(kept_out_ordinals(self.source, kept_out, header))
+            tracer = stack.enter_context(RecordTracer(self.source, delimiter, header=header, dropped=dropped))
+
+            def finder(batch_id: int) -> Any:
+                start, end = spans[batch_id]
+                return tracer.finder(start, end)
+
+            more: Iterable[Any] = ()
+            if kind == "failures" and kept_out is not None and kept_out.invalid:
+                parts = stack.enter_context(source_parts(self.source, expected_header=header))
+                more = refused_rows(parts, kept_out.rules)
+            yield finder, more
+
+
+def _kept_out(state: ImportState) -> KeptOut | None:
+    if state.row_rules is None or not state.kept_out:
+        return None
+    return KeptOut(
+        RowRules.from_json(state.row_rules),
+        invalid="invalid" in state.kept_out,
+        earlier_repeats="earlier_repeats" in state.kept_out,
+    )
+
+
+def _renamed(checked: Preflight) -> dict[str, str]:
+    """Columns sent under another name than the source's (column_mapping, describe's spelling)."""
+    source = checked.header.source_names or checked.header.names
+    return {s: n for s, n in zip(source, checked.header.names, strict=False) if s != n}
 
 
 def part_filename(source: AnySource, index: int) -> str:

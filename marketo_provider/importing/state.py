@@ -41,15 +41,17 @@ class PartRange:
 
 @dataclass
 class SubmittedPart:
-    """A part Marketo accepted, and the batch it became. JSON: ``[part, batch_id, start, end]``."""
+    """A part Marketo accepted, and the batch it became.
+    JSON: ``[part, batch_id, start, end, origin]`` (0.2 wrote no origin)."""
 
     part: int
     batch_id: int
     source_start: int
     source_end: int
+    origin: str = ""  # the files and bytes the part came from
 
-    def to_json(self) -> list[int]:
-        return [self.part, self.batch_id, self.source_start, self.source_end]
+    def to_json(self) -> list[int | str]:
+        return [self.part, self.batch_id, self.source_start, self.source_end, self.origin]
 
 
 @dataclass
@@ -73,6 +75,12 @@ class ImportState:
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch id -> final status, read once
     api_calls: int = 0
     queue_full_refusals: int = 0  # 1016 answers in a row: the wait before trying again grows
+    # What the rows were checked against (RowRules JSON), what the checks found (CheckReport JSON),
+    # and which records are kept out of what is sent ("invalid", "earlier_repeats").
+    row_rules: dict[str, Any] | None = None
+    row_checks: dict[str, Any] | None = None
+    kept_out: list[str] = field(default_factory=list)
+    rows_kept_out: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +99,10 @@ class ImportState:
             "finished": {str(k): v for k, v in self.finished.items()},
             "api_calls": self.api_calls,
             "queue_full_refusals": self.queue_full_refusals,
+            "row_rules": self.row_rules,
+            "row_checks": self.row_checks,
+            "kept_out": self.kept_out,
+            "rows_kept_out": self.rows_kept_out,
         }
 
     @classmethod
@@ -115,6 +127,10 @@ class ImportState:
             finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
             api_calls=int(data.get("api_calls") or 0),
             queue_full_refusals=int(data.get("queue_full_refusals") or 0),
+            row_rules=data.get("row_rules"),
+            row_checks=data.get("row_checks"),
+            kept_out=list(data.get("kept_out") or []),
+            rows_kept_out=int(data.get("rows_kept_out") or 0),
         )
 
     @classmethod

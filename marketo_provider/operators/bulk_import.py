@@ -71,7 +71,16 @@ class MarketoBulkImportOperator(BaseOperator):
     :param max_failed_rows: fail the task, after publishing the results, when more rows failed.
     :param timeout: seconds the whole import may take, waiting for queue slots included; then the
         task fails listing the batches still running (Marketo cannot cancel an import).
-    :param check_columns: check the column names against Marketo's describe call (one call).
+    :param check_columns: check the column names against Marketo's describe call (one call); names
+        that differ from describe's only in case (``Email``) are sent as describe spells them.
+    :param check_values: check every row's values against the fields' types from that describe
+        call, and find rows that repeat a key, before anything is sent (see :doc:`data-quality`).
+    :param on_invalid_rows: rows Marketo would or may refuse: ``send`` them and report them
+        (default), ``skip`` them (they go into the failures file, refused before upload), or
+        ``fail`` before anything is sent. ``max_failed_rows`` applies to them too. Templated.
+    :param on_repeated_keys: rows whose key (lookup field, email, dedupe fields) is on an earlier
+        row: ``warn`` (default), ``keep_last`` (send only the last row of each key, so the later
+        row wins whichever part it is in), or ``fail``. Templated.
     :param max_part_bytes: the largest part to upload (default 9,500,000 bytes).
     :param validate_only: make every check (the source, its columns against Marketo's describe call,
         the results location, every argument) and return the plan (parts, bytes, columns, the
@@ -102,6 +111,8 @@ class MarketoBulkImportOperator(BaseOperator):
         "poll_interval",
         "timeout",
         "max_failed_rows",
+        "on_invalid_rows",
+        "on_repeated_keys",
     )
     ui_color = "#5c4ee5"
     ui_fgcolor = "#ffffff"
@@ -130,6 +141,9 @@ class MarketoBulkImportOperator(BaseOperator):
         max_failed_rows: int | str | None = None,
         timeout: float | str = DEFAULT_IMPORT_TIMEOUT_SECONDS,
         check_columns: bool = True,
+        check_values: bool = True,
+        on_invalid_rows: str = "send",
+        on_repeated_keys: str = "warn",
         max_part_bytes: int | None = None,
         resend_uncertain_parts: bool = False,
         validate_only: bool = False,
@@ -157,6 +171,9 @@ class MarketoBulkImportOperator(BaseOperator):
         self.max_failed_rows = max_failed_rows
         self.timeout = timeout
         self.check_columns = check_columns
+        self.check_values = check_values
+        self.on_invalid_rows = on_invalid_rows
+        self.on_repeated_keys = on_repeated_keys
         self.max_part_bytes = max_part_bytes
         self.resend_uncertain_parts = resend_uncertain_parts
         self.validate_only = validate_only
@@ -208,6 +225,9 @@ class MarketoBulkImportOperator(BaseOperator):
                 source_conn_id=source.conn_id if isinstance(source, Source) else None,
                 max_failed_rows=self.max_failed_rows,
                 check_columns=self.check_columns,
+                check_values=self.check_values,
+                on_invalid_rows=self.on_invalid_rows,
+                on_repeated_keys=self.on_repeated_keys,
                 wait_for_completion=self.wait_for_completion,
                 resend_uncertain_parts=self.resend_uncertain_parts,
             )

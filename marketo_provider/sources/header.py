@@ -157,46 +157,71 @@ def refuse_header_in_headerless(source: Source, file: SourceFile, content: Conte
         )
     except (UnicodeDecodeError, csv.Error, StopIteration):
         return
-    if tuple(first) == source.columns:
+    # The columns as given, or as Marketo will see them, in any case: a header line, not a record.
+    columns = source.columns or ()
+    names = {tuple(c.strip().casefold() for c in columns)}
+    names.add(tuple(source.column_mapping.get(c, c).strip().casefold() for c in columns))
+    if tuple(v.strip().casefold() for v in first) in names:
         raise SourceError(
             f"{file.name} starts with a header line ({', '.join(first)}) although columns= says the files "
             "have none; leave columns unset to read the header from the files"
         )
 
 
-def check_required_columns(
-    header: Header, object_type: str | ObjectType, required: Iterable[str], name: str = "source"
-) -> None:
+def renamed(header: Header, names: Sequence[str]) -> Header:
+    """``header`` sent under other names (describe's spelling of names given in another case):
+    the header line is written again, as with ``column_mapping``."""
+    names = tuple(names)
+    if names == header.names:
+        return header
+    fmt = next(f for f in FileFormat if f.delimiter == header.delimiter)
+    return Header(
+        names=names,
+        line=encode_header(names, fmt, line_terminator(header.line)),
+        source_offset=header.source_offset,
+        delimiter=header.delimiter,
+        source_names=header.source_names or header.names,
+    )
+
+
+def missing_columns_problem(
+    header: Header, object_type: str | ObjectType, required: Iterable[str]
+) -> str | None:
+    """What to say when the columns every row of the import must fill are not all there."""
     missing = [c for c in required if c not in header.names]
-    if missing:
-        close = {m: difflib.get_close_matches(m, header.names, n=1) for m in missing}
-        hints = "".join(f" (is {close[m][0]!r} meant to be {m!r}?)" for m in missing if close[m])
-        mapped = (
-            " (after column_mapping)" if header.source_names and header.source_names != header.names else ""
-        )
-        raise SourceError(
-            f"import source {name} has no {', '.join(repr(m) for m in missing)} column{mapped}, "
-            f"{api.why_required(object_type)}{hints}"
-        )
+    if not missing:
+        return None
+    close = {m: difflib.get_close_matches(m, header.names, n=1) for m in missing}
+    hints = "".join(f" (is {close[m][0]!r} meant to be {m!r}?)" for m in missing if close[m])
+    mapped = " (after column_mapping)" if header.source_names and header.source_names != header.names else ""
+    return (
+        f"has no {', '.join(repr(m) for m in missing)} column{mapped}, {api.why_required(object_type)}{hints}"
+    )
 
 
-def check_known_columns(header: Header, known_fields: Iterable[str], name: str = "source") -> None:
+def unknown_columns_problem(header: Header, known_fields: Iterable[str]) -> str | None:
     """Columns Marketo does not know fail every row; list them with the closest known names."""
     known = list(known_fields)
     known_set = set(known)
     unknown = [n for n in header.names if n not in known_set]
     if not unknown:
-        return
+        return None
     lines = []
     for column in unknown:
         close = difflib.get_close_matches(column, known, n=3, cutoff=0.6)
-        if not close:
-            close = [k for k in known if k.lower() == column.lower()]
         lines.append(f"{column!r}" + (f" (closest: {', '.join(close)})" if close else ""))
     fix = "Use the REST API names from Marketo's describe call"
     if header.source_names:
         fix += " (rename columns with column_mapping)"
-    raise SourceError(
-        f"import source {name} has columns Marketo does not know: {'; '.join(lines)}. "
-        f"{fix}, or turn the check off with check_columns=False."
+    return (
+        f"has columns Marketo does not know: {'; '.join(lines)}. {fix}, or turn the check off with "
+        "check_columns=False"
     )
+
+
+def header_problems(name: str, problems: Iterable[str | None]) -> SourceError | None:
+    """Every problem of a header in one message."""
+    found = [p for p in problems if p]
+    if not found:
+        return None
+    return SourceError(f"import source {name} " + "; it also ".join(found) + ".")

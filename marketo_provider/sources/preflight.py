@@ -1,6 +1,7 @@
 """Pre-flight and submission walk the same stages: :func:`preflight` reads a source through
 once, every check made, before anything is sent; :func:`source_parts` cuts it into the same parts
-every time, from the start or from where an earlier try stopped."""
+every time, from the start or from where an earlier try stopped, leaving out the records the
+import keeps out."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ from typing import Any
 
 from marketo_provider import api
 from marketo_provider.api import MarketoValueError, ObjectType, required_columns
+from marketo_provider.api.fields import Field, canonical_names
 from marketo_provider.sources.base import Body, SourceError
 from marketo_provider.sources.body import open_body
-from marketo_provider.sources.header import Header, check_known_columns, check_required_columns
+from marketo_provider.sources.checks import CheckReport, RowChecks, RowRules
+from marketo_provider.sources.dropping import DroppingBody
+from marketo_provider.sources.header import (
+    Header,
+    header_problems,
+    missing_columns_problem,
+    renamed,
+    unknown_columns_problem,
+)
 from marketo_provider.sources.model import AnySource, QuerySource
-from marketo_provider.sources.parts import Part, iter_parts, scan_source
+from marketo_provider.sources.parts import Part, ScanReport, iter_parts
 
 Describe = Callable[..., dict[str, Any]]
 
@@ -27,7 +37,9 @@ class Preflight:
     ``records`` counts records (line breaks outside quoted fields, plus a last record without
     one; blank lines count), ``lines`` line breaks. For a :class:`QuerySource` the rows are read
     once, while they are imported: ``parts``, ``body_bytes``, ``records`` and ``lines`` are None
-    (0 when the query returns no rows).
+    (0 when the query returns no rows), and the rows' values are not checked. ``header`` has the
+    names as they will be sent (describe's spelling); ``rules`` are what the rows were checked
+    against and ``checks`` what they showed (None when nothing was checked).
     """
 
     name: str
@@ -36,6 +48,10 @@ class Preflight:
     body_bytes: int | None
     records: int | None
     lines: int | None = None
+    checks: CheckReport | None = None
+    rules: RowRules | None = None
+    part_origins: tuple[str, ...] = ()  # the files and bytes of the first parts (up to 1,000)
+    kept_out: int = 0  # records that ``keep_out`` keeps out of what is sent
 
     @property
     def empty(self) -> bool:
@@ -51,20 +67,27 @@ def preflight(
     custom_object_name: str | None = None,
     describe: Describe | None = None,
     check_columns: bool = True,
+    check_values: bool = True,
+    keep_out_invalid: bool = False,
+    keep_out_earlier_repeats: bool = False,
 ) -> Preflight:
     """Check a source completely before anything is uploaded.
 
     ``source`` is the resolved :class:`Source` or :class:`QuerySource`. ``describe`` is
     :meth:`MarketoHook.describe`; it is called for custom objects (their dedupe fields) and, with
     ``check_columns``, to check the column names (program members: the program member and the
-    lead fields). Every file of a many-file source is read through. Raises :class:`SourceError`
-    saying what to fix.
+    lead fields): names that differ from describe's only in case are sent as describe spells them.
+    With ``check_values`` (and the describe call) every row's values are checked against the
+    fields' types, and repeated keys are found; the rows ``keep_out_invalid`` and
+    ``keep_out_earlier_repeats`` would keep out of what is sent are counted. Every file of a many-file source is read through.
+    Raises :class:`SourceError` naming every problem of the header at once.
     """
     kind = ObjectType.parse(object_type)
     name = source.name
     with open_body(source) as (header, body):
         dedupe: tuple[str, ...] = ()
-        described: dict[str, Any] | None = None
+        known: list[str] = []
+        types: dict[str, Field] = {}
         if kind is ObjectType.CUSTOM_OBJECTS or check_columns:
             if describe is None:
                 raise MarketoValueError(
@@ -72,20 +95,54 @@ def preflight(
                 )
             described = describe(kind, custom_object_name=custom_object_name)
             dedupe = tuple(described.get("dedupe_fields", ()))
-        check_required_columns(
-            header, kind, required_columns(kind, lookup_field=lookup_field, dedupe_fields=dedupe), name
+            if check_columns:
+                known = list(described["fields"])
+                types = dict(described.get("types", {}))
+                for other in api.importable_field_objects(kind):
+                    if other is not kind:
+                        more = describe(other)
+                        known += more["fields"]
+                        types = {**more.get("types", {}), **types}
+        if known:
+            spelled = canonical_names(header.names, known)
+            header = renamed(header, [spelled.get(n, n) for n in header.names])
+        keys = required_columns(kind, lookup_field=lookup_field, dedupe_fields=dedupe)
+        problem = header_problems(
+            name,
+            [
+                missing_columns_problem(header, kind, keys),
+                unknown_columns_problem(header, known) if known else None,
+            ],
         )
-        if check_columns and described is not None and describe is not None:
-            known = list(described["fields"])
-            for other in api.importable_field_objects(kind):
-                if other is not kind:
-                    known += describe(other)["fields"]
-            check_known_columns(header, known, name)
+        if problem is not None:
+            raise problem
+        rules = RowRules.of(header, types, object_type=kind, key_names=keys) if check_values else None
         if isinstance(source, QuerySource):
             has_rows = _peek_rows(body)
             zero = None if has_rows else 0
-            return Preflight(name=name, header=header, parts=zero, body_bytes=zero, records=zero, lines=zero)
-        report = scan_source(body, header, max_part_bytes=source.max_part_bytes, name=name)
+            return Preflight(
+                name=name, header=header, parts=zero, body_bytes=zero, records=zero, lines=zero, rules=rules
+            )
+        report = ScanReport()
+        checks = RowChecks(rules, values=bool(types)) if rules is not None else None
+        origins: list[str] = []
+        kept_out = 0
+        try:
+            for part in iter_parts(
+                body, header, max_part_bytes=source.max_part_bytes, name=name, validate=True, report=report
+            ):
+                if len(origins) < 1000:
+                    origins.append(part.origin)
+                if checks is not None:
+                    checks.check_part(part)
+            found = checks.finish() if checks is not None else None
+            if checks is not None and (keep_out_invalid or keep_out_earlier_repeats):
+                kept_out = checks.count_dropped(
+                    invalid=keep_out_invalid, earlier_repeats=keep_out_earlier_repeats
+                )
+        finally:
+            if checks is not None:
+                checks.close()
     return Preflight(
         name=name,
         header=header,
@@ -93,11 +150,57 @@ def preflight(
         body_bytes=report.body_bytes,
         records=report.records,
         lines=report.lines,
+        checks=found,
+        rules=rules,
+        part_origins=tuple(origins),
+        kept_out=kept_out,
     )
 
 
 def _peek_rows(body: Body) -> bool:
     return bool(body.readinto(memoryview(bytearray(1))))
+
+
+@dataclass(frozen=True)
+class KeptOut:
+    """Which records an import keeps out of what it sends: those predicted to fail (``invalid``)
+    and those whose key is on a later row (``earlier_repeats``), by ``rules``."""
+
+    rules: RowRules
+    invalid: bool = False
+    earlier_repeats: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.invalid or self.earlier_repeats
+
+
+@contextmanager
+def kept_out_ordinals(
+    source: AnySource, kept_out: KeptOut, header: Sequence[str] | None
+) -> Iterator[Iterator[int]]:
+    """The ordinals of the records to keep out, in order: one pass of the checks over the source."""
+    checks = RowChecks(kept_out.rules, values=kept_out.invalid, keys=kept_out.earlier_repeats)
+    try:
+        with open_body(source) as (found, body):
+            sent = _sent_header(source, found, header)
+            for part in iter_parts(body, sent, max_part_bytes=source.max_part_bytes, name=source.name):
+                checks.check_part(part)
+        yield checks.dropped(invalid=kept_out.invalid, earlier_repeats=kept_out.earlier_repeats)
+    finally:
+        checks.close()
+
+
+def _sent_header(source: AnySource, header: Header, expected: Sequence[str] | None) -> Header:
+    """The header parts are sent with: the source's, or the names earlier parts were sent under
+    (describe's spelling of the same names); anything else means the source changed."""
+    if expected is None or tuple(expected) == header.names:
+        return header
+    if [n.casefold() for n in expected] == [n.casefold() for n in header.names]:
+        return renamed(header, expected)
+    raise SourceError(
+        f"import source {source.name} changed since earlier parts were submitted: its header differs"
+    )
 
 
 @contextmanager
@@ -106,25 +209,32 @@ def source_parts(
     *,
     resume_at: tuple[int, int] | None = None,
     expected_header: Sequence[str] | None = None,
+    kept_out: KeptOut | None = None,
 ) -> Iterator[Iterator[Part]]:
     """Open a source and cut it into parts: the same parts, in the same order, every time.
 
     ``resume_at=(index, offset)`` starts at part ``index``, which begins at logical body offset
     ``offset`` (the end of the part before it): a single uncompressed file is seeked; otherwise
     whole plain files are skipped by their size and the rest is read and discarded. With
-    ``expected_header`` (the names seen when earlier parts were cut) a source that changed since
-    is a :class:`SourceError` rather than parts that do not line up.
+    ``expected_header`` (the names earlier parts were sent under) a source that changed since is
+    a :class:`SourceError` rather than parts that do not line up. With ``kept_out`` the records it
+    names are left out (a pass of the checks first finds them; offsets are then those of what is
+    sent).
     """
-    name = source.name
-    with open_body(source) as (header, body):
-        if expected_header is not None and tuple(expected_header) != header.names:
-            raise SourceError(
-                f"import source {name} changed since earlier parts were submitted: its header differs"
-            )
-        first_index = 0
-        if resume_at is not None:
-            first_index, offset = resume_at
-            body.skip_to(offset)
-        yield iter_parts(
-            body, header, max_part_bytes=source.max_part_bytes, name=name, first_index=first_index
-        )
+    with open_body(source) as (found, body):
+        header = _sent_header(source, found, expected_header)
+        if kept_out is not None and kept_out.any:
+            with kept_out_ordinals(source, kept_out, expected_header) as dropped:
+                yield _cut(DroppingBody(body, dropped), header, source, resume_at)
+        else:
+            yield _cut(body, header, source, resume_at)
+
+
+def _cut(body: Body, header: Header, source: AnySource, resume_at: tuple[int, int] | None) -> Iterator[Part]:
+    first_index = 0
+    if resume_at is not None:
+        first_index, offset = resume_at
+        body.skip_to(offset)
+    return iter_parts(
+        body, header, max_part_bytes=source.max_part_bytes, name=source.name, first_index=first_index
+    )

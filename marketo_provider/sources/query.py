@@ -101,9 +101,7 @@ class RowsBody:
             )
 
     def pieces(self, start: int, end: int) -> list[Piece]:
-        return [
-            Piece(self._name, self._name, start, end, start, unit="CSV bytes", header_lines=0, rows=True)
-        ]
+        return [Piece(self._name, self._name, start, end, start, unit="CSV bytes", header_lines=0, rows=True)]
 
     def where(self, offset: int) -> Where | None:
         return None

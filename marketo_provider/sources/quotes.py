@@ -12,7 +12,7 @@ from marketo_provider.sources.content import open_content
 from marketo_provider.sources.listing import SourceFile
 
 
-def record_end(data: bytes, start: int = 0) -> int:
+def record_end(data: bytes | bytearray, start: int = 0) -> int:
     """Index just past the first record boundary at or after ``start`` (data starts on a boundary),
     or -1 when the data holds no complete record."""
     pos = start

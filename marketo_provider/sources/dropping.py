@@ -1,0 +1,153 @@
+"""A stage that keeps records out of what is sent: a :class:`Body` without the records whose
+ordinals it is given (rows pre-flight predicts Marketo will fail, with ``on_invalid_rows="skip"``;
+rows whose key is on a later row, with ``on_repeated_keys="keep_last"``).
+
+Its offsets are those of what it hands on, so parts, resuming and the places of records work on
+it as on any source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from marketo_provider.sources.base import NEWLINE, OUT_CHUNK, Body, Piece, SourceError, Where
+from marketo_provider.sources.quotes import count_records, last_boundary, record_end
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    start: int  # inner offsets of the record left out
+    end: int
+    newlines: int
+    at: int  # the offset (in what is handed on) where it would have been
+
+
+class DroppingBody:
+    """``inner`` (read from its start) without the records ``drops`` names (ordinals from 0, in
+    increasing order; a blank line is a record)."""
+
+    def __init__(self, inner: Body, drops: Iterator[int]) -> None:
+        if inner.tell() != 0:
+            raise SourceError("records can only be left out of a source read from its start")
+        self._inner = inner
+        self._drops = drops
+        self._next_drop = next(drops, None)
+        self._carry = bytearray()  # inner bytes read and not yet split into records
+        self._carry_at = 0  # inner offset of carry[0]
+        self._ordinal = 0  # ordinal of the first record in carry
+        self._out = b""
+        self._out_at = 0
+        self._pos = 0  # offset of the next byte handed on
+        self._eof = False
+        self._dropped: list[_Dropped] = []  # records left out at or after the last part asked about
+        self._shift = 0  # bytes of the records left out before those
+        self.records_dropped = 0
+
+    # -- reading
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        while self._out_at >= len(self._out):
+            if not self._refill():
+                return 0
+        n = min(len(buffer), len(self._out) - self._out_at)
+        buffer[:n] = self._out[self._out_at : self._out_at + n]
+        self._out_at += n
+        self._pos += n
+        return n
+
+    def _refill(self) -> bool:
+        if self._eof and not self._carry:
+            return False
+        if not self._eof:
+            chunk = bytearray(OUT_CHUNK)
+            n = self._inner.readinto(memoryview(chunk)) or 0
+            self._eof = n == 0
+            self._carry += chunk[:n]
+        carry = self._carry
+        end = len(carry) if self._eof else last_boundary(carry, 0, len(carry))
+        if end == 0:
+            return not self._eof or bool(carry)
+        records = count_records(carry, 0, end) + (1 if carry[end - 1] != NEWLINE[0] else 0)
+        start_pos = self._pos + (len(self._out) - self._out_at)
+        if self._next_drop is None or self._next_drop >= self._ordinal + records:
+            out = bytes(carry[:end])
+        else:
+            kept = bytearray()
+            at = 0
+            ordinal = self._ordinal
+            while at < end:
+                stop = record_end(carry, at)
+                stop = end if stop < 0 or stop > end else stop
+                if ordinal == self._next_drop:
+                    self._dropped.append(
+                        _Dropped(
+                            self._carry_at + at,
+                            self._carry_at + stop,
+                            carry.count(NEWLINE, at, stop),
+                            start_pos + len(kept),
+                        )
+                    )
+                    self.records_dropped += 1
+                    self._next_drop = next(self._drops, None)
+                else:
+                    kept += carry[at:stop]
+                at = stop
+                ordinal += 1
+            out = bytes(kept)
+        self._ordinal += records
+        self._carry_at += end
+        del carry[:end]
+        self._out = self._out[self._out_at :] + out
+        self._out_at = 0
+        return True
+
+    def skip_to(self, offset: int) -> None:
+        scratch = memoryview(bytearray(OUT_CHUNK))
+        while self._pos < offset:
+            if not self.readinto(scratch[: min(len(scratch), offset - self._pos)]):
+                raise SourceError(
+                    f"the source ends before byte {offset:,} of the records sent: it changed since earlier "
+                    "parts were submitted"
+                )
+
+    # -- saying where
+
+    def _inner_offset(self, offset: int) -> int:
+        """The inner offset of the byte handed on at ``offset`` (records left out just before it
+        are skipped over)."""
+        shift = self._shift
+        for d in self._dropped:
+            if d.at <= offset:
+                shift += d.end - d.start
+            else:
+                break
+        return offset + shift
+
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """The files and content bytes of what is handed on from ``start`` to ``end``: the inner
+        pieces of that stretch, records left out inside it included (for messages; the places of
+        records are found on the source itself, see :mod:`marketo_provider.sources.trace`)."""
+        while self._dropped and self._dropped[0].at < start:
+            first = self._dropped.pop(0)
+            self._shift += first.end - first.start
+        inner_start = self._inner_offset(start)
+        inner_end = self._inner_offset(end - 1) + 1 if end > start else inner_start
+        return [
+            replace(
+                p,
+                start=max(start, p.start - (inner_start - start)),
+                end=min(end, p.end - (inner_start - start)),
+            )
+            for p in self._inner.pieces(inner_start, inner_end)
+        ]
+
+    def where(self, offset: int) -> Where | None:
+        return self._inner.where(self._inner_offset(offset))
+
+    def quote_problem(self) -> SourceError | None:
+        return self._inner.quote_problem()
