@@ -62,7 +62,7 @@ BAD_INPUTS = [
         {"object_type": "custom_objects", "custom_object_name": "car_c"},
         "no 'vin' column, the custom object's dedupe field",
     ),
-    ("near-miss column name", b"Email,company\n", {}, "is 'Email' meant to be 'email'"),
+    ("near-miss column name", b"Emial,company\n", {}, "is 'Emial' meant to be 'email'"),
     (
         "unknown columns",
         b"email,favoriteColor,compnay\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,9 @@ def import_and_wait(hook: MarketoHook, tmp_path: Path, content: bytes, **kwargs:
     ):
         assert time.monotonic() < deadline, status
         time.sleep(0.05)
-    status["failures"] = hook.get_result_file(object_type, batch, "failures", **name)
+    buffer = io.BytesIO()
+    written = hook.download_result_file(object_type, batch, "failures", buffer, **name)
+    status["failures"] = None if written is None else buffer.getvalue()
     return status
 
 

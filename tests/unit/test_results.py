@@ -60,6 +60,8 @@ def test_summary_and_problems() -> None:
         "api_calls",
         "parts_outcome_unknown",
         "parts_sent_twice",
+        "row_checks",
+        "rows_kept_out",
     }
 
 
