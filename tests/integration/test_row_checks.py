@@ -99,7 +99,7 @@ def every_type_rows() -> tuple[list[list[str]], dict[int, str], dict[int, str]]:
     warned: dict[int, str] = {}
     n = 0
     for field, value, reason in BAD:
-        for good in range(3):  # good rows beside each bad one
+        for _ in range(3):  # good rows beside each bad one
             n += 1
             rows.append([{**GOOD, "email": f"good{n}@example.com"}[c] for c in COLUMNS])
         n += 1
