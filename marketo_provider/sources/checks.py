@@ -10,23 +10,53 @@ an SQLite table on disk, which groups them once the pass is over.
 
 from __future__ import annotations
 
+import csv
 import enum
+import io
 import os
 import sqlite3
 import tempfile
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from marketo_provider.api import ObjectType
 from marketo_provider.api.fields import Field, Problem, Verdict, column_problems, empty_key_problem
-from marketo_provider.sources.base import SourceError
+from marketo_provider.sources.base import NEWLINE, SourceError
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.parts import Part
+from marketo_provider.sources.quotes import last_boundary
 from marketo_provider.sources.records import LineTracker, Location, part_rows
 
 EXAMPLES = 5  # locations kept per reason
+CHUNK_BYTES = 1024 * 1024  # records read and checked at a time
+
+
+def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tuple[str, ...]], int] | None:
+    """The columns of whole records without quotes, split in C; None when a record is blank or of
+    another width (the csv module then reads them)."""
+    body = chunk[:-2] if chunk.endswith("\r\n") else chunk[:-1] if chunk.endswith("\n") else chunk
+    if "\r" in body:
+        body = body.replace("\r\n", "\n")
+        if "\r" in body:
+            return None
+    n = body.count("\n") + 1
+    flat = body.replace("\n", delimiter).split(delimiter)
+    if len(flat) != n * width or not body:
+        return None
+    return [tuple(flat[c::width]) for c in range(width)], n
+
+
+def _starts(rows: Sequence[Sequence[str]], line: int) -> list[int]:
+    """The line each row starts on, for rows some of whose quoted values hold line breaks."""
+    starts = []
+    for row in rows:
+        starts.append(line)
+        line += 1 + sum(v.count("\n") + v.count("\r") - v.count("\r\n") for v in row)
+    return starts
 
 
 class OnInvalidRows(str, enum.Enum):
@@ -118,13 +148,13 @@ class RowRules:
             delimiter=data["delimiter"],
         )
 
-    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, Problem]:
-        """The first problem of each row that has one (the key first, then the columns in order,
-        as Marketo reports one reason a row), by the row's index."""
+    def columns(self, rows: Sequence[Sequence[str]]) -> tuple[list[tuple[str, ...]], dict[int, Problem]]:
+        """The rows' values a column at a time (a row of another width reads as empty), and the
+        problem of each row of another width."""
         width = len(self.fields)
         found: dict[int, Problem] = {}
-        blank = [""] * width
         if any(len(row) != width for row in rows):
+            blank = [""] * width
             for i, row in enumerate(rows):
                 if row and len(row) != width:
                     found[i] = Problem(
@@ -133,13 +163,31 @@ class RowRules:
                         f"{width} values",
                     )
             rows = [row if len(row) == width else blank for row in rows]
-        columns = list(zip(*rows, strict=True)) if rows else []
+        return (list(zip(*rows, strict=True)) if rows else []), found
+
+    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, Problem]:
+        """The first problem of each row that has one (the key first, then the columns in order,
+        as Marketo reports one reason a row), by the row's index."""
+        columns, found = self.columns(rows)
+        return self.column_problems(columns, found, [i for i, row in enumerate(rows) if not row])
+
+    def column_problems(
+        self, columns: list[tuple[str, ...]], found: dict[int, Problem], blank: Sequence[int]
+    ) -> dict[int, Problem]:
+        """:meth:`problems` of rows already read a column at a time (``found``: width problems;
+        ``blank``: the indices of blank lines, which are no rows)."""
+        if not columns:
+            return found
+        skip = set(blank)
         for k in self.keys:
-            for i, value in enumerate(columns[k] if columns else ()):
-                if not value and i not in found and rows[i] is not blank:
+            values = columns[k]
+            if "" not in values:
+                continue
+            for i, value in enumerate(values):
+                if not value and i not in found and i not in skip:
                     found[i] = self.empty_key
         for column, spec in enumerate(self.fields):
-            if spec is None or not columns:
+            if spec is None:
                 continue
             for i, problem in column_problems(spec, columns[column]):
                 if i not in found or (
@@ -253,41 +301,80 @@ class RowChecks:
         self._db = sqlite3.connect(os.path.join(self._folder.name, "checks.db"))
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-16000"):
             self._db.execute(f"PRAGMA {pragma}")
-        # A key's hash, the row's ordinal, the key, and where the row is: the part and its line there.
-        self._db.execute(
-            "CREATE TABLE keys (h INTEGER, o INTEGER, k TEXT, p INTEGER, line INTEGER, i INTEGER)"
-        )
+        # A key's hash, the row's ordinal and the line (in its part) it starts on.
+        self._db.execute("CREATE TABLE keys (h INTEGER, o INTEGER, line INTEGER)")
         self._parts: list[Any] = []  # each part's PartLines, to say where a repeated key is
+        self._firsts: list[int] = []  # each part's first ordinal
         self._db.execute("CREATE TABLE invalid (o INTEGER)")
         self._finished = False
 
     def check_part(self, part: Part) -> None:
+        """Check the records of the next part, a chunk of about a MiB of whole records at a time
+        (bounded memory). A chunk without quotes is split in C straight into columns; others are
+        read with the csv module."""
         lines = self._lines.lines(part)
         self._parts.append(lines)
-        starts: list[int] = []
-        rows: list[list[str]] = []
-        for line, row in part_rows(part, self.rules.delimiter):
-            starts.append(line)
-            rows.append(row)
+        self._firsts.append(self.report.records)
+        p = len(self._parts) - 1
+        raw: Any = part.data.obj
+        start = part.header_len
+        stop = len(part.data)
+        line = 0  # the part-relative line the chunk starts on
+        index = 0  # the part-relative index of the chunk's first record
+        delimiter = self.rules.delimiter
+        width = len(self.rules.fields)
+        while start < stop:
+            end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
+            if end == start or stop - end < 1:
+                end = stop
+            chunk = bytes(raw[start:end]).decode("utf-8", "replace")
+            flat = None if '"' in chunk else _columns_of_plain(chunk, delimiter, width)
+            if flat is not None:
+                columns, n = flat
+                self._check_columns(columns, {}, [], range(line, line + n), lines, p, index, n)
+            else:
+                reader = csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter)
+                rows = list(reader)
+                n = len(rows)
+                starts = range(line, line + n) if reader.line_num == n else _starts(rows, line)
+                columns, found = self.rules.columns(rows)
+                blank = [i for i, row in enumerate(rows) if not row]
+                self._check_columns(columns, found, blank, starts, lines, p, index, n)
+            line += raw.count(NEWLINE, start, end)
+            index += n
+            start = end
+
+    def _check_columns(
+        self,
+        columns: list[tuple[str, ...]],
+        found: dict[int, Problem],
+        blank: Sequence[int],
+        starts: Sequence[int],
+        lines: Any,
+        p: int,
+        index: int,
+        n: int,
+    ) -> None:
         first = self.report.records
-        self.report.records += len(rows)
+        self.report.records += n
         if self._values:
             invalid = []
-            for i, problem in sorted(self.rules.problems(rows).items()):
-                self.report.add(problem, lines.locate(starts[i], i))
+            for i, problem in sorted(self.rules.column_problems(columns, found, blank).items()):
+                self.report.add(problem, lines.locate(starts[i], index + i))
                 if problem.verdict.predicted_failure:
                     invalid.append((first + i,))
             self._db.executemany("INSERT INTO invalid VALUES (?)", invalid)
-        if self._keys:
-            key_of = self.rules.key_of
-            p = len(self._parts) - 1
-            keyed = []
-            for i, row in enumerate(rows):
-                key = key_of(row)
-                if key is not None:
-                    text = key[0] if len(key) == 1 else "\x1f".join(key)
-                    keyed.append((hash(text), first + i, text, p, starts[i], i))
-            self._db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)", keyed)
+        if self._keys and columns:
+            keys: Sequence[str]
+            if len(self.rules.keys) == 1:
+                keys = columns[self.rules.keys[0]]
+            else:
+                keys = [
+                    "\x1f".join(k) if all(k) else ""
+                    for k in zip(*(columns[c] for c in self.rules.keys), strict=True)
+                ]
+            entries = zip(map(hash, keys), range(first, first + n), starts, strict=True)
+            self._db.executemany("INSERT INTO keys VALUES (?, ?, ?)", compress(entries, keys))
 
     def finish(self) -> CheckReport:
         """Group the keys: how many repeat, and where the first of them are."""
@@ -298,25 +385,25 @@ class RowChecks:
             return self.report
         db = self._db
         db.execute(
-            "CREATE TABLE repeated AS SELECT h, k, COUNT(*) AS n, MIN(o) AS first, MAX(o) AS last "
-            "FROM keys GROUP BY h, k HAVING n > 1"
+            "CREATE TABLE repeated AS SELECT h, COUNT(*) AS n, MIN(o) AS first, MAX(o) AS last "
+            "FROM keys GROUP BY h HAVING n > 1"
         )
         keys, rows = db.execute("SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM repeated").fetchone()
         self.report.repeated_keys, self.report.repeated_rows = int(keys), int(rows)
         names = " and ".join(self.rules.key_names)
-        for h, k, n in db.execute(
-            "SELECT h, k, n FROM repeated ORDER BY first LIMIT ?", (EXAMPLES,)
-        ).fetchall():
+        examples = db.execute("SELECT h, n FROM repeated ORDER BY first LIMIT ?", (EXAMPLES,)).fetchall()
+        for h, n in examples:
             places = [
-                _where(self._parts[p].locate(line, i))
-                for p, line, i in db.execute(
-                    "SELECT p, line, i FROM keys WHERE h = ? AND k = ? ORDER BY o LIMIT 3", (h, k)
-                )
+                self._place(o, line)
+                for o, line in db.execute("SELECT o, line FROM keys WHERE h = ? ORDER BY o LIMIT 3", (h,))
             ]
             more = f" and {n - len(places)} more" if n > len(places) else ""
-            shown = k.replace("\x1f", ", ")
-            self.report.repeated_examples.append(f"{names} {shown!r} on {', '.join(places)}{more}")
+            self.report.repeated_examples.append(f"the same {names} on {', '.join(places)}{more}")
         return self.report
+
+    def _place(self, ordinal: int, line: int) -> str:
+        p = bisect_right(self._firsts, ordinal) - 1
+        return _where(self._parts[p].locate(line, ordinal - self._firsts[p]))
 
     def dropped(self, *, invalid: bool, earlier_repeats: bool) -> Iterator[int]:
         """The ordinals of the rows to keep out, in order: those predicted to fail, and those whose
@@ -327,8 +414,7 @@ class RowChecks:
             parts.append("SELECT o FROM invalid")
         if earlier_repeats and self._keys:
             parts.append(
-                "SELECT keys.o FROM keys JOIN repeated ON keys.h = repeated.h AND keys.k = repeated.k "
-                "WHERE keys.o < repeated.last"
+                "SELECT keys.o FROM keys JOIN repeated ON keys.h = repeated.h WHERE keys.o < repeated.last"
             )
         if not parts:
             return
