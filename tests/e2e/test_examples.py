@@ -79,7 +79,7 @@ def test_leads_from_object_storage(
     assert summary["failures_path"] == f"{results}/failures.csv"
     assert summary["warnings_path"] == f"{results}/warnings.csv"
     failures = s3.get(summary["failures_path"]).decode()
-    assert failures.startswith("email,firstName,leadScore,address,Import Failure Reason\n")
+    assert failures.startswith("email,firstName,leadScore,address,Source,Source Line,Import Failure Reason\n")
     assert failures.count("Invalid data type in field Lead Score") == expected["failed"]
     assert len(marketo_env.imported_rows("leads")) == expected["processed"]
     assert len(marketo_env.backend.static_lists[77]) == expected["processed"]
@@ -110,7 +110,7 @@ def test_custom_objects(
     assert (
         Path(summary["failures_path"].removeprefix("file://"))
         .read_text()
-        .startswith("vin\tmake\tyear\tcustomerEmail\tImport Failure Reason\n")
+        .startswith("vin\tmake\tyear\tcustomerEmail\tSource\tSource Line\tImport Failure Reason\n")
     )
 
 

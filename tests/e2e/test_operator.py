@@ -118,11 +118,20 @@ def test_results_merged_exactly_in_xcom(run_dag: Any, marketo_env: MarketoSandbo
     assert summary["rows_failed"] == sum(j.failed for j in jobs) == expected["failed"]
     assert summary["rows_with_warning"] == sum(j.warned for j in jobs) == expected["warned"]
     assert summary["failures_path"] is None and summary["warnings_path"] is None
+    source_lines = data.decode().split("\n")
     for kind, reason in (("failures", "Import Failure Reason"), ("warnings", "Import Warning Reason")):
         text = task_xcom(dr, "import", kind)
-        header = "email,firstName,leadScore,address," + reason + "\n"
-        body = "".join((getattr(j, f"{kind}_file").decode().split("\n", 1)[1]) for j in jobs)
-        assert text == header + body  # one header, every part's rows in order, nothing else
+        merged = list(csv.reader(io.StringIO(text)))
+        assert merged[0] == ["email", "firstName", "leadScore", "address", "Source", "Source Line", reason]
+        marketos = [
+            row
+            for j in jobs
+            for row in list(csv.reader(io.StringIO(getattr(j, f"{kind}_file").decode())))[1:]
+        ]
+        assert [r[:4] + r[6:] for r in merged[1:]] == marketos  # every part's rows in order, nothing else
+        assert {r[4] for r in merged[1:]} == {str(source)}
+        # each row names the line its record starts on
+        assert all(source_lines[int(r[5]) - 1].startswith(r[0] + ",") for r in merged[1:])
         assert text.count(reason) == 1
 
 
@@ -223,14 +232,30 @@ def test_max_failed_rows(run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Pa
     source.write_bytes(leads_csv(30, fail_every=10)[0])
     with new_dag("max_failed") as dag:
         MarketoBulkImportOperator(task_id="ok", source=str(source), poll_interval=0.05, max_failed_rows=3)
+        # Values not checked before upload: Marketo's counts decide, after the results are published.
         MarketoBulkImportOperator(
-            task_id="too_many", source=str(source), poll_interval=0.05, max_failed_rows=2
+            task_id="too_many", source=str(source), poll_interval=0.05, max_failed_rows=2, check_values=False
         )
     dr = run_dag(dag)
     states = task_states(dr)
     assert states == {"ok": "success", "too_many": "failed"}
     assert task_xcom(dr, "too_many")["rows_failed"] == 3
     assert task_xcom(dr, "too_many", "failures").count("\n") == 4
+
+
+def test_max_failed_rows_stops_before_upload_when_predicted(
+    run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_bytes(leads_csv(30, fail_every=10)[0])
+    with new_dag("max_failed_predicted") as dag:
+        MarketoBulkImportOperator(
+            task_id="too_many", source=str(source), poll_interval=0.05, max_failed_rows="{{ 1 + 1 }}"
+        )
+    dr = run_dag(dag)
+    assert task_states(dr) == {"too_many": "failed"}
+    assert marketo_env.calls_to("/bulk/v1/*") == []  # stopped in pre-flight: nothing sent
+    assert task_xcom(dr, "too_many") is None
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "sync"])

@@ -30,5 +30,7 @@ def test_demo_prints_the_report(tmp_path: Path) -> None:
     assert (
         Path(failures)
         .read_text()
-        .startswith("email,firstName,lastName,company,title,city,leadScore,address,Import Failure Reason")
+        .startswith(
+            "email,firstName,lastName,company,title,city,leadScore,address,Source,Source Line,Import Failure Reason"
+        )
     )
