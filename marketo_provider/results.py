@@ -340,7 +340,10 @@ class ImportSummary:
     parts_sent_twice: list[int] = field(default_factory=list)
     origins: dict[int, str] = field(default_factory=dict)  # part -> the files and bytes it came from
     row_checks: dict[str, Any] | None = None  # what pre-flight found in the rows
-    rows_kept_out: int = 0  # rows left out of what was sent (refused before upload, earlier repeats)
+    rows_kept_out: int = (
+        0  # rows left out of what was sent (refused before upload, earlier repeats, unchanged)
+    )
+    changes: dict[str, Any] | None = None  # changed_rows_only: rows new, changed, unchanged, the state
 
     @property
     def batch_ids(self) -> list[int]:
@@ -406,6 +409,7 @@ class ImportSummary:
             "parts_sent_twice": list(self.parts_sent_twice),
             "row_checks": self.row_checks,
             "rows_kept_out": self.rows_kept_out,
+            "changes": self.changes,
         }
 
 

@@ -21,6 +21,7 @@ from marketo_provider.api import (
 )
 from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd, poll
+from marketo_provider.incremental import StateLocation
 from marketo_provider.results import ImportSummary, ResultsLocation, Trace, publish_results
 from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
 
@@ -62,6 +63,9 @@ class ImportOptions:
     check_values: bool = True
     on_invalid_rows: OnInvalidRows = OnInvalidRows.SEND
     on_repeated_keys: OnRepeatedKeys = OnRepeatedKeys.WARN
+    changed_rows_only: bool = False
+    state: StateLocation | None = None  # where the confirmed state (and the journal) is kept
+    full_refresh: bool = False
 
     @classmethod
     def of(
@@ -80,6 +84,10 @@ class ImportOptions:
         check_values: bool = True,
         on_invalid_rows: str | OnInvalidRows = OnInvalidRows.SEND,
         on_repeated_keys: str | OnRepeatedKeys = OnRepeatedKeys.WARN,
+        changed_rows_only: bool | str = False,
+        state_path: str | None = None,
+        state_conn_id: str | None = None,
+        full_refresh: bool | str = False,
     ) -> ImportOptions:
         failed: int | None = None
         if max_failed_rows not in (None, ""):
@@ -104,7 +112,37 @@ class ImportOptions:
             check_values=bool(check_values),
             on_invalid_rows=OnInvalidRows.parse(on_invalid_rows),
             on_repeated_keys=OnRepeatedKeys.parse(on_repeated_keys),
+            changed_rows_only=_flag("changed_rows_only", changed_rows_only),
+            state=_state_location(changed_rows_only, state_path, state_conn_id, source, source_conn_id),
+            full_refresh=_flag("full_refresh", full_refresh),
         )
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no argument, as given or as a template rendered it."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", "", "none"):
+        return False
+    raise MarketoValueError(f"{name} must be true or false, not {value!r}")
+
+
+def _state_location(
+    changed_rows_only: Any, path: str | None, conn_id: str | None, source: Any, source_conn_id: str | None
+) -> StateLocation | None:
+    path = str(path).strip() if path not in (None, "") else None
+    if path is None:
+        if _flag("changed_rows_only", changed_rows_only):
+            raise MarketoValueError(
+                "changed_rows_only needs state_path: a folder (local or object storage) where what Marketo "
+                "confirmed is kept between runs"
+            )
+        return None
+    same = ResultsLocation.of(path, conn_id, source=source, source_conn_id=source_conn_id)
+    return StateLocation(path, same.conn_id)
 
 
 def parse_batch_ids(value: Any) -> list[int]:
@@ -222,7 +260,13 @@ class BatchWatch:
         queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
         return ImportSummary(self.target.object_type, queued, api_calls=state.api_calls).to_xcom()
 
-    def conclude(self, state: ImportState, push_xcom: PushXCom, trace: Trace | None = None) -> dict[str, Any]:
+    def conclude(
+        self,
+        state: ImportState,
+        push_xcom: PushXCom,
+        trace: Trace | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Publish the merged results and return the summary. The summary reaches XCom whatever
         else fails: when the import must fail, it is pushed before :class:`ImportFailedError`.
         With ``trace`` every failed or warned row names its place in the source."""
@@ -232,6 +276,7 @@ class BatchWatch:
             origins={p.part: p.origin for p in state.submitted if p.origin},
             row_checks=state.row_checks,
             rows_kept_out=state.rows_kept_out,
+            changes=changes,
         )
         problems, permanent = publish_results(
             self.hook,

@@ -6,13 +6,16 @@ worker, or in the triggerer through the same rules); and concludes through its
 from __future__ import annotations
 
 import enum
+import os
 import re
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from marketo_provider.api import (
+    COMPLETE,
     MAX_QUEUED_JOBS,
     ImportSpec,
     MarketoError,
@@ -28,9 +31,19 @@ from marketo_provider.importing.batches import (
 )
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitFor
+from marketo_provider.incremental import ChangeState, Loaded, build_state, scope_of
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys, RowRules, refused_rows
+from marketo_provider.sources.body import open_body
+from marketo_provider.sources.checks import (
+    OnInvalidRows,
+    OnRepeatedKeys,
+    RowRules,
+    fingerprints,
+    key_column,
+    refused_rows,
+    stable_hash,
+)
 from marketo_provider.sources.preflight import KeptOut, kept_out_ordinals
 from marketo_provider.sources.trace import RecordTracer
 
@@ -64,8 +77,15 @@ class BulkImport:
         *,
         log: Any,
         save: Callable[[ImportState], None] | None = None,
+        owner: str = "",
     ) -> None:
+        """``owner`` names who runs the import (the DAG run and task), for the state's lock."""
         self.hook = hook
+        self.owner = owner or f"process {os.getpid()}"
+        self._work: tempfile.TemporaryDirectory[str] | None = None
+        self._previous: dict[int, str] = {}  # generation -> the downloaded state file
+        self._failed_keys: set[int] = set()
+        self._change_store: ChangeState | None = None
         self.spec = spec
         self.source = source
         self.options = options
@@ -83,7 +103,8 @@ class BulkImport:
     def plan(self) -> dict[str, Any]:
         """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
         the results location), and what the import would send, without importing anything."""
-        checked = self._check(for_plan=True)
+        plan_state = ImportState("", self.target.object_type.value, None, 0.0)
+        checked = self._check(for_plan=True, state=plan_state)
         checks = checked.checks
         would_send = None
         if checked.records is not None:
@@ -103,8 +124,21 @@ class BulkImport:
             "results_path": self.options.results.path,
             "query": self.spec.query,
             "row_checks": checks.to_json() if checks is not None else None,
+            "changes": self._changes_summary(plan_state),
             "api_calls": self.hook.api_calls,
         }
+
+    def _kept_out(self, state: ImportState) -> KeptOut | None:
+        """What the import keeps out of what it sends, as it began (the same at every opening)."""
+        previous = self._previous_state(state) if self.options.changed_rows_only else None
+        if state.row_rules is None or (not state.kept_out and previous is None):
+            return None
+        return KeptOut(
+            RowRules.from_json(state.row_rules),
+            invalid="invalid" in state.kept_out,
+            earlier_repeats="earlier_repeats" in state.kept_out,
+            previous=previous,
+        )
 
     def _keep_out(self, rules: Any) -> KeptOut | None:
         if rules is None:
@@ -115,12 +149,13 @@ class BulkImport:
             earlier_repeats=self.options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
         )
 
-    def _check(self, *, for_plan: bool = False) -> Preflight:
+    def _check(self, *, for_plan: bool = False, state: ImportState | None = None) -> Preflight:
         """Every check before the first upload: the results location, the source (its header, its
         columns against describe, every record, every value), then what the user chose to do
         about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
         options = self.options
+        loaded = self._load_state(state) if options.changed_rows_only else None
         checked = preflight(
             self.source,
             object_type=self.spec.object_type,
@@ -131,7 +166,18 @@ class BulkImport:
             check_values=options.check_values,
             keep_out_invalid=options.on_invalid_rows is OnInvalidRows.SKIP,
             keep_out_earlier_repeats=options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
+            changed_rows_only=options.changed_rows_only,
+            previous=loaded.path if loaded is not None else None,
         )
+        if loaded is not None and state is not None:
+            state.change = {
+                "generation": loaded.generation,
+                "full": loaded.path is None,
+                "why_full": loaded.why_full,
+                "owner": self.owner,
+                "counts": checked.changes or {},
+            }
+            self._log_changes(checked, loaded)
         report = checked.checks
         if report is None:
             return checked
@@ -169,33 +215,46 @@ class BulkImport:
             state = ImportState.from_json(saved)
             self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
             return state
-        checked = self._check()
+        state = ImportState(
+            name=self.source.name,
+            object_type=self.target.object_type.value,
+            custom_object_name=self.target.custom_object_name,
+            deadline=time.time() + self.options.timeout,
+        )
+        store = self._store()
+        if store is not None:
+            store.lock(self.owner, until=state.deadline + 3600)
+        try:
+            return self._begin(state)
+        except BaseException:
+            if store is not None:
+                store.unlock(self.owner)
+            raise
+
+    def _begin(self, state: ImportState) -> ImportState | None:
+        checked = self._check(state=state)
         if checked.empty:
             self.log.info(
                 "%s has a header and no records: nothing to import, no import call made", checked.name
             )
+            self.release()
             return None
         if checked.parts is None:
             self.log.info("%s passed the checks; its rows are read once, as they are imported", checked.name)
         else:
             self.log.info(
-                "%s passed the checks: %s records in %s bytes, to upload in %d part%s",
+                "%s passed the checks: %s records in %s bytes (%s), %s records to send",
                 checked.name,
                 f"{checked.records:,}",
                 f"{checked.body_bytes:,}",
-                checked.parts,
-                "" if checked.parts == 1 else "s",
+                f"{checked.parts} part{'' if checked.parts == 1 else 's'} when every record is sent",
+                f"{(checked.records or 0) - checked.kept_out:,}",
             )
-        state = ImportState(
-            name=checked.name,
-            object_type=self.target.object_type.value,
-            custom_object_name=self.target.custom_object_name,
-            deadline=time.time() + self.options.timeout,
-            header=list(checked.header.names),
-            row_rules=checked.rules.to_json() if checked.rules is not None else None,
-            row_checks=checked.checks.to_json() if checked.checks is not None else None,
-            rows_kept_out=checked.kept_out,
-        )
+        state.name = checked.name
+        state.header = list(checked.header.names)
+        state.row_rules = checked.rules.to_json() if checked.rules is not None else None
+        state.row_checks = checked.checks.to_json() if checked.checks is not None else None
+        state.rows_kept_out = checked.kept_out
         keep_out = self._keep_out(checked.rules)
         if keep_out is not None:
             state.kept_out = [
@@ -251,7 +310,10 @@ class BulkImport:
             return False
         resume_at = (len(handled), state.resume_offset) if handled else None
         with source_parts(
-            self.source, resume_at=resume_at, expected_header=state.header or None, kept_out=_kept_out(state)
+            self.source,
+            resume_at=resume_at,
+            expected_header=state.header or None,
+            kept_out=self._kept_out(state),
         ) as parts:
             count = len(handled)
             for part in parts:
@@ -357,9 +419,138 @@ class BulkImport:
         return self.batches.resume(event)
 
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
+        """Publish the results and return the summary; with ``changed_rows_only``, then keep what
+        Marketo confirmed as the next state (only when the import succeeded)."""
         if not self.options.wait_for_completion:
             return self.batches.queued_summary(state)
-        return self.batches.conclude(state, push_xcom, trace=lambda kind, ids: self._tracing(state, kind))
+        try:
+            summary = self.batches.conclude(
+                state,
+                push_xcom,
+                trace=lambda kind, ids: self._tracing(state, kind),
+                changes=self._changes_summary(state),
+            )
+            if self.options.changed_rows_only:
+                pointer = self._write_state(state)
+                summary["changes"]["state_generation"] = pointer["generation"]
+                summary["changes"]["state_keys"] = pointer["keys"]
+        finally:
+            self.release()
+        return summary
+
+    # ---- changed rows only -------------------------------------------------------------------
+
+    def _store(self) -> ChangeState | None:
+        """The state of this import's target and columns (None unless ``changed_rows_only``)."""
+        if not self.options.changed_rows_only or self.options.state is None:
+            return None
+        if self._change_store is None:
+            with open_body(self.source) as (header, _):
+                columns = header.names
+            self._change_store = ChangeState(self.options.state, scope_of(self.spec, columns))
+        return self._change_store
+
+    def _workdir(self) -> str:
+        if self._work is None:
+            self._work = tempfile.TemporaryDirectory(prefix="marketo-state-")
+        return self._work.name
+
+    def _load_state(self, state: ImportState | None) -> Loaded | None:
+        store = self._store()
+        if store is None:
+            return None
+        loaded = store.load(self._workdir(), full_refresh=self.options.full_refresh)
+        if loaded.path is not None:
+            self._previous[loaded.generation] = loaded.path
+        return loaded
+
+    def _previous_state(self, state: ImportState) -> str | None:
+        """The state file the import compares with (downloaded again in a new process)."""
+        change = state.change
+        if not change or change.get("full"):
+            return None
+        generation = int(change["generation"])
+        if generation not in self._previous:
+            loaded = self._load_state(state)
+            if loaded is None or loaded.path is None or loaded.generation != generation:
+                where = self.options.state.path if self.options.state else "?"
+                raise ImportAbortedError(
+                    f"the state at {where} is no longer generation {generation}, which earlier parts were "
+                    f"compared with. {state.accounting()}"
+                )
+        return self._previous[generation]
+
+    def _log_changes(self, checked: Preflight, loaded: Loaded) -> None:
+        counts = checked.changes or {}
+        if loaded.path is None:
+            self.log.info("changed_rows_only: %s", loaded.why_full)
+        self.log.info(
+            "changed_rows_only (state generation %d): %s rows new, %s changed, %s unchanged (not sent); "
+            "%s keys confirmed before are no longer in the source",
+            loaded.generation,
+            *(
+                f"{counts.get(k, 0):,}"
+                for k in ("rows_new", "rows_changed", "rows_unchanged", "keys_vanished")
+            ),
+        )
+
+    def _changes_summary(self, state: ImportState) -> dict[str, Any] | None:
+        if not self.options.changed_rows_only or state.change is None:
+            return None
+        store = self._store()
+        return {
+            **state.change.get("counts", {}),
+            "full": state.change.get("full"),
+            "why_full": state.change.get("why_full") or None,
+            "state_path": store.uri if store is not None else None,
+            "state_generation": state.change.get("generation"),
+        }
+
+    def _write_state(self, state: ImportState) -> dict[str, Any]:
+        """The next state: the previous one with every keyed row of the parts Marketo completed,
+        except rows it failed; written only if the pointer has not moved on."""
+        store = self._store()
+        assert store is not None and state.change is not None and state.row_rules is not None
+        rules = RowRules.from_json(state.row_rules)
+        completed = {
+            p.part
+            for p in state.submitted
+            if p.batch_id in state.finished and state.finished[p.batch_id].get("status") == COMPLETE
+        }
+        failed = self._failed_keys
+        kept_out = self._kept_out(state)
+
+        def confirmed() -> Iterator[tuple[int, int]]:
+            with source_parts(self.source, expected_header=state.header or None, kept_out=kept_out) as parts:
+                for part in parts:
+                    if part.index in completed:
+                        for key, fingerprint in fingerprints(part, rules):
+                            if key not in failed:
+                                yield key, fingerprint
+
+        out = os.path.join(self._workdir(), "next.sqlite")
+        if os.path.exists(out):
+            os.remove(out)
+        keys = build_state(self._previous_state(state), out, confirmed())
+        pointer = store.write(out, int(state.change["generation"]), keys, self.owner)
+        self.log.info(
+            "Kept what Marketo confirmed as state generation %d (%s keys, %s bytes) at %s",
+            pointer["generation"],
+            f"{keys:,}",
+            f"{pointer['bytes']:,}",
+            store.uri,
+        )
+        return pointer
+
+    def release(self) -> None:
+        """Let go of the state's lock (if this import holds it) and the files it downloaded."""
+        store = self._store() if self.options.changed_rows_only else None
+        if store is not None:
+            store.unlock(self.owner)
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
+            self._previous.clear()
 
     @contextmanager
     def _tracing(
@@ -367,8 +558,10 @@ class BulkImport:
     ) -> Iterator[tuple[Callable[[int], Any] | None, Iterable[Any]]]:
         """Where each row of the batches' ``kind`` files came from: the source is walked again,
         and with ``on_invalid_rows="skip"`` the rows refused before upload join the failures."""
-        kept_out = _kept_out(state)
+        kept_out = self._kept_out(state)
         spans = {p.batch_id: (p.source_start, p.source_end) for p in state.submitted}
+        rules = RowRules.from_json(state.row_rules) if state.row_rules else None
+        failed = self._failed_keys if kind == "failures" and self.options.changed_rows_only else None
         delimiter = self.spec.file_format.delimiter
         header = state.header or None
         with ExitStack() as stack:
@@ -379,23 +572,24 @@ class BulkImport:
 
             def finder(batch_id: int) -> Any:
                 start, end = spans[batch_id]
-                return tracer.finder(start, end)
+                find = tracer.finder(start, end)
+                if failed is None or rules is None or not rules.keys:
+                    return find
+
+                def find_and_remember(values: Sequence[str]) -> Any:
+                    if len(values) == len(rules.fields):  # a failed row's key is not confirmed
+                        key = key_column([(v,) for v in values], rules)
+                        if key and key[0]:
+                            failed.add(stable_hash(key[0]))
+                    return find(values)
+
+                return find_and_remember
 
             more: Iterable[Any] = ()
             if kind == "failures" and kept_out is not None and kept_out.invalid:
                 parts = stack.enter_context(source_parts(self.source, expected_header=header))
                 more = refused_rows(parts, kept_out.rules)
             yield finder, more
-
-
-def _kept_out(state: ImportState) -> KeptOut | None:
-    if state.row_rules is None or not state.kept_out:
-        return None
-    return KeptOut(
-        RowRules.from_json(state.row_rules),
-        invalid="invalid" in state.kept_out,
-        earlier_repeats="earlier_repeats" in state.kept_out,
-    )
 
 
 def _renamed(checked: Preflight) -> dict[str, str]:

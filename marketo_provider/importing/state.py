@@ -81,6 +81,9 @@ class ImportState:
     row_checks: dict[str, Any] | None = None
     kept_out: list[str] = field(default_factory=list)
     rows_kept_out: int = 0
+    # changed_rows_only: the state the import compares with (its generation, whether every row is
+    # sent and why), the counts, and who holds the state's lock.
+    change: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +106,7 @@ class ImportState:
             "row_checks": self.row_checks,
             "kept_out": self.kept_out,
             "rows_kept_out": self.rows_kept_out,
+            "change": self.change,
         }
 
     @classmethod
@@ -131,6 +135,7 @@ class ImportState:
             row_checks=data.get("row_checks"),
             kept_out=list(data.get("kept_out") or []),
             rows_kept_out=int(data.get("rows_kept_out") or 0),
+            change=data.get("change"),
         )
 
     @classmethod

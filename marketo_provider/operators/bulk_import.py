@@ -20,6 +20,7 @@ from marketo_provider.importing import (
     ImportState,
     Wait,
 )
+from marketo_provider.importing.journal import Journal
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
 from marketo_provider.sources import AnySource, Source, resolve_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
@@ -81,6 +82,15 @@ class MarketoBulkImportOperator(BaseOperator):
     :param on_repeated_keys: rows whose key (lookup field, email, dedupe fields) is on an earlier
         row: ``warn`` (default), ``keep_last`` (send only the last row of each key, so the later
         row wins whichever part it is in), or ``fail``. Templated.
+    :param changed_rows_only: send only the rows that are new or changed since the last import
+        Marketo confirmed, and those that failed then (see :doc:`incremental`). Templated.
+    :param state_path: a folder (local or any object storage URI) where what Marketo confirmed is
+        kept between runs (needed by ``changed_rows_only``); it also keeps the import's journal, so
+        a retried task resumes on Airflow without a task state store. Templated.
+    :param state_conn_id: the connection for ``state_path`` (default: the source's, on the same
+        storage).
+    :param full_refresh: with ``changed_rows_only``, send every row and build the state again
+        (e.g. ``"{{ logical_date.day_of_week == 0 }}"`` on Sundays). Templated.
     :param max_part_bytes: the largest part to upload (default 9,500,000 bytes).
     :param validate_only: make every check (the source, its columns against Marketo's describe call,
         the results location, every argument) and return the plan (parts, bytes, columns, the
@@ -113,6 +123,10 @@ class MarketoBulkImportOperator(BaseOperator):
         "max_failed_rows",
         "on_invalid_rows",
         "on_repeated_keys",
+        "changed_rows_only",
+        "state_path",
+        "state_conn_id",
+        "full_refresh",
     )
     ui_color = "#5c4ee5"
     ui_fgcolor = "#ffffff"
@@ -144,6 +158,10 @@ class MarketoBulkImportOperator(BaseOperator):
         check_values: bool = True,
         on_invalid_rows: str = "send",
         on_repeated_keys: str = "warn",
+        changed_rows_only: bool | str = False,
+        state_path: str | None = None,
+        state_conn_id: str | None = None,
+        full_refresh: bool | str = False,
         max_part_bytes: int | None = None,
         resend_uncertain_parts: bool = False,
         validate_only: bool = False,
@@ -174,6 +192,10 @@ class MarketoBulkImportOperator(BaseOperator):
         self.check_values = check_values
         self.on_invalid_rows = on_invalid_rows
         self.on_repeated_keys = on_repeated_keys
+        self.changed_rows_only = changed_rows_only
+        self.state_path = state_path
+        self.state_conn_id = state_conn_id
+        self.full_refresh = full_refresh
         self.max_part_bytes = max_part_bytes
         self.resend_uncertain_parts = resend_uncertain_parts
         self.validate_only = validate_only
@@ -228,11 +250,22 @@ class MarketoBulkImportOperator(BaseOperator):
                 check_values=self.check_values,
                 on_invalid_rows=self.on_invalid_rows,
                 on_repeated_keys=self.on_repeated_keys,
+                changed_rows_only=self.changed_rows_only,
+                state_path=self.state_path,
+                state_conn_id=self.state_conn_id,
+                full_refresh=self.full_refresh,
                 wait_for_completion=self.wait_for_completion,
                 resend_uncertain_parts=self.resend_uncertain_parts,
             )
+            journal = Journal.of(context, options)
             return BulkImport(
-                self.hook, spec, source, options, log=self.log, save=lambda state: _save(context, state)
+                self.hook,
+                spec,
+                source,
+                options,
+                log=self.log,
+                save=lambda state: _save(context, state, journal),
+                owner=_owner(context),
             )
         except MarketoError as exc:
             raise airflow_error(exc) from exc
@@ -244,7 +277,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 plan = run.plan()
                 self.log.info("validate_only: every check passed, nothing imported: %s", plan)
                 return plan
-            state = run.begin(_load(context, self.log))
+            state = run.begin(_load(context, self.log, Journal.of(context, run.options)))
             if state is None:
                 return run.empty_summary()
             return self._carry_on(context, run, state)
@@ -268,7 +301,7 @@ class MarketoBulkImportOperator(BaseOperator):
         summary = run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))
         if not self.wait_for_completion:
             return summary
-        _forget(context)
+        _forget(context, Journal.of(context, run.options))
         report_hook_lineage(self.hook, run.source, run.target)
         return summary
 
@@ -299,21 +332,42 @@ def _store(context: Context) -> Any:
     return context.get("task_state_store")
 
 
-def _save(context: Context, state: ImportState) -> None:
+def _owner(context: Context) -> str:
+    """Who runs the import, the same across the task's tries: the DAG, the task and the run."""
+    ti = context.get("ti")
+    if ti is None:
+        return "unknown task"
+    mapped = getattr(ti, "map_index", -1)
+    return f"{ti.dag_id}/{ti.task_id}{'' if mapped in (None, -1) else f'[{mapped}]'}/{ti.run_id}"
+
+
+def _save(context: Context, state: ImportState, journal: Journal | None) -> None:
     store = _store(context)
     if store is not None:
         store.set(STATE_KEY, state.to_json())
+    elif journal is not None:
+        journal.save(state.to_json())
 
 
-def _load(context: Context, log: Any) -> dict[str, Any] | None:
+def _load(context: Context, log: Any, journal: Journal | None) -> dict[str, Any] | None:
     store = _store(context)
-    if store is None:
-        log.info("No task state store (Airflow < 3.3): a retried task cannot tell which parts were sent")
-        return None
-    return store.get(STATE_KEY) or None
+    if store is not None:
+        return store.get(STATE_KEY) or None
+    if journal is not None:
+        saved = journal.load()
+        if saved:
+            log.info("No task state store (Airflow < 3.3): the import's journal is at %s", journal.uri)
+        return saved or None
+    log.info(
+        "No task state store (Airflow < 3.3) and neither state_path nor results_path: a retried task "
+        "cannot tell which parts were sent"
+    )
+    return None
 
 
-def _forget(context: Context) -> None:
+def _forget(context: Context, journal: Journal | None) -> None:
     store = _store(context)
     if store is not None:
         store.delete(STATE_KEY)
+    elif journal is not None:
+        journal.remove()

@@ -16,6 +16,7 @@ import io
 import os
 import sqlite3
 import tempfile
+import zlib
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +36,14 @@ EXAMPLES = 5  # locations kept per reason
 CHUNK_BYTES = 1024 * 1024  # records read and checked at a time
 
 
+def stable_hash(text: str) -> int:
+    """A 64-bit hash of ``text`` that every process computes alike (unlike ``hash``), as a signed
+    integer SQLite stores: two C checksums side by side."""
+    data = text.encode("utf-8", "surrogatepass")
+    value = (zlib.crc32(data) << 32) | zlib.adler32(data)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tuple[str, ...]], int] | None:
     """The columns of whole records without quotes, split in C; None when a record is blank or of
     another width (the csv module then reads them)."""
@@ -48,6 +57,65 @@ def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tupl
     if len(flat) != n * width or not body:
         return None
     return [tuple(flat[c::width]) for c in range(width)], n
+
+
+@dataclass
+class Chunk:
+    """About a MiB of a part's whole records, a column at a time."""
+
+    columns: list[tuple[str, ...]]
+    found: dict[int, Problem]  # rows of another width
+    blank: Sequence[int]  # blank lines (no rows)
+    starts: Sequence[int]  # the part-relative line each record starts on
+    index: int  # the part-relative index of the first record
+    n: int  # records
+
+
+def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
+    """The records of a part a chunk at a time: a chunk without quotes is split in C straight into
+    columns; others are read with the csv module."""
+    raw: Any = part.data.obj
+    start = part.header_len
+    stop = len(part.data)
+    line = 0
+    index = 0
+    width = len(rules.fields)
+    while start < stop:
+        end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
+        if end == start:
+            end = stop
+        chunk = bytes(raw[start:end]).decode("utf-8", "replace")
+        flat = None if '"' in chunk else _columns_of_plain(chunk, rules.delimiter, width)
+        if flat is not None:
+            columns, n = flat
+            yield Chunk(columns, {}, [], range(line, line + n), index, n)
+        else:
+            reader = csv.reader(io.StringIO(chunk, newline=""), delimiter=rules.delimiter)
+            rows = list(reader)
+            n = len(rows)
+            starts = range(line, line + n) if reader.line_num == n else _starts(rows, line)
+            columns, found = rules.columns(rows)
+            yield Chunk(columns, found, [i for i, row in enumerate(rows) if not row], starts, index, n)
+        line += raw.count(NEWLINE, start, end)
+        index += n
+        start = end
+
+
+def key_column(columns: list[tuple[str, ...]], rules: RowRules) -> Sequence[str]:
+    """Each row's key as one text ("" when a part of it is empty)."""
+    if len(rules.keys) == 1:
+        return columns[rules.keys[0]]
+    return ["\x1f".join(k) if all(k) else "" for k in zip(*(columns[c] for c in rules.keys), strict=True)]
+
+
+def fingerprints(part: Part, rules: RowRules) -> Iterator[tuple[int, int]]:
+    """``(key, fingerprint)`` of every keyed record of a part, in order (stable across processes)."""
+    for chunk in record_chunks(part, rules):
+        if not chunk.columns:
+            continue
+        keys = key_column(chunk.columns, rules)
+        values = ["\x1f".join(row) for row in zip(*chunk.columns, strict=True)]
+        yield from compress(zip(map(stable_hash, keys), map(stable_hash, values), strict=True), keys)
 
 
 def _starts(rows: Sequence[Sequence[str]], line: int) -> list[int]:
@@ -291,7 +359,18 @@ class RowChecks:
     in a temporary folder, removed by :meth:`close`; the ordinals (from 0, blank lines counted) of
     rows to keep out are kept there too."""
 
-    def __init__(self, rules: RowRules, *, values: bool = True, keys: bool = True) -> None:
+    def __init__(
+        self,
+        rules: RowRules,
+        *,
+        values: bool = True,
+        keys: bool = True,
+        fingerprints: bool = False,
+        previous: str | None = None,
+    ) -> None:
+        """``fingerprints``: keep each keyed row's key and the fingerprint of its values (stable
+        across processes), to compare with ``previous``, the confirmed state of the last import (an
+        SQLite file with a table ``state(k, f)``), or to build the next one."""
         self.rules = rules
         self.report = CheckReport()
         self._values = values
@@ -306,43 +385,24 @@ class RowChecks:
         self._parts: list[Any] = []  # each part's PartLines, to say where a repeated key is
         self._firsts: list[int] = []  # each part's first ordinal
         self._db.execute("CREATE TABLE invalid (o INTEGER)")
+        self._fingerprints = fingerprints and bool(rules.keys)
+        if self._fingerprints:
+            self._db.execute("CREATE TABLE seen (k INTEGER, f INTEGER, o INTEGER)")
+        self._previous = previous is not None and self._fingerprints
+        if self._previous:
+            self._db.execute("ATTACH DATABASE ? AS prev", (f"file:{previous}?mode=ro",))
         self._finished = False
 
     def check_part(self, part: Part) -> None:
-        """Check the records of the next part, a chunk of about a MiB of whole records at a time
-        (bounded memory). A chunk without quotes is split in C straight into columns; others are
-        read with the csv module."""
+        """Check the records of the next part, a chunk of whole records at a time (bounded memory)."""
         lines = self._lines.lines(part)
         self._parts.append(lines)
         self._firsts.append(self.report.records)
         p = len(self._parts) - 1
-        raw: Any = part.data.obj
-        start = part.header_len
-        stop = len(part.data)
-        line = 0  # the part-relative line the chunk starts on
-        index = 0  # the part-relative index of the chunk's first record
-        delimiter = self.rules.delimiter
-        width = len(self.rules.fields)
-        while start < stop:
-            end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
-            if end == start or stop - end < 1:
-                end = stop
-            chunk = bytes(raw[start:end]).decode("utf-8", "replace")
-            flat = None if '"' in chunk else _columns_of_plain(chunk, delimiter, width)
-            if flat is not None:
-                columns, n = flat
-                self._check_columns(columns, {}, [], range(line, line + n), lines, p, index, n)
-            else:
-                reader = csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter)
-                rows = list(reader)
-                n = len(rows)
-                starts = range(line, line + n) if reader.line_num == n else _starts(rows, line)
-                columns, found = self.rules.columns(rows)
-                blank = [i for i, row in enumerate(rows) if not row]
-                self._check_columns(columns, found, blank, starts, lines, p, index, n)
-            line += raw.count(NEWLINE, start, end)
-            index += n
-            start = end
+        for chunk in record_chunks(part, self.rules):
+            self._check_columns(
+                chunk.columns, chunk.found, chunk.blank, chunk.starts, lines, p, chunk.index, chunk.n
+            )
 
     def _check_columns(
         self,
@@ -365,16 +425,15 @@ class RowChecks:
                     invalid.append((first + i,))
             self._db.executemany("INSERT INTO invalid VALUES (?)", invalid)
         if self._keys and columns:
-            keys: Sequence[str]
-            if len(self.rules.keys) == 1:
-                keys = columns[self.rules.keys[0]]
-            else:
-                keys = [
-                    "\x1f".join(k) if all(k) else ""
-                    for k in zip(*(columns[c] for c in self.rules.keys), strict=True)
-                ]
+            keys = key_column(columns, self.rules)
             entries = zip(map(hash, keys), range(first, first + n), starts, strict=True)
             self._db.executemany("INSERT INTO keys VALUES (?, ?, ?)", compress(entries, keys))
+            if self._fingerprints:
+                values = ["\x1f".join(row) for row in zip(*columns, strict=True)]
+                seen = zip(
+                    map(stable_hash, keys), map(stable_hash, values), range(first, first + n), strict=True
+                )
+                self._db.executemany("INSERT INTO seen VALUES (?, ?, ?)", compress(seen, keys))
 
     def finish(self) -> CheckReport:
         """Group the keys: how many repeat, and where the first of them are."""
@@ -405,11 +464,13 @@ class RowChecks:
         p = bisect_right(self._firsts, ordinal) - 1
         return _where(self._parts[p].locate(line, ordinal - self._firsts[p]))
 
-    def dropped(self, *, invalid: bool, earlier_repeats: bool) -> Iterator[int]:
-        """The ordinals of the rows to keep out, in order: those predicted to fail, and those whose
-        key is on a later row."""
+    def dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> Iterator[int]:
+        """The ordinals of the rows to keep out, in order: those predicted to fail, those whose key
+        is on a later row, and those whose values are as the previous import confirmed them."""
         self.finish()
         parts = []
+        if unchanged and self._previous:
+            parts.append("SELECT s.o FROM seen s JOIN prev.state p ON p.k = s.k AND p.f = s.f")
         if invalid and self._values:
             parts.append("SELECT o FROM invalid")
         if earlier_repeats and self._keys:
@@ -422,9 +483,33 @@ class RowChecks:
         for (o,) in self._db.execute(query):
             yield int(o)
 
-    def count_dropped(self, *, invalid: bool, earlier_repeats: bool) -> int:
+    def count_dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> int:
         """How many rows :meth:`dropped` would keep out."""
-        return sum(1 for _ in self.dropped(invalid=invalid, earlier_repeats=earlier_repeats))
+        return sum(
+            1 for _ in self.dropped(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
+        )
+
+    def changes(self) -> dict[str, int]:
+        """Rows new (their key was not confirmed before), changed, unchanged, and keys vanished
+        (confirmed before, not in the source now), against the previous state."""
+        db = self._db
+        if not self._previous:
+            total = db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] if self._fingerprints else 0
+            return {"rows_new": int(total), "rows_changed": 0, "rows_unchanged": 0, "keys_vanished": 0}
+        unchanged, changed, new = db.execute(
+            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL) "
+            "FROM seen s LEFT JOIN prev.state p ON p.k = s.k"
+        ).fetchone()
+        kept = db.execute("SELECT COUNT(DISTINCT s.k) FROM seen s JOIN prev.state p ON p.k = s.k").fetchone()[
+            0
+        ]
+        before = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()[0]
+        return {
+            "rows_new": int(new or 0),
+            "rows_changed": int(changed or 0),
+            "rows_unchanged": int(unchanged or 0),
+            "keys_vanished": int(before) - int(kept),
+        }
 
     def close(self) -> None:
         self._db.close()

@@ -51,7 +51,8 @@ class Preflight:
     checks: CheckReport | None = None
     rules: RowRules | None = None
     part_origins: tuple[str, ...] = ()  # the files and bytes of the first parts (up to 1,000)
-    kept_out: int = 0  # records that ``keep_out`` keeps out of what is sent
+    kept_out: int = 0  # records kept out of what is sent (predicted failures, earlier repeats, unchanged)
+    changes: dict[str, int] | None = None  # rows new, changed, unchanged; keys vanished
 
     @property
     def empty(self) -> bool:
@@ -70,6 +71,8 @@ def preflight(
     check_values: bool = True,
     keep_out_invalid: bool = False,
     keep_out_earlier_repeats: bool = False,
+    changed_rows_only: bool = False,
+    previous: str | None = None,
 ) -> Preflight:
     """Check a source completely before anything is uploaded.
 
@@ -79,7 +82,9 @@ def preflight(
     lead fields): names that differ from describe's only in case are sent as describe spells them.
     With ``check_values`` (and the describe call) every row's values are checked against the
     fields' types, and repeated keys are found; the rows ``keep_out_invalid`` and
-    ``keep_out_earlier_repeats`` would keep out of what is sent are counted. Every file of a many-file source is read through.
+    ``keep_out_earlier_repeats`` would keep out of what is sent are counted. With
+    ``changed_rows_only`` the rows are compared with ``previous`` (the last confirmed state, an
+    SQLite file; None: every row is new) and counted as new, changed and unchanged. Every file of a many-file source is read through.
     Raises :class:`SourceError` naming every problem of the header at once.
     """
     kind = ObjectType.parse(object_type)
@@ -116,7 +121,8 @@ def preflight(
         )
         if problem is not None:
             raise problem
-        rules = RowRules.of(header, types, object_type=kind, key_names=keys) if check_values else None
+        wanted = check_values or changed_rows_only
+        rules = RowRules.of(header, types, object_type=kind, key_names=keys) if wanted else None
         if isinstance(source, QuerySource):
             has_rows = _peek_rows(body)
             zero = None if has_rows else 0
@@ -124,7 +130,18 @@ def preflight(
                 name=name, header=header, parts=zero, body_bytes=zero, records=zero, lines=zero, rules=rules
             )
         report = ScanReport()
-        checks = RowChecks(rules, values=bool(types)) if rules is not None else None
+        checks = (
+            RowChecks(
+                rules,
+                values=bool(types) and check_values,
+                keys=check_values or changed_rows_only,
+                fingerprints=changed_rows_only,
+                previous=previous if changed_rows_only else None,
+            )
+            if rules is not None
+            else None
+        )
+        changes: dict[str, int] | None = None
         origins: list[str] = []
         kept_out = 0
         try:
@@ -136,10 +153,14 @@ def preflight(
                 if checks is not None:
                     checks.check_part(part)
             found = checks.finish() if checks is not None else None
-            if checks is not None and (keep_out_invalid or keep_out_earlier_repeats):
+            if checks is not None and (keep_out_invalid or keep_out_earlier_repeats or previous is not None):
                 kept_out = checks.count_dropped(
-                    invalid=keep_out_invalid, earlier_repeats=keep_out_earlier_repeats
+                    invalid=keep_out_invalid,
+                    earlier_repeats=keep_out_earlier_repeats,
+                    unchanged=changed_rows_only and previous is not None,
                 )
+            if checks is not None and changed_rows_only:
+                changes = checks.changes()
         finally:
             if checks is not None:
                 checks.close()
@@ -154,6 +175,7 @@ def preflight(
         rules=rules,
         part_origins=tuple(origins),
         kept_out=kept_out,
+        changes=changes,
     )
 
 
@@ -169,10 +191,15 @@ class KeptOut:
     rules: RowRules
     invalid: bool = False
     earlier_repeats: bool = False
+    previous: str | None = None  # the last confirmed state (SQLite): rows it holds as they are are kept out
+
+    @property
+    def unchanged(self) -> bool:
+        return self.previous is not None
 
     @property
     def any(self) -> bool:
-        return self.invalid or self.earlier_repeats
+        return self.invalid or self.earlier_repeats or self.unchanged
 
 
 @contextmanager
@@ -180,13 +207,21 @@ def kept_out_ordinals(
     source: AnySource, kept_out: KeptOut, header: Sequence[str] | None
 ) -> Iterator[Iterator[int]]:
     """The ordinals of the records to keep out, in order: one pass of the checks over the source."""
-    checks = RowChecks(kept_out.rules, values=kept_out.invalid, keys=kept_out.earlier_repeats)
+    checks = RowChecks(
+        kept_out.rules,
+        values=kept_out.invalid,
+        keys=kept_out.earlier_repeats or kept_out.unchanged,
+        fingerprints=kept_out.unchanged,
+        previous=kept_out.previous,
+    )
     try:
         with open_body(source) as (found, body):
             sent = _sent_header(source, found, header)
             for part in iter_parts(body, sent, max_part_bytes=source.max_part_bytes, name=source.name):
                 checks.check_part(part)
-        yield checks.dropped(invalid=kept_out.invalid, earlier_repeats=kept_out.earlier_repeats)
+        yield checks.dropped(
+            invalid=kept_out.invalid, earlier_repeats=kept_out.earlier_repeats, unchanged=kept_out.unchanged
+        )
     finally:
         checks.close()
 

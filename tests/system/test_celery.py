@@ -219,9 +219,8 @@ def test_imports_run_on_two_celery_workers(h: Harness) -> None:
 @pytest.mark.timeout(600)
 def test_task_killed_after_some_parts_then_retried(h: Harness) -> None:
     """SIGKILL to the task process while it waits for a queue slot with two parts accepted; the
-    retry resumes from Airflow's task state store and submits only the parts not yet accepted."""
-    if not _has_task_state_store():
-        pytest.skip("Airflow < 3.3 has no task state store: a retried task starts over (docs/deployment.rst)")
+    retry resumes (from Airflow's task state store on 3.3+; on 3.1 and 3.2 from the import's journal
+    under results_path) and submits only the parts not yet accepted."""
     job = h.source("charlie")
     assert job.parts >= 4
     h.start_on_a_full_queue(IN_WORKER, job)  # two parts in, then 1016 until a slot frees
@@ -239,11 +238,13 @@ def test_task_killed_after_some_parts_then_retried(h: Harness) -> None:
 
 @pytest.mark.timeout(600)
 def test_task_killed_then_retried_starts_over_without_a_state_store(h: Harness) -> None:
-    """What docs/deployment.rst says of Airflow 3.1 and 3.2: with no task state store, the retry of
-    a killed task starts the import over and uploads the parts accepted before the kill again."""
+    """What docs/deployment.rst says of Airflow 3.1 and 3.2: with no task state store and nothing
+    that outlives the task (no state_path, no results_path), the retry of a killed task starts the
+    import over and uploads the parts accepted before the kill again."""
     if _has_task_state_store():
         pytest.skip("Airflow 3.3+ resumes from the task state store (the test above)")
     job = h.source("foxtrot")
+    job.results = ""  # no results_path: no journal
     assert job.parts >= 4
     h.start_on_a_full_queue(IN_WORKER, job)
     h.kill_running_task(IN_WORKER, "foxtrot")
