@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 
 from marketo_provider.testing import MarketoSandbox
@@ -29,6 +30,7 @@ def test_example_folder_loads_without_import_errors() -> None:
         "marketo_submit_then_wait",
         "marketo_warehouse_unload",
         "marketo_sql_query",
+        "marketo_nightly_crm_sync",
     }
 
 
@@ -124,3 +126,27 @@ def test_submit_then_wait(
     assert dr.state == "success", task_states(dr)
     triage = task_xcom(dr, "triage_failures")
     assert triage == {"failed": 2, "by_reason": {"Invalid data type in field Lead Score": 2}}
+
+
+def test_nightly_crm_sync_sends_only_what_changed(
+    run_dag: Any, marketo_env: MarketoSandbox, variables: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = variables / "leads.csv"
+    rows = [f"u{i}@example.com,First{i},{i % 90}\n" for i in range(300)]
+    export.write_text("email,firstName,leadScore\n" + "".join(rows))
+    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_CRM_EXPORT", str(export))
+    monkeypatch.setenv("AIRFLOW_VAR_MARKETO_SYNC_STATE", str(variables / "state"))
+    first = run_dag(load("marketo_nightly_crm_sync"), logical_date=pendulum.datetime(2026, 3, 10, tz="UTC"))
+    assert first.state == "success", task_states(first)
+    assert task_xcom(first, "sync_leads")["changes"]["rows_new"] == 300
+    rows[5] = "u5@example.com,Renamed5,5\n"
+    export.write_text("email,firstName,leadScore\n" + "".join(rows))
+    imported = len(marketo_env.imported_rows("leads"))
+    second = run_dag(load("marketo_nightly_crm_sync"), logical_date=pendulum.datetime(2026, 3, 11, tz="UTC"))
+    assert second.state == "success", task_states(second)
+    assert [r["email"] for r in marketo_env.imported_rows("leads")[imported:]] == ["u5@example.com"]
+    changes = task_xcom(second, "sync_leads")["changes"]
+    assert (changes["rows_changed"], changes["rows_unchanged"], changes["state_generation"]) == (1, 299, 2)
+    sunday = run_dag(load("marketo_nightly_crm_sync"), logical_date=pendulum.datetime(2026, 3, 15, tz="UTC"))
+    assert sunday.state == "success", task_states(sunday)
+    assert task_xcom(sunday, "sync_leads")["changes"]["full"] is True  # full_refresh on Sundays
