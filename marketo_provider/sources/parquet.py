@@ -21,7 +21,7 @@ date                                         ``2026-01-31``
 timestamp with a time zone                   ``2026-01-31T09:30:00+01:00``: ISO 8601 in the
                                              column's zone, with its offset, to the second
 timestamp without a time zone                taken as UTC: ``2026-01-31T08:30:00+00:00``
-time of day                                  ``09:30:00``
+time of day                                  ``09:30:00`` (``09:30:00.250`` with a fraction)
 null (any type)                              an empty field
 dictionary-encoded columns                   as their values
 ===========================================  =======================================================
@@ -185,7 +185,10 @@ class _Writer:
             return pc.fill_null(text, self._empty)
         if types.is_timestamp(t):
             return pc.fill_null(self._timestamp(column), self._empty)
-        if types.is_date(t) or types.is_integer(t) or types.is_boolean(t) or types.is_time(t):
+        if types.is_time(t):  # 09:30:00, a fraction only when there is one
+            text = pc.replace_substring_regex(column.cast(self.text), r"\.0+$", "")
+            return pc.fill_null(text, self._empty)
+        if types.is_date(t) or types.is_integer(t) or types.is_boolean(t):
             return pc.fill_null(column.cast(self.text), self._empty)
         raise SourceError(f"import source {name}: column {column_name!r} is {_type_problem(pa, t)}")
 
