@@ -242,6 +242,7 @@ class ImportSummary:
     api_calls: int = 0
     parts_outcome_unknown: list[int] = field(default_factory=list)
     parts_sent_twice: list[int] = field(default_factory=list)
+    source: str | None = None  # how messages name the import's source
 
     @property
     def batch_ids(self) -> list[int]:
@@ -290,6 +291,7 @@ class ImportSummary:
         """The operator's and the sensor's return value (XCom ``return_value``)."""
         return {
             "object_type": self.object_type.value,
+            "source": self.source,
             "batch_ids": self.batch_ids,
             "batches": [status.summary(part=part) for part, status in self.batches],
             "rows_processed": self.rows_processed,

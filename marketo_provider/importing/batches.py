@@ -130,6 +130,7 @@ class BatchWatch:
     :param options: how the import runs (checked).
     :param file_format: the format of the batches' files (for the merged results).
     :param save: called with the state after every change that must survive the task.
+    :param source: how the summary names the source the batches came from, when known.
     """
 
     def __init__(
@@ -141,8 +142,10 @@ class BatchWatch:
         file_format: FileFormat = FileFormat.CSV,
         log: Any,
         save: Callable[[ImportState], None] | None = None,
+        source: str | None = None,
     ) -> None:
         self.hook = hook
+        self.source = source
         self.target = target
         self.options = options
         self.file_format = file_format
@@ -210,12 +213,14 @@ class BatchWatch:
                 [f"some parts may not have been imported: {state.accounting()}"], permanent=True
             )
         queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
-        return ImportSummary(self.target.object_type, queued, api_calls=state.api_calls).to_xcom()
+        return ImportSummary(
+            self.target.object_type, queued, api_calls=state.api_calls, source=self.source
+        ).to_xcom()
 
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
         """Publish the merged results and return the summary. The summary reaches XCom whatever
         else fails: when the import must fail, it is pushed before :class:`ImportFailedError`."""
-        summary = ImportSummary(self.target.object_type, state.statuses())
+        summary = ImportSummary(self.target.object_type, state.statuses(), source=self.source)
         problems, permanent = publish_results(
             self.hook,
             summary,
