@@ -322,6 +322,9 @@ class ParquetBody:
         self._at = 0
         if self._current is None:
             return False
+        # origins are asked for the part being cut: what lies two parts back is not needed
+        behind = self._pos - 2 * self.source.max_part_bytes
+        self._segments = [s for s in self._segments if s.end > behind]
         self._segments.append(self._current)
         return True
 
