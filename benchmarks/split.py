@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from marketo_provider.sources import DEFAULT_MAX_PART_BYTES, iter_parts, read_header
+from marketo_provider.sources import DEFAULT_MAX_PART_BYTES, Source, source_parts
 
 sys.path.insert(0, str(Path(__file__).parent))
 from upload_memory import peak_rss_bytes, reset_peak_rss
@@ -50,9 +50,8 @@ def cut(source: Path, dest: Path, part_bytes: int) -> tuple[float, int, int]:
     reset_base = reset_peak_rss()
     started = time.perf_counter()
     parts = 0
-    with source.open("rb") as src, dest.open("wb") as dst:
-        header = read_header(src, "csv")
-        for part in iter_parts(src, header, max_part_bytes=part_bytes):
+    with source_parts(Source.of(str(source), max_part_bytes=part_bytes)) as cut, dest.open("wb") as dst:
+        for part in cut:
             data = part.data
             for at in range(0, len(data), WRITE_BYTES):
                 dst.write(data[at : at + WRITE_BYTES])
