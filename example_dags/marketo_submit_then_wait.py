@@ -33,7 +33,7 @@ with DAG(
 
     wait = MarketoBulkImportSensor(
         task_id="wait_for_leads",
-        batch_ids="{{ ti.xcom_pull(task_ids='submit_leads')['batch_ids'] }}",
+        batch_ids=submit.output,  # the summary: its batch ids, and the source the log names
         object_type="leads",
         deferrable=True,
         poll_interval="{{ var.value.get('marketo_poll_interval', 30) }}",

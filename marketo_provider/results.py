@@ -344,6 +344,7 @@ class ImportSummary:
         0  # rows left out of what was sent (refused before upload, earlier repeats, unchanged)
     )
     changes: dict[str, Any] | None = None  # changed_rows_only: rows new, changed, unchanged, the state
+    source: str | None = None  # how messages name the import's source
 
     @property
     def batch_ids(self) -> list[int]:
@@ -392,6 +393,7 @@ class ImportSummary:
         """The operator's and the sensor's return value (XCom ``return_value``)."""
         return {
             "object_type": self.object_type.value,
+            "source": self.source,
             "batch_ids": self.batch_ids,
             "batches": [
                 {**status.summary(part=part), "origin": self.origins.get(part) if part is not None else None}

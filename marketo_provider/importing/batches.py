@@ -178,6 +178,7 @@ class BatchWatch:
     :param options: how the import runs (checked).
     :param file_format: the format of the batches' files (for the merged results).
     :param save: called with the state after every change that must survive the task.
+    :param source: how the summary names the source the batches came from, when known.
     """
 
     def __init__(
@@ -189,8 +190,10 @@ class BatchWatch:
         file_format: FileFormat = FileFormat.CSV,
         log: Any,
         save: Callable[[ImportState], None] | None = None,
+        source: str | None = None,
     ) -> None:
         self.hook = hook
+        self.source = source
         self.target = target
         self.options = options
         self.file_format = file_format
@@ -258,7 +261,9 @@ class BatchWatch:
                 [f"some parts may not have been imported: {state.accounting()}"], permanent=True
             )
         queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
-        return ImportSummary(self.target.object_type, queued, api_calls=state.api_calls).to_xcom()
+        return ImportSummary(
+            self.target.object_type, queued, api_calls=state.api_calls, source=self.source
+        ).to_xcom()
 
     def conclude(
         self,
@@ -277,6 +282,7 @@ class BatchWatch:
             row_checks=state.row_checks,
             rows_kept_out=state.rows_kept_out,
             changes=changes,
+            source=self.source,
         )
         problems, permanent = publish_results(
             self.hook,

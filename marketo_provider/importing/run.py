@@ -92,7 +92,7 @@ class BulkImport:
         self.target = spec.target
         self.log = log
         self.batches = BatchWatch(
-            hook, spec.target, options, file_format=spec.file_format, log=log, save=save
+            hook, spec.target, options, file_format=spec.file_format, log=log, save=save, source=source.name
         )
 
     def save(self, state: ImportState) -> None:
@@ -272,7 +272,9 @@ class BulkImport:
         return state
 
     def empty_summary(self) -> dict[str, Any]:
-        return ImportSummary(self.target.object_type, api_calls=self.hook.api_calls).to_xcom()
+        return ImportSummary(
+            self.target.object_type, api_calls=self.hook.api_calls, source=self.source.name
+        ).to_xcom()
 
     # ---- submit -----------------------------------------------------------------------------
 

@@ -139,10 +139,14 @@ class ImportState:
         )
 
     @classmethod
-    def for_batches(cls, target: ImportTarget, batch_ids: Sequence[int], deadline: float) -> ImportState:
-        """The state of batches submitted elsewhere (the sensor's): parts numbered in the order given."""
+    def for_batches(
+        cls, target: ImportTarget, batch_ids: Sequence[int], deadline: float, source: str | None = None
+    ) -> ImportState:
+        """The state of batches submitted elsewhere (the sensor's): parts numbered in the order
+        given; named by the ``source`` they came from, when known, and their ids."""
+        ids = f"batches {', '.join(str(b) for b in batch_ids)}"
         return cls(
-            name=f"batches {', '.join(str(b) for b in batch_ids)}",
+            name=f"{source} ({ids})" if source else ids,
             object_type=target.object_type.value,
             custom_object_name=target.custom_object_name,
             deadline=deadline,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,11 @@ class MarketoBulkImportSensor(BaseSensorOperator):
     warnings exactly as :class:`~marketo_provider.operators.bulk_import.MarketoBulkImportOperator`
     does, and return the same summary.
 
-    :param batch_ids: the batches, e.g. ``"{{ ti.xcom_pull('import_leads')['batch_ids'] }}"``: a
-        list, the operator's summary, or text like ``"[3404, 3405]"``. Templated.
+    :param batch_ids: the batches: the operator's summary (``submit.output``, whose source the
+        log then names), a list, or text like ``"[3404, 3405]"`` (e.g.
+        ``"{{ ti.xcom_pull('import_leads')['batch_ids'] }}"``). Templated.
+    :param source: how the log and the summary name the source the batches came from (taken
+        from the operator's summary when ``batch_ids`` is one). Templated.
     :param object_type: ``leads``, ``program_members`` or ``custom_objects``.
     :param custom_object_name: custom objects: the object's API name.
     :param marketo_conn_id: the Marketo connection.
@@ -47,6 +50,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = (
         "batch_ids",
+        "source",
         "object_type",
         "custom_object_name",
         "marketo_conn_id",
@@ -60,6 +64,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         self,
         *,
         batch_ids: Any,
+        source: str | None = None,
         object_type: str = "leads",
         custom_object_name: str | None = None,
         marketo_conn_id: str = MarketoHook.default_conn_name,
@@ -75,6 +80,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
             kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.batch_ids = batch_ids
+        self.source = source
         self.object_type = object_type
         self.custom_object_name = custom_object_name
         self.marketo_conn_id = marketo_conn_id
@@ -103,7 +109,17 @@ class MarketoBulkImportSensor(BaseSensorOperator):
             file_format = FileFormat.parse(self.file_format)
         except MarketoError as exc:
             raise airflow_error(exc) from exc
-        return BatchWatch(self.hook, target, options, file_format=file_format, log=self.log)
+        return BatchWatch(
+            self.hook, target, options, file_format=file_format, log=self.log, source=self._source_name()
+        )
+
+    def _source_name(self) -> str | None:
+        """The source the batches came from: given, or in the operator's summary."""
+        if self.source:
+            return str(self.source)
+        if isinstance(self.batch_ids, Mapping) and self.batch_ids.get("source"):
+            return str(self.batch_ids["source"])
+        return None
 
     def _state(self, run: BatchWatch) -> ImportState:
         """The state kept between pokes of this task (one process), else a new one."""
@@ -113,7 +129,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
                 ids = parse_batch_ids(self.batch_ids)
             except MarketoError as exc:
                 raise airflow_error(exc) from exc
-            state = ImportState.for_batches(run.target, ids, time.time() + run.options.timeout)
+            state = ImportState.for_batches(run.target, ids, time.time() + run.options.timeout, run.source)
             self._poke_state = state
         return state
 

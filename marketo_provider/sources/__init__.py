@@ -11,7 +11,8 @@ downward by pre-flight, by ``validate_only`` and by the submit loop alike::
     parts      cut between records into parts under the size limit -> Part
 
 ``quotes`` (record boundaries, and the record to blame for broken quoting) serves the header, the
-body and the cutter; ``query`` turns a query's rows into the same logical stream; ``preflight``
+body and the cutter; ``query`` turns a query's rows into the same logical stream, and ``parquet``
+Parquet files' rows (when a source's first file is Parquet, ``content`` says so); ``preflight``
 walks the stages with every check, ``source_parts`` walks them to cut.
 """
 

@@ -1,7 +1,8 @@
 """Stage 4: the records of a source as one logical stream (:class:`Body`).
 
 Every file's records, decompressed, header lines removed, one after the other in a stable
-(sorted) order; or a query's rows as CSV. Offsets in that stream say where a part starts and ends,
+(sorted) order; or a query's rows as CSV (``query.py``); or Parquet files' rows as CSV
+(``parquet.py``, when the first file is Parquet). Offsets in that stream say where a part starts and ends,
 so an import can resume after the last part Marketo accepted, and say which file and bytes a part
 came from. A stage that looks at records (checks, a change filter) reads and hands on this stream.
 """
@@ -26,7 +27,7 @@ from marketo_provider.sources.base import (
     read_into,
     seekable,
 )
-from marketo_provider.sources.content import Content, open_content
+from marketo_provider.sources.content import Content, ParquetContent, open_content
 from marketo_provider.sources.header import (
     Header,
     encode_header,
@@ -37,6 +38,7 @@ from marketo_provider.sources.header import (
 )
 from marketo_provider.sources.listing import SourceFile, list_files
 from marketo_provider.sources.model import AnySource, QuerySource, Source
+from marketo_provider.sources.parquet import open_parquet
 from marketo_provider.sources.query import open_query
 from marketo_provider.sources.quotes import scan_quotes
 
@@ -340,6 +342,24 @@ def open_body(source: AnySource) -> Iterator[tuple[Header, Body]]:
             yield opened
         return
     files = list_files(source)
+    try:
+        header, body = _open_text(source, files)
+    except ParquetContent:  # the first file with content is Parquet: so is the source
+        parquet = True
+    else:
+        parquet = False
+    if parquet:
+        with open_parquet(source, files) as opened:
+            yield opened
+        return
+    try:
+        yield header, body
+    finally:
+        body.close()
+
+
+def _open_text(source: Source, files: list[SourceFile]) -> tuple[Header, BodyStream]:
+    """The header and body of a source of delimited text files."""
     fmt = source.file_format
     first: _Open | None = None
     index = 0
@@ -389,7 +409,4 @@ def open_body(source: AnySource) -> Iterator[tuple[Header, Body]]:
         )
     body = BodyStream(source, files, header, first)
     body._next = index
-    try:
-        yield header, body
-    finally:
-        body.close()
+    return header, body

@@ -1,6 +1,7 @@
 """Stage 2: one file opened as its content: recognised (gzip, bzip2, xz by their first bytes;
 files that are not delimited UTF-8 text refused, saying what they look like) and decompressed as a
-stream, a MiB at a time."""
+stream, a MiB at a time. A Parquet file is :class:`ParquetContent`: the body stage hands such a
+source to the Parquet stage (``parquet.py``)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def compression_of(first: bytes) -> str | None:
     return None
 
 
+class ParquetContent(SourceError):
+    """The file is Parquet, not delimited text: read by the Parquet stage when a source's first file
+    is Parquet; among delimited text files, an error."""
+
+
 def check_looks_like_text(first: bytes, name: str) -> None:
     """Refuse a file that is evidently not delimited UTF-8 text, saying what it looks like."""
 
@@ -57,7 +63,10 @@ def check_looks_like_text(first: bytes, name: str) -> None:
             "an Excel .xls workbook (an Office file)", "save the sheet as 'CSV UTF-8' and import that"
         )
     if first.startswith(b"PAR1"):
-        raise refuse("a Parquet file", "unload the data as CSV (gzip-compressed if you like)")
+        raise ParquetContent(
+            f"import source {name} is a Parquet file among delimited text files; the files of one source are "
+            "all Parquet or all delimited text"
+        )
     if first.startswith(b"Obj\x01"):
         raise refuse("an Avro file", "unload the data as CSV (gzip-compressed if you like)")
     if first.startswith(b"ORC"):

@@ -126,6 +126,9 @@ def test_submit_then_wait(
     assert dr.state == "success", task_states(dr)
     triage = task_xcom(dr, "triage_failures")
     assert triage == {"failed": 2, "by_reason": {"Invalid data type in field Lead Score": 2}}
+    # the sensor was given the operator's summary: it names the source, as the operator does
+    assert task_xcom(dr, "wait_for_leads")["source"] == task_xcom(dr, "submit_leads")["source"]
+    assert task_xcom(dr, "submit_leads")["source"] == str(variables / "leads.csv")
 
 
 def test_nightly_crm_sync_sends_only_what_changed(

@@ -134,6 +134,13 @@ def test_state_round_trip_accounting_and_progress() -> None:
         ImportState.from_json({**state.to_json(), "version": 99})
 
 
+def test_the_sensors_progress_names_the_source_and_the_batches() -> None:
+    named = ImportState.for_batches(ImportTarget(ObjectType.LEADS), [3404, 3405], 1000.0, "s3://b/leads.csv")
+    assert named.progress().startswith("import of s3://b/leads.csv (batches 3404, 3405): 0 of 2 parts done")
+    unnamed = ImportState.for_batches(ImportTarget(ObjectType.LEADS), [3404], 1000.0)
+    assert unnamed.progress().startswith("import of batches 3404: ")
+
+
 @pytest.mark.parametrize(
     ("value", "ids"),
     [

@@ -48,6 +48,7 @@ def test_summary_and_problems() -> None:
     assert typed.problems(1)[-1] == "2 rows failed, more than max_failed_rows=1"
     assert set(summary) == {
         "object_type",
+        "source",
         "batch_ids",
         "batches",
         "rows_processed",

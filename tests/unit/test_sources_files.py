@@ -114,7 +114,6 @@ NOT_TEXT = [
         "looks like a zip archive, not delimited text; unzip it",
     ),
     ("book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 50, "looks like an Excel .xls workbook"),
-    ("data.parquet", b"PAR1\x15\x04", "looks like a Parquet file"),
     ("leads.txt", "email\tname\n".encode("utf-16"), "is UTF-16 text"),
     ("leads.bin", b"email\x00\x01\x02,name\n", "holds NUL bytes"),
     ("leads.csv.zst", b"\x28\xb5\x2f\xfd\x00", "zstd-compressed"),
