@@ -93,8 +93,11 @@ class Piece:
     unit: str = "bytes"
     header_lines: int = 1
     rows: bool = False
+    described: str = ""  # how messages name it, when not by its bytes (a Parquet file's rows)
 
     def __str__(self) -> str:
+        if self.described:
+            return self.described
         a = self.content_start
         return f"{self.label} {self.unit} {a:,}-{a + self.end - self.start:,}"
 

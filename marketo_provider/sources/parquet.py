@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources.base import SourceError, Where, read_up_to
+from marketo_provider.sources.base import Piece, SourceError, Where, read_up_to
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.listing import SourceFile
 from marketo_provider.sources.model import Source
@@ -261,6 +261,7 @@ class _Chunk:
     start: int  # logical offset of its first byte
     ends: Any  # memoryview: offset of every row's end, rows[i] ends at ends[i + 1] - ends[0]
     data: memoryview | None  # its bytes; None once read
+    name: str = ""  # the file's path or URI
 
     @property
     def rows(self) -> int:
@@ -368,7 +369,9 @@ class ParquetBody:
         lines = self._writer.lines(batch, file.name, row0)
         _, offsets, data = lines.buffers()[:3]
         ends = memoryview(offsets).cast("q")[lines.offset : lines.offset + len(lines) + 1]
-        return _Chunk(file.label, row0, pos, ends, memoryview(data).cast("B")[ends[0] : ends[len(lines)]])
+        return _Chunk(
+            file.label, row0, pos, ends, memoryview(data).cast("B")[ends[0] : ends[len(lines)]], file.name
+        )
 
     def _open_file(self, file: SourceFile) -> Any:
         """Open one file as a ParquetFile with this source's columns; None for a 0-byte file."""
@@ -425,22 +428,35 @@ class ParquetBody:
 
     # -- saying where
 
-    def origin(self, start: int, end: int) -> str:
+    def pieces(self, start: int, end: int) -> list[Piece]:
         """The files and row ranges logical bytes ``start``..``end`` came from (rows counted from
-        0 in each file, the end excluded)."""
+        0 in each file, the end excluded); records are numbered as the files' rows."""
         self._segments = [s for s in self._segments if s.end > start]
-        pieces: list[list[Any]] = []
+        runs: list[list[Any]] = []  # [chunk, first row, last row, start, end]
         for chunk in self._segments:
             if chunk.start >= end or chunk.end <= start:
                 continue
-            first = chunk.row0 + chunk.row_at(max(start, chunk.start))
-            last = chunk.row0 + chunk.row_at(min(end, chunk.end) - 1) + 1
-            if pieces and pieces[-1][0] == chunk.label and pieces[-1][2] == first:
-                pieces[-1][2] = last
+            a, b = max(start, chunk.start), min(end, chunk.end)
+            first = chunk.row0 + chunk.row_at(a)
+            last = chunk.row0 + chunk.row_at(b - 1) + 1
+            if runs and runs[-1][0].name == chunk.name and runs[-1][2] == first:
+                runs[-1][2], runs[-1][4] = last, b
             else:
-                pieces.append([chunk.label, first, last])
-        text = "; ".join(f"{label} rows {a:,}-{b:,}" for label, a, b in pieces)
-        return text or f"{self.source.name} (no rows)"
+                runs.append([chunk, first, last, a, b])
+        return [
+            Piece(
+                chunk.name,
+                chunk.label,
+                a,
+                b,
+                first,
+                unit="rows",
+                header_lines=0,
+                rows=True,
+                described=f"{chunk.label} rows {first:,}-{last:,}",
+            )
+            for chunk, first, last, a, b in runs
+        ]
 
     def where(self, offset: int) -> Where | None:
         return None  # a Parquet file has no lines; origins name the rows
