@@ -38,7 +38,8 @@ def queue_of_two(monkeypatch: pytest.MonkeyPatch) -> Iterator[MarketoSandbox]:
     from marketo_provider.hooks.marketo import clear_token_cache
 
     clear_token_cache()
-    with MarketoSandbox(queued_seconds=0.05, import_seconds=0.3, max_queued=2, max_importing=1) as sb:
+    # Jobs of a second: the parts are uploaded faster than that, so the queue fills (1016) even on a busy machine.
+    with MarketoSandbox(queued_seconds=0.05, import_seconds=1.0, max_queued=2, max_importing=1) as sb:
         for key, value in sb.env().items():
             monkeypatch.setenv(key, value)
         yield sb
