@@ -391,6 +391,7 @@ class RowChecks:
         self._previous = previous is not None and self._fingerprints
         if self._previous:
             self._db.execute("ATTACH DATABASE ? AS prev", (f"file:{previous}?mode=ro",))
+            self._db.execute("PRAGMA prev.cache_size=-32000")
         self._finished = False
 
     def check_part(self, part: Part) -> None:
@@ -424,10 +425,11 @@ class RowChecks:
                 if problem.verdict.predicted_failure:
                     invalid.append((first + i,))
             self._db.executemany("INSERT INTO invalid VALUES (?)", invalid)
-        if self._keys and columns:
+        if (self._keys or self._fingerprints) and columns:
             keys = key_column(columns, self.rules)
-            entries = zip(map(hash, keys), range(first, first + n), starts, strict=True)
-            self._db.executemany("INSERT INTO keys VALUES (?, ?, ?)", compress(entries, keys))
+            if self._keys:
+                entries = zip(map(hash, keys), range(first, first + n), starts, strict=True)
+                self._db.executemany("INSERT INTO keys VALUES (?, ?, ?)", compress(entries, keys))
             if self._fingerprints:
                 values = ["\x1f".join(row) for row in zip(*columns, strict=True)]
                 seen = zip(
@@ -464,30 +466,31 @@ class RowChecks:
         p = bisect_right(self._firsts, ordinal) - 1
         return _where(self._parts[p].locate(line, ordinal - self._firsts[p]))
 
-    def dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> Iterator[int]:
-        """The ordinals of the rows to keep out, in order: those predicted to fail, those whose key
-        is on a later row, and those whose values are as the previous import confirmed them."""
+    def _dropped_query(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool) -> str:
         self.finish()
         parts = []
         if unchanged and self._previous:
-            parts.append("SELECT s.o FROM seen s JOIN prev.state p ON p.k = s.k AND p.f = s.f")
+            parts.append("SELECT s.o AS o FROM seen s JOIN prev.state p ON p.k = s.k AND p.f = s.f")
         if invalid and self._values:
             parts.append("SELECT o FROM invalid")
         if earlier_repeats and self._keys:
             parts.append(
-                "SELECT keys.o FROM keys JOIN repeated ON keys.h = repeated.h WHERE keys.o < repeated.last"
+                "SELECT keys.o AS o FROM keys JOIN repeated ON keys.h = repeated.h WHERE keys.o < repeated.last"
             )
-        if not parts:
-            return
-        query = " UNION ".join(parts) + " ORDER BY o"
-        for (o,) in self._db.execute(query):
-            yield int(o)
+        return " UNION ".join(parts)
+
+    def dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> Iterator[int]:
+        """The ordinals of the rows to keep out, in order: those predicted to fail, those whose key
+        is on a later row, and those whose values are as the previous import confirmed them."""
+        query = self._dropped_query(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
+        if query:
+            for (o,) in self._db.execute(f"{query} ORDER BY o"):
+                yield int(o)
 
     def count_dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> int:
         """How many rows :meth:`dropped` would keep out."""
-        return sum(
-            1 for _ in self.dropped(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
-        )
+        query = self._dropped_query(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM ({query})").fetchone()[0]) if query else 0
 
     def changes(self) -> dict[str, int]:
         """Rows new (their key was not confirmed before), changed, unchanged, and keys vanished
@@ -496,13 +499,11 @@ class RowChecks:
         if not self._previous:
             total = db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] if self._fingerprints else 0
             return {"rows_new": int(total), "rows_changed": 0, "rows_unchanged": 0, "keys_vanished": 0}
-        unchanged, changed, new = db.execute(
-            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL) "
+        unchanged, changed, new, kept = db.execute(
+            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL), "
+            "COUNT(DISTINCT CASE WHEN p.k IS NOT NULL THEN s.k END) "
             "FROM seen s LEFT JOIN prev.state p ON p.k = s.k"
         ).fetchone()
-        kept = db.execute("SELECT COUNT(DISTINCT s.k) FROM seen s JOIN prev.state p ON p.k = s.k").fetchone()[
-            0
-        ]
         before = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()[0]
         return {
             "rows_new": int(new or 0),

@@ -134,7 +134,7 @@ def preflight(
             RowChecks(
                 rules,
                 values=bool(types) and check_values,
-                keys=check_values or changed_rows_only,
+                keys=check_values,
                 fingerprints=changed_rows_only,
                 previous=previous if changed_rows_only else None,
             )
