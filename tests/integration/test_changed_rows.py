@@ -39,7 +39,7 @@ def run_import(path: Path, state: Path, *, owner: str = "dag/task/run", **option
         fast_hook(),
         ImportSpec.of("leads"),
         Source.of(str(path), max_part_bytes=3_000),
-        ImportOptions.of(poll_interval=0.05, changed_rows_only=True, state_path=str(state), **options),
+        ImportOptions.of(**{"poll_interval": 0.05, **options}, changed_rows_only=True, state_path=str(state)),
         log=LOG,
         owner=owner,
     )
@@ -125,7 +125,8 @@ def test_two_runs_at_once_cannot_corrupt_the_state(marketo_env: MarketoSandbox, 
 
     def first() -> None:
         try:
-            results["first"] = run_import(source, state, owner="dag/task/run-1")
+            # polls every half second while its job is held: well under Marketo's rate limit
+            results["first"] = run_import(source, state, owner="dag/task/run-1", poll_interval=0.5)
         except Exception as exc:  # pragma: no cover - reported by the assertion below
             results["first"] = exc
 
