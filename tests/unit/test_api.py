@@ -184,7 +184,7 @@ CALL = api.Call("POST", "https://h/bulk/v1/leads.json", "upload of a.csv")
 
 
 def read(a: api.Answer) -> object:
-    return api.read_batch(a, "/bulk/v1/leads.json")
+    return api.read_batch(a, CALL)
 
 
 def test_flow_renews_a_refused_token_once() -> None:
