@@ -54,7 +54,7 @@ MAX_RESULT_FILE_BYTES = 1024 * 1024 * 1024
 
 
 # Text a server sends (an error's or a status's message) is kept to this many characters.
-MAX_SERVER_MESSAGE_CHARS = 1000
+MAX_SERVER_MESSAGE_CHARS = 300
 
 
 # Connecting takes at most this long (a longer wait means the host is unreachable).
