@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from marketo_provider._compat import mask_uri_secrets
 from marketo_provider.api import (
     FAILED,
     MAX_IMPORT_FILE_BYTES,
@@ -223,6 +224,7 @@ class ResultsLocation:
         """Without ``conn_id``, a results path on the source's kind of storage (same scheme) uses
         the source's connection: the credentials that read the export write its results."""
         path = str(path).strip() if path not in (None, "") else None
+        mask_uri_secrets(path)
         conn_id = conn_id or None
         same_storage = source is not None and _scheme(path) == _scheme(source) != "file"
         if path and conn_id is None and source_conn_id and same_storage:

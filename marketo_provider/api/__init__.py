@@ -50,6 +50,7 @@ from marketo_provider.api.errors import (
     remember_secret,
     retry_wait_seconds,
     server_text,
+    uri_credentials,
     without_secrets,
 )
 from marketo_provider.api.limits import (
@@ -196,6 +197,7 @@ __all__ = [
     "server_text",
     "token_call",
     "token_renew_at",
+    "uri_credentials",
     "why_required",
     "without_secrets",
 ]

@@ -347,6 +347,15 @@ def known_secrets() -> tuple[str, ...]:
     return tuple(sorted(_SECRETS.all(), key=len, reverse=True))
 
 
+def uri_credentials(uri: str) -> tuple[str, ...]:
+    """The user name and password written in a URI (``s3://KEY:SECRET@bucket/``), if any."""
+    match = _URI_CREDENTIALS.search(uri) if "://" in uri else None
+    if match is None:
+        return ()
+    userinfo = match.group(0)[len(match.group(1)) : -1]
+    return tuple(piece for piece in userinfo.split(":", 1) if piece)
+
+
 def mask_uri_credentials(text: str) -> str:
     """``text`` with the credentials of every URI in it masked: ``s3://***@bucket/x/``."""
     return _URI_CREDENTIALS.sub(r"\1***@", text) if "://" in text else text

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import httpx
 import requests
+import urllib3
 
 from marketo_provider import api
 from marketo_provider.api import (
@@ -125,7 +126,7 @@ class Watchdog:
         self._stopped = False
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        sock = _socket_of(response)
         if deadline is not None and sock is not None:
             self._timer = threading.Timer(max(0.0, deadline - time.time()), self._fire, (sock,))
             self._timer.daemon = True
@@ -144,6 +145,17 @@ class Watchdog:
             self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a response is read from: the connection's, or (when http.client handed it to the
+    response, as it does for ``Connection: close``) the one under the response's file."""
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        buffered = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(buffered, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _past(deadline: float | None) -> bool:
@@ -173,14 +185,17 @@ def response_chunks(
         if declared is not None and declared > limit:
             raise _too_large(call, limit)
         try:
-            for chunk in response.iter_content(chunk_size=64 * 1024):
+            while not (watchdog.fired or _past(deadline)):
+                # read1: whatever has arrived (up to 64 KiB), so a body that trickles is checked
+                # against the deadline at every read, not once per 64 KiB.
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(call, limit)
-                if watchdog.fired or _past(deadline):
-                    break
                 yield chunk
-        except (requests.RequestException, OSError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if not watchdog.fired:
                 raise transport_error(exc, call) from None
         if watchdog.fired or _past(deadline):
@@ -242,7 +257,7 @@ def transport_failure(exc: BaseException) -> TransportFailure:
         return TransportFailure.REFUSED
     if isinstance(exc, requests.ConnectTimeout | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransportFailure.CONNECT_TIMEOUT
-    if isinstance(exc, requests.Timeout | httpx.TimeoutException):
+    if isinstance(exc, requests.Timeout | httpx.TimeoutException | urllib3.exceptions.TimeoutError):
         return TransportFailure.TIMEOUT
     if isinstance(exc, httpx.ConnectError) or _new_connection_error(chain):
         return TransportFailure.CONNECT_TIMEOUT  # no connection was made: nothing was sent
