@@ -14,11 +14,12 @@ from typing import Any
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     from marketo_provider.api import ImportSpec
     from marketo_provider.hooks.marketo import MarketoHook
     from marketo_provider.importing import BulkImport, ImportOptions
     from marketo_provider.sources import Source
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True)  # after Airflow's set-up
 
     source, options = sys.argv[1], json.loads(sys.argv[2])
     hook = MarketoHook(retry_base_seconds=0.01, max_attempts=2, calls_per_window=None)
@@ -37,7 +38,7 @@ def main() -> None:
         assert state is not None
         while (wait := run.advance(state)) is not None:
             run.wait(state, wait)
-        run.conclude(state, xcom.__setitem__)
+        xcom["return_value"] = run.conclude(state, xcom.__setitem__)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     summary = xcom.get("return_value") or {}

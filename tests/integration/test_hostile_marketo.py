@@ -388,6 +388,9 @@ def run_child(server: HostileMarketo, tmp_path: Path, **options: Any) -> dict[st
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"child import: {report['seconds']} s, peak RSS {report['peak_rss_mib']} MiB, XCom sizes {report['xcom']}"
+    )
     report["log"] = done.stderr
     return report
 
