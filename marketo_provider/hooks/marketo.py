@@ -192,10 +192,6 @@ class MarketoHook(BaseHook):
             )
             return pause if self.deadline is None else max(0.0, min(pause, self.deadline - time.time()))
 
-        class PastDeadline(tenacity.stop.stop_base):
-            def __call__(_, state: tenacity.RetryCallState) -> bool:
-                return self.deadline is not None and time.time() >= self.deadline
-
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.log.warning(
