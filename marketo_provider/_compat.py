@@ -15,7 +15,14 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
-__all__ = ["AirflowException", "AirflowFailException", "airflow_error", "amask_secret", "conf"]
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "airflow_error",
+    "amask_secret",
+    "conf",
+    "mask_uri_secrets",
+]
 
 
 async def amask_secret(secret: Any) -> None:
@@ -36,3 +43,18 @@ def airflow_error(exc: BaseException) -> Exception:
     otherwise. The one place the operator, the sensor and the trigger's resumption map errors."""
     cls = AirflowFailException if getattr(exc, "permanent", False) else AirflowException
     return cls(str(exc))
+
+
+def mask_uri_secrets(uri: Any) -> None:
+    """Credentials written in a URI (``s3://KEY:SECRET@bucket/``) are masked in Airflow's task logs
+    and in this provider's messages, whoever prints them (storage libraries quote them too)."""
+    from marketo_provider.api import remember_secret, uri_credentials
+
+    for secret in uri_credentials(str(uri)) if uri is not None else ():
+        remember_secret(secret)
+        try:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(secret)
+        except Exception:  # outside a task (tests, the CLI): our own messages still hide it
+            pass

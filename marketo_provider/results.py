@@ -15,23 +15,39 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from marketo_provider._compat import mask_uri_secrets
 from marketo_provider.api import (
     FAILED,
     FAILURE_REASON_COLUMN,
+    MAX_IMPORT_FILE_BYTES,
     RESULT_KINDS,
     WARNING_REASON_COLUMN,
     BatchStatus,
     FileFormat,
     ImportTarget,
+    MarketoAnswerError,
     MarketoError,
     MarketoValueError,
     ObjectType,
+    hide_secrets,
+    server_text,
 )
 
 # Merged files are kept in memory up to this size, then spill to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
 # Text above this size in XCom slows the metadata database; suggest results_path instead.
 XCOM_WARN_BYTES = 1024 * 1024
+# The most failures or warnings text pushed to XCom; beyond it the import fails (after publishing its
+# summary) asking for results_path.
+XCOM_MAX_RESULT_BYTES = 4 * 1024 * 1024
+# failure_reasons / warning_reasons keep this many reasons, most frequent first; the rows of the
+# others are counted under OTHER_REASONS.
+REASONS_KEPT = 100
+OTHER_REASONS = "(other reasons)"
+# Distinct reasons counted per kind (the first ones met; rows with later ones count as other reasons),
+# and the characters kept of each: the memory reasons take stays small whatever a file holds.
+REASONS_COUNTED = 10_000
+REASON_CHARS = 500
 
 
 class ResultFileSource(Protocol):
@@ -54,6 +70,7 @@ class MergedFile:
     file: IO[bytes]
     batches: int  # how many batches contributed rows
     reasons: dict[str, int] = field(default_factory=dict)  # rows per reason, most frequent first
+    rows: dict[int, int] = field(default_factory=dict)  # rows in the file of each batch that had one
 
     def read_text(self) -> str:
         self.file.seek(0)
@@ -97,7 +114,8 @@ def merge_result_files(
     merged = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
     header: bytes | None = None
     contributing = 0
-    reasons: Counter[str] = Counter()
+    reasons = _ReasonCount()
+    rows: dict[int, int] = {}
     delimiter = FileFormat.parse(file_format).delimiter
     for batch_id in batch_ids:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
@@ -107,7 +125,8 @@ def merge_result_files(
             if not written:
                 continue
             one.seek(0)
-            first = _read_record(one)
+            what = f"{kind} file of batch {batch_id}"
+            first = _read_record(one, what)
             if not one.read(1):
                 continue  # a header and no rows
             one.seek(len(first))
@@ -120,7 +139,7 @@ def merge_result_files(
                     kind,
                     batch_id,
                 )
-            _count_reasons(one, len(first), delimiter, reasons)
+            rows[batch_id] = _count_reasons(one, len(first), delimiter, reasons, what)
             one.seek(len(first))
             start = merged.tell()
             shutil.copyfileobj(one, merged, 1024 * 1024)
@@ -133,7 +152,7 @@ def merge_result_files(
         merged.close()
         return None
     merged.seek(0)
-    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=dict(reasons.most_common()))
+    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=reasons.top(), rows=rows)
 
 
 def _merge_traced(
@@ -154,7 +173,9 @@ def _merge_traced(
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     header: list[str] | None = None
     contributing = 0
-    reasons: Counter[str] = Counter()
+    reasons = _ReasonCount()
+    per_batch: dict[int, int] = {}
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
     for batch_id in batch_ids:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
             written = hook.download_result_file(
@@ -182,7 +203,8 @@ def _merge_traced(
                             batch_id,
                         )
                     writer.writerow([*row[:-1], *_place(find(row[:-1])), row[-1]])
-                    reasons[row[-1]] += 1
+                    reasons.add(row[-1])
+                    per_batch[batch_id] = per_batch.get(batch_id, 0) + 1
                     wrote = True
                 contributing += wrote
             finally:
@@ -192,13 +214,13 @@ def _merge_traced(
             header = [f"column{i + 1}" for i in range(len(values))] + [*SOURCE_COLUMNS, _reason_column(kind)]
             writer.writerow(header)
         writer.writerow([*values, *_place(place), reason])
-        reasons[reason] += 1
+        reasons.add(reason)
     out.detach()
     if header is None:
         merged.close()
         return None
     merged.seek(0)
-    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=dict(reasons.most_common()))
+    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=reasons.top(), rows=per_batch)
 
 
 def _place(place: Any) -> tuple[str, str]:
@@ -209,26 +231,67 @@ def _reason_column(kind: str) -> str:
     return FAILURE_REASON_COLUMN if kind == "failures" else WARNING_REASON_COLUMN
 
 
-def _count_reasons(stream: IO[bytes], body_start: int, delimiter: str, reasons: Counter[str]) -> None:
-    """Count the rows of a result file (positioned anywhere) by their last column, the reason."""
+class _ReasonCount:
+    """Rows per reason in bounded memory: the first :data:`REASONS_COUNTED` distinct reasons (each
+    cut to a few times :data:`REASON_CHARS`) are counted; rows with any other reason are counted
+    together."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.other = 0
+
+    def add(self, reason: str) -> None:
+        key = reason[: 4 * REASON_CHARS]
+        if key in self.counts or len(self.counts) < REASONS_COUNTED:
+            self.counts[key] += 1
+        else:
+            self.other += 1
+
+    def top(self) -> dict[str, int]:
+        """The :data:`REASONS_KEPT` most frequent reasons, as they may be shown (redacted, cut to
+        :data:`REASON_CHARS`), most frequent first; the rows of the rest under :data:`OTHER_REASONS`."""
+        shown: Counter[str] = Counter()
+        for reason, count in self.counts.items():
+            shown[server_text(reason, REASON_CHARS)] += count
+        ranked = shown.most_common()
+        kept = dict(ranked[:REASONS_KEPT])
+        other = self.other + sum(count for _, count in ranked[REASONS_KEPT:])
+        if other:
+            kept[OTHER_REASONS] = kept.get(OTHER_REASONS, 0) + other
+        return kept
+
+
+def _count_reasons(
+    stream: IO[bytes], body_start: int, delimiter: str, reasons: _ReasonCount, what: str
+) -> int:
+    """Count the rows of a result file (positioned anywhere) by their last column, the reason;
+    returns how many rows it holds. A field may be as long as a part (a source's field is)."""
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
     stream.seek(body_start)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    rows = 0
     try:
         for row in csv.reader(text, delimiter=delimiter):
             if row:
-                reasons[row[-1]] += 1
+                rows += 1
+                reasons.add(row[-1])
+    except csv.Error as exc:
+        raise MarketoAnswerError(what, f"cannot be read after {rows:,} rows: {exc}") from None
     finally:
         text.detach()
+    return rows
 
 
-def _read_record(stream: IO[bytes]) -> bytes:
-    """The first record (the header line; quoted names may hold newlines)."""
-    line = stream.readline()
-    while line.count(b'"') % 2:
-        more = stream.readline()
+def _read_record(stream: IO[bytes], what: str) -> bytes:
+    """The first record (the header line; quoted names may hold newlines), at most a part's size."""
+    line = stream.readline(MAX_IMPORT_FILE_BYTES + 1)
+    while line.count(b'"') % 2 and len(line) <= MAX_IMPORT_FILE_BYTES:
+        more = stream.readline(MAX_IMPORT_FILE_BYTES + 1 - len(line))
         if not more:
             break
         line += more
+    if len(line) > MAX_IMPORT_FILE_BYTES:
+        raise MarketoAnswerError(what, f"has a header longer than {MAX_IMPORT_FILE_BYTES:,} bytes")
     return line
 
 
@@ -260,6 +323,7 @@ class ResultsLocation:
         """Without ``conn_id``, a results path on the source's kind of storage (same scheme) uses
         the source's connection: the credentials that read the export write its results."""
         path = str(path).strip() if path not in (None, "") else None
+        mask_uri_secrets(path)
         conn_id = conn_id or None
         same_storage = source is not None and _scheme(path) == _scheme(source) != "file"
         if path and conn_id is None and source_conn_id and same_storage:
@@ -429,8 +493,11 @@ def publish(
 ) -> None:
     """Merge each kind of result file over the batches that have rows of it and publish it: written
     under the results location when there is one (the URIs go into the summary), else pushed to
-    XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows. With
-    ``trace``, every row names the file and line (or query row) it came from."""
+    XCom under the keys ``failures`` / ``warnings``. A file is written only when it has rows.
+    Results too large for XCom (:data:`XCOM_MAX_RESULT_BYTES`) are not pushed: once every kind is
+    handled, a :class:`MarketoValueError` asks for ``results_path``. With ``trace``, every row names
+    the file and line (or query row) it came from."""
+    too_large: list[str] = []
     for kind in RESULT_KINDS:
         batch_ids = [s.batch_id for s in statuses if s.has_rows(kind)]
         with trace(kind, batch_ids) if trace is not None else nullcontext((None, ())) as (finder, more_rows):
@@ -448,12 +515,17 @@ def publish(
         if merged is None:
             continue
         summary.set_reasons(kind, merged.reasons)
+        _check_counts(merged, statuses, log)
         with merged.file:
             if results.path:
                 uri = results.write(merged, file_format)
                 summary.set_path(kind, uri)
-                log.info("Wrote the %s of %d batches to %s", kind, merged.batches, uri)
+                log.info("Wrote the %s of %d batches to %s", kind, merged.batches, hide_secrets(uri))
             else:
+                size = merged.file.seek(0, io.SEEK_END)
+                if size > XCOM_MAX_RESULT_BYTES:
+                    too_large.append(f"the {kind} ({size:,} bytes)")
+                    continue
                 text = merged.read_text()
                 if len(text) > XCOM_WARN_BYTES:
                     log.warning(
@@ -463,6 +535,29 @@ def publish(
                     )
                 push_xcom(kind, text)
                 log.info("Pushed the %s of %d batches to XCom under %r", kind, merged.batches, kind)
+    if too_large:
+        raise MarketoValueError(
+            f"{' and '.join(too_large)} are more than the {XCOM_MAX_RESULT_BYTES:,} bytes kept in XCom; "
+            "set results_path to a folder (e.g. s3://bucket/marketo-results/{{ run_id }}/) to keep them in "
+            "object storage"
+        )
+
+
+def _check_counts(merged: MergedFile, statuses: Sequence[BatchStatus], log: Any) -> None:
+    """Warn where a batch's file holds another number of rows than its status counts."""
+    kind = merged.kind
+    for status in statuses:
+        counted = status.rows_failed if kind == "failures" else status.rows_with_warning
+        found = merged.rows.get(status.batch_id)
+        if found is not None and counted is not None and found != counted:
+            log.warning(
+                "The %s file of batch %s holds %s rows where its status counts %s; the summary keeps "
+                "Marketo's counts",
+                kind,
+                status.batch_id,
+                f"{found:,}",
+                f"{counted:,}",
+            )
 
 
 def publish_results(
@@ -495,9 +590,12 @@ def publish_results(
             trace=trace,
         )
     except Exception as exc:
-        where = f"to {results.path}" if results.path else "to XCom"
-        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MarketoError) else str(exc)
+        where = hide_secrets(f"to {results.path}" if results.path else "to XCom")
+        reason = hide_secrets(
+            f"{type(exc).__name__}: {exc}" if not isinstance(exc, MarketoError) else str(exc)
+        )
         log.error("The results could not be written %s: %s", where, reason)
         found.append(f"the failures and warnings could not be written {where}: {reason}")
-        permanent = False  # a retry resumes at this step and writes them again
+        if not (isinstance(exc, MarketoError) and exc.permanent):
+            permanent = False  # a retry resumes at this step and writes them again
     return found, permanent

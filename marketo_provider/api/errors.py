@@ -6,15 +6,22 @@ from __future__ import annotations
 import enum
 import random
 import re
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 
-from marketo_provider.api.limits import RATE_LIMIT_WINDOW_SECONDS
+from marketo_provider.api.limits import MAX_SERVER_MESSAGE_CHARS, RATE_LIMIT_WINDOW_SECONDS
 
 
 class MarketoError(Exception):
-    """Base class of every error this provider raises about Marketo."""
+    """Base class of every error this provider raises about Marketo. Its message never shows a
+    secret this process holds (:func:`remember_secret`) nor the credentials of a URI."""
 
     #: Whether trying again (an Airflow task retry) cannot help: the input or the set-up is wrong.
     permanent = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(hide_secrets(a) if isinstance(a, str) else a for a in args))
 
 
 class MarketoValueError(MarketoError, ValueError):
@@ -38,7 +45,7 @@ class MarketoAPIError(MarketoError):
 
     def __init__(self, code: str, message: str, *, hint: str = "") -> None:
         self.code = str(code)
-        self.message = redact(message)
+        self.message = server_text(message)
         self.hint = hint or ERROR_HINTS.get(self.code, "")
         text = f"Marketo error {self.code}: {self.message}"
         if self.hint:
@@ -88,6 +95,20 @@ class MarketoNotFoundError(MarketoAPIError):
     """HTTP 404 for a path that should exist: the connection's host is not Marketo's REST endpoint."""
 
 
+class MarketoAnswerError(MarketoAPIError):
+    """Marketo's answer to a call is not what Adobe documents (not its envelope, a count that is not
+    a whole number of 0 or more, another batch than the one asked about) or is larger than the call
+    reads. ``purpose`` names the call."""
+
+    def __init__(self, purpose: str, problem: str) -> None:
+        self.purpose = purpose
+        self.code = "answer"
+        self.message = problem
+        self.hint = ""
+        call = purpose if purpose.startswith("the ") else f"the {purpose}"
+        MarketoError.__init__(self, f"Marketo's answer to {call} {problem}")
+
+
 class MarketoSubmitOutcomeUnknownError(MarketoError):
     """The connection broke after an upload was sent, so whether Marketo created the import is unknown.
 
@@ -105,16 +126,26 @@ class TransportFailure(str, enum.Enum):
     CONNECT_TIMEOUT = "connect_timeout"  # no connection in time: nothing was sent
     TIMEOUT = "timeout"  # sent, no answer in time
     BROKEN = "broken"  # the connection broke after (part of) the request was sent
+    DEADLINE = "deadline"  # sent; the import's deadline passed before the whole answer came
+    DEADLINE_PASSED = "deadline_passed"  # the import's deadline had passed: nothing was sent
 
     @property
     def sent(self) -> bool:
         """Whether Marketo may have received (and acted on) the request."""
-        return self in (TransportFailure.TIMEOUT, TransportFailure.BROKEN)
+        return self in (TransportFailure.TIMEOUT, TransportFailure.BROKEN, TransportFailure.DEADLINE)
 
     @property
     def permanent(self) -> bool:
         """Failures no retry fixes: a wrong host, port, scheme or certificate."""
         return self in (TransportFailure.REFUSED, TransportFailure.HOST_UNKNOWN, TransportFailure.TLS)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the hook may send the call again after a pause (never once the deadline passed)."""
+        return not self.permanent and self not in (
+            TransportFailure.DEADLINE,
+            TransportFailure.DEADLINE_PASSED,
+        )
 
 
 _TRANSPORT_HINTS = {
@@ -128,6 +159,8 @@ _TRANSPORT_HINTS = {
     TransportFailure.CONNECT_TIMEOUT: "no connection within the connect timeout",
     TransportFailure.TIMEOUT: "no answer within the connection's timeout",
     TransportFailure.BROKEN: "the connection broke before an answer came",
+    TransportFailure.DEADLINE: "the import's deadline (its timeout) passed before the whole answer came",
+    TransportFailure.DEADLINE_PASSED: "the import's deadline (its timeout) had passed; the call was not sent",
 }
 
 
@@ -234,7 +267,7 @@ def is_retryable(exc: BaseException) -> bool:
     """Whether a call that raised ``exc`` may be made again after a pause (uploads that may have
     been received never get here: :func:`call_flow` turns them into an unknown outcome)."""
     if isinstance(exc, MarketoTransportError):
-        return not exc.permanent
+        return exc.failure.retryable
     return isinstance(exc, MarketoTransientError | MarketoRateLimitError | MarketoConcurrencyError)
 
 
@@ -269,13 +302,109 @@ _REDACTIONS = (
 )
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """Text from a server or a library with anything that looks like a token or a secret replaced:
-    bearer tokens, ``access_token=``/``client_secret=`` values, Authorization headers, and the
-    given ``secrets`` wherever they stand."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    for secret in secrets:
-        if secret:
+# The user information of a URI (``s3://KEY:SECRET@bucket/``): everything between ``//`` and ``@``
+# within the authority.
+_URI_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s'\"]+@")
+
+
+class _Secrets:
+    """The literal secrets this process holds (client secrets, access tokens), newest first, so
+    any text shown or stored can be cleaned of them. Bounded: a long-lived triggerer renews tokens
+    every hour; the oldest are forgotten first."""
+
+    MOST = 256
+    SHORTEST = 6  # shorter values would blank out ordinary words
+
+    def __init__(self) -> None:
+        self._values: deque[str] = deque(maxlen=self.MOST)
+        self._lock = threading.Lock()
+
+    def add(self, value: str | None) -> None:
+        if not value or len(value) < self.SHORTEST:
+            return
+        with self._lock:
+            if value in self._values:
+                return
+            self._values.appendleft(value)
+
+    def all(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._values)
+
+
+_SECRETS = _Secrets()
+
+
+def remember_secret(value: str | None) -> None:
+    """Have every later :func:`redact` and :func:`hide_secrets` (every message of this provider's
+    errors, the log filter, server text stored in results) replace ``value`` wherever it stands."""
+    _SECRETS.add(value)
+
+
+def known_secrets() -> tuple[str, ...]:
+    """The literal secrets this process holds, longest first (so a secret inside another is never
+    left half-shown)."""
+    return tuple(sorted(_SECRETS.all(), key=len, reverse=True))
+
+
+def uri_credentials(uri: str) -> tuple[str, ...]:
+    """The user name and password written in a URI (``s3://KEY:SECRET@bucket/``), if any."""
+    match = _URI_CREDENTIALS.search(uri) if "://" in uri else None
+    if match is None:
+        return ()
+    userinfo = match.group(0)[len(match.group(1)) : -1]
+    return tuple(piece for piece in userinfo.split(":", 1) if piece)
+
+
+def mask_uri_credentials(text: str) -> str:
+    """``text`` with the credentials of every URI in it masked: ``s3://***@bucket/x/``."""
+    return _URI_CREDENTIALS.sub(r"\1***@", text) if "://" in text else text
+
+
+def hide_secrets(text: str, *secrets: str | None) -> str:
+    """``text`` (ours, e.g. an error message naming a location) without URI credentials or the
+    literal secrets this process holds."""
+    text = mask_uri_credentials(text)
+    for secret in (*secrets, *known_secrets()):
+        if secret and secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Text from a server or a library with anything that looks like a token or a secret replaced:
+    bearer tokens, ``access_token=``/``client_secret=`` values, Authorization headers, URI
+    credentials, the given ``secrets`` and every secret this process holds, wherever they stand."""
+    text = hide_secrets(text, *secrets)
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def server_text(text: object, most: int = MAX_SERVER_MESSAGE_CHARS) -> str:
+    """Text from a server as it may be shown or stored: redacted first (a cut never leaves half a
+    secret), then cut to ``most`` characters."""
+    clean = redact(str(text))
+    return clean if len(clean) <= most else clean[: most - 1] + "…"
+
+
+def without_secrets(chunks: Iterable[bytes], secrets: Iterable[str] | None = None) -> Iterator[bytes]:
+    """A stream of bytes (a result file as it arrives) with every literal secret this process holds
+    (or the given ``secrets``) replaced by ``***``, also where one spans two chunks."""
+    found = [s.encode() for s in (known_secrets() if secrets is None else secrets) if s]
+    if not found:
+        yield from chunks
+        return
+    keep = max(len(s) for s in found) - 1  # the most of a secret that can hide at a chunk's end
+    tail = b""
+    for chunk in chunks:
+        data = tail + chunk if tail else chunk
+        for secret in found:
+            if secret in data:
+                data = data.replace(secret, b"***")
+        cut = max(0, len(data) - keep)
+        if cut:
+            yield data[:cut]
+        tail = data[cut:]
+    if tail:
+        yield tail

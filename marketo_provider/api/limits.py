@@ -39,6 +39,24 @@ TOKEN_RENEW_MARGIN_SECONDS = 60
 UPLOAD_READ_TIMEOUT_FLOOR_SECONDS = 300.0
 
 
+# The most bytes each kind of answer may take; a longer answer ends the call with an error naming it.
+# Create, status and identity answers hold one small entry: a megabyte is far beyond any real one.
+MAX_JSON_ANSWER_BYTES = 1024 * 1024
+
+
+# A describe answer lists every field of an object (a lead has a few hundred).
+MAX_DESCRIBE_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+# A batch's failures or warnings file repeats rows of a part (under 10 MB) with a reason each; it is
+# streamed to a temporary file, never held in memory.
+MAX_RESULT_FILE_BYTES = 1024 * 1024 * 1024
+
+
+# Text a server sends (an error's or a status's message) is kept to this many characters.
+MAX_SERVER_MESSAGE_CHARS = 300
+
+
 # Connecting takes at most this long (a longer wait means the host is unreachable).
 CONNECT_TIMEOUT_SECONDS = 10.0
 

@@ -14,6 +14,7 @@ from marketo_provider.api.connection import ConnectionSettings, Token
 from marketo_provider.api.errors import (
     GATEWAY_AFTER_SEND_CODES,
     TRANSIENT_HTTP_STATUSES,
+    MarketoAnswerError,
     MarketoAPIError,
     MarketoAuthError,
     MarketoError,
@@ -24,9 +25,10 @@ from marketo_provider.api.errors import (
     MarketoTransientError,
     MarketoTransportError,
     error_for,
+    server_text,
 )
 from marketo_provider.api.fields import fields_of_describe
-from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES, token_renew_at
+from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES, MAX_JSON_ANSWER_BYTES, token_renew_at
 from marketo_provider.api.targets import DONE_STATUSES, FAILED, ImportTarget, ObjectType
 
 T = TypeVar("T")
@@ -54,6 +56,7 @@ class Call:
     upload: Upload | None = None
     stream: bool = False
     read_timeout: float | None = None  # None: the connection's timeout
+    max_bytes: int = MAX_JSON_ANSWER_BYTES  # the most an answer held in memory may take
 
     @property
     def headers(self) -> dict[str, str]:
@@ -177,9 +180,17 @@ def read_token_answer(answer: Answer, now: float, conn_id: str = "") -> Token:
         raise MarketoError(
             f"unexpected answer from Marketo's identity service{of_conn} (HTTP {answer.status})"
         )
-    expires_in = int(body.get("expires_in") or 0)
+    purpose = "the identity call (access token)"
+    access_token = body["access_token"]
+    if not isinstance(access_token, str) or not access_token.strip():
+        raise MarketoAnswerError(purpose, "has an access_token that is not text")
+    expires_in = whole_number(body.get("expires_in") or 0)
+    if expires_in is None or expires_in < 0:
+        raise MarketoAnswerError(
+            purpose, f"has expires_in {shown(body.get('expires_in'))}, not a number of seconds"
+        )
     return Token(
-        access_token=str(body["access_token"]),
+        access_token=access_token,
         expires_at=now + expires_in,
         renew_at=token_renew_at(now, expires_in),
     )
@@ -208,52 +219,130 @@ def raise_for_http_status(status: int, path: str = "") -> None:
         raise MarketoAPIError(str(status), f"HTTP {status} from Marketo for {path or 'the path'}")
 
 
-def read_envelope(body: Any) -> list[dict[str, Any]]:
-    """Return ``result`` of a successful answer or raise the named error of a failed one."""
-    if not isinstance(body, Mapping) or "success" not in body:
-        raise MarketoError("Marketo answered with something other than its JSON envelope")
+def whole_number(value: Any) -> int | None:
+    """``value`` as a whole number, or None when it is not one (a fraction, text, true/false)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def shown(value: Any, most: int = 60) -> str:
+    """A value from an answer as a message may quote it: short and redacted."""
+    return server_text(repr(value), most)
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+def _error_entry(entry: Any) -> bool:
+    if not isinstance(entry, Mapping):
+        return False
+    code, message = entry.get("code"), entry.get("message", "")
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)
+    return isinstance(code, str) and bool(_ERROR_CODE.fullmatch(code)) and isinstance(message, str | None)
+
+
+def read_envelope(body: Any, purpose: str = "call") -> list[dict[str, Any]]:
+    """Return ``result`` of a successful answer or raise the named error of a failed one. The
+    envelope must have Adobe's shape: ``requestId`` and ``success``; on success a ``result`` list
+    of objects (absent means empty), on failure a list of ``errors`` each with a ``code``.
+    Anything else is a :class:`MarketoAnswerError` naming the call (``purpose``)."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("success"), bool):
+        raise MarketoAnswerError(purpose, "is not Marketo's JSON envelope (no 'success' true or false)")
+    if not isinstance(body.get("requestId"), str):
+        raise MarketoAnswerError(purpose, "is not Marketo's JSON envelope (no 'requestId')")
+    for name in ("errors", "warnings"):
+        if name in body and not isinstance(body[name], list):
+            raise MarketoAnswerError(purpose, f"has '{name}' that is not a list")
     if not body["success"]:
-        errors = body.get("errors") or [{"code": "unknown", "message": "no error given"}]
+        errors = body.get("errors")
+        if not errors or not all(_error_entry(e) for e in errors):
+            raise MarketoAnswerError(purpose, "says success false without a list of errors, each with a code")
         first = errors[0]
-        raise error_for(str(first.get("code")), str(first.get("message", ""))[:300])
+        raise error_for(str(first["code"]), first.get("message") or "")
     result = body.get("result")
-    return list(result) if result else []
+    if result is None:
+        return []
+    if not isinstance(result, list) or not all(isinstance(e, Mapping) for e in result):
+        raise MarketoAnswerError(purpose, "has a 'result' that is not a list of objects")
+    return [dict(e) for e in result]
 
 
-def read_json_answer(answer: Answer, path: str = "") -> list[dict[str, Any]]:
+def read_json_answer(answer: Answer, call: Call) -> list[dict[str, Any]]:
     """The ``result`` of a JSON answer, or the error it carries (HTTP status or envelope)."""
-    raise_for_http_status(answer.status, path)
+    return read_envelope(_json_body(answer, call), call.purpose)
+
+
+def _json_body(answer: Answer, call: Call) -> Any:
+    raise_for_http_status(answer.status, call.path)
     body = answer.json()
     if body is None:
-        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
-    return read_envelope(body)
+        raise MarketoAnswerError(call.purpose, f"(HTTP {answer.status}) is not JSON")
+    return body
 
 
-def read_batch(answer: Answer, path: str = "") -> dict[str, Any]:
-    """The one batch entry of a create or status answer, or the error it carries."""
-    raise_for_http_status(answer.status, path)
-    body = answer.json()
-    if body is None:
-        raise MarketoError(f"Marketo answered HTTP {answer.status} for {path} with something other than JSON")
-    return read_batch_answer(body)
+def read_batch(answer: Answer, call: Call, batch_id: int | None = None) -> dict[str, Any]:
+    """The one batch entry of a create or status answer (about ``batch_id`` when given), or the
+    error it carries."""
+    return read_batch_answer(_json_body(answer, call), call.purpose, batch_id)
 
 
-def read_batch_answer(body: Any) -> dict[str, Any]:
-    """The one batch entry of a create or status answer."""
-    result = read_envelope(body)
-    if not result or "batchId" not in result[0]:
-        raise MarketoError("Marketo's answer has no batch in its result")
-    return dict(result[0])
+def read_batch_answer(body: Any, purpose: str = "call", batch_id: int | None = None) -> dict[str, Any]:
+    """The one batch entry of a create or status answer, checked (:func:`check_batch_entry`)."""
+    result = read_envelope(body, purpose)
+    if len(result) != 1:
+        raise MarketoAnswerError(
+            purpose, "has no batch in its result" if not result else f"has {len(result)} batches, not one"
+        )
+    return check_batch_entry(result[0], purpose, batch_id)
 
 
-def read_result_file_answer(answer: Answer, target: ImportTarget, path: str) -> bool:
+def check_batch_entry(entry: Mapping[str, Any], purpose: str, batch_id: int | None = None) -> dict[str, Any]:
+    """A batch entry as Adobe documents it, or a :class:`MarketoAnswerError` naming the call: a
+    whole ``batchId`` above 0 (the one asked about, when given), a ``status`` text, every count
+    (``numOf...``) a whole number of 0 or more. The returned entry's ``message`` is redacted and
+    cut to :data:`~marketo_provider.api.limits.MAX_SERVER_MESSAGE_CHARS`."""
+    if "batchId" not in entry:
+        raise MarketoAnswerError(purpose, "has no batchId in its result")
+    found = whole_number(entry["batchId"])
+    if found is None or found < 1:
+        raise MarketoAnswerError(
+            purpose, f"has batchId {shown(entry['batchId'])}, not a whole number above 0"
+        )
+    if batch_id is not None and found != batch_id:
+        raise MarketoAnswerError(purpose, f"is about batch {found}, not batch {batch_id}")
+    status = entry.get("status")
+    if not isinstance(status, str) or not 0 < len(status) <= 40:
+        raise MarketoAnswerError(purpose, f"has status {shown(status)}, not a batch status")
+    checked = dict(entry)
+    checked["batchId"] = found
+    for name, value in entry.items():
+        if str(name).startswith("numOf") and value is not None:
+            count = whole_number(value)
+            if count is None or count < 0:
+                raise MarketoAnswerError(
+                    purpose, f"has {name} {shown(value)}, not a count (a whole number, 0 or more)"
+                )
+            checked[name] = count
+    message = entry.get("message")
+    if message is not None:
+        checked["message"] = server_text(message)
+    return checked
+
+
+def read_result_file_answer(answer: Answer, target: ImportTarget, call: Call) -> bool:
     """Whether a failures/warnings answer carries a file (False: none, as custom objects answer
     404 when a batch has no such file); raises for errors."""
     if answer.status == 404 and not target.object_type.has_result_file_when_empty:
         return False
     if "json" in str(answer.headers.get("content-type", "")).lower():
-        read_envelope(answer.json())  # an error in Marketo's envelope
-    raise_for_http_status(answer.status, path)
+        read_envelope(answer.json(), call.purpose)  # an error in Marketo's envelope
+    raise_for_http_status(answer.status, call.path)
     return True
 
 
@@ -286,13 +375,16 @@ class BatchStatus:
 
     @classmethod
     def from_entry(cls, object_type: ObjectType, entry: Mapping[str, Any]) -> BatchStatus:
+        """Read a status entry, checked first (:func:`check_batch_entry`)."""
+        entry = check_batch_entry(entry, f"status of batch {shown(entry.get('batchId'), 20)}")
+
         def count(name: str) -> int | None:
             value = entry.get(name)
             return int(value) if value is not None else None
 
         return cls(
             batch_id=int(entry["batchId"]),
-            status=str(entry.get("status", "")),
+            status=str(entry["status"]),
             rows_processed=count(object_type.processed_count_field),
             rows_failed=count("numOfRowsFailed"),
             rows_with_warning=count("numOfRowsWithWarning"),
@@ -326,12 +418,18 @@ class BatchStatus:
         }
 
 
-def describe_field_names(result: list[dict[str, Any]]) -> dict[str, Any]:
+def describe_field_names(result: list[dict[str, Any]], purpose: str = "describe call") -> dict[str, Any]:
     """Read a describe answer: known field names, their types (:class:`~marketo_provider.api.fields.Field`)
     and, where the object has them, dedupe fields."""
     if not result:
-        raise MarketoError("Marketo's describe answer has no result")
+        raise MarketoAnswerError(purpose, "has no result")
     entry = result[0]
-    fields = [str(f["name"]) for f in entry.get("fields", []) if "name" in f]
-    dedupe = [str(name) for name in entry.get("dedupeFields", [])]
-    return {"fields": fields, "dedupe_fields": dedupe, "types": fields_of_describe(result)}
+    fields, dedupe = entry.get("fields", []), entry.get("dedupeFields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, Mapping) for f in fields):
+        raise MarketoAnswerError(purpose, "has 'fields' that are not a list of objects")
+    if not isinstance(dedupe, list) or not all(isinstance(name, str) for name in dedupe):
+        raise MarketoAnswerError(purpose, "has 'dedupeFields' that are not a list of names")
+    names = [f["name"] for f in fields if "name" in f]
+    if not all(isinstance(name, str) for name in names):
+        raise MarketoAnswerError(purpose, "has a field whose name is not text")
+    return {"fields": names, "dedupe_fields": list(dedupe), "types": fields_of_describe(result)}

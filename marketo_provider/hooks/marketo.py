@@ -43,11 +43,13 @@ from marketo_provider.hooks.transport import (
     USER_AGENT,
     SizedUpload,
     aclose_shared_clients,
+    aread_body,
     clear_token_cache,
     install_log_redaction,
     loop_shared,
     open_upload,
     pacer,
+    read_body,
     response_chunks,
     token_fetch_lock,
     transport_error,
@@ -83,6 +85,14 @@ class MarketoHook(BaseHook):
     :param calls_per_window: the most calls this process sends to one instance in 20 seconds
         (the rate window; default 80 of Marketo's 100, leaving the rest to the instance's other integrations); calls
         beyond it wait their turn instead of meeting 606. None turns pacing off.
+
+    Every answer is read within a size limit fit for its call (JSON answers
+    :data:`~marketo_provider.api.MAX_JSON_ANSWER_BYTES`, describe
+    :data:`~marketo_provider.api.MAX_DESCRIBE_ANSWER_BYTES`; result files are streamed to their
+    destination, up to :data:`~marketo_provider.api.MAX_RESULT_FILE_BYTES`). ``deadline`` (epoch
+    seconds, set by an import to its own) bounds every call, its answer's body included: no call is
+    sent after it, and one still being answered then ends with a
+    :class:`~marketo_provider.api.MarketoTransportError` (``failure`` ``deadline``).
     """
 
     conn_name_attr = "marketo_conn_id"
@@ -113,6 +123,8 @@ class MarketoHook(BaseHook):
         self.calls_per_window = calls_per_window
         #: REST calls this hook sent to Marketo (identity calls, which Marketo does not count, aside).
         self.api_calls = 0
+        #: Epoch seconds by which every call must have ended, its answer included (the import's deadline).
+        self.deadline: float | None = None
         self._settings: ConnectionSettings | None = None
         self._session: requests.Session | None = None
         self._read_timeout_cap: float | None = None  # a connection test answers within seconds
@@ -128,6 +140,7 @@ class MarketoHook(BaseHook):
                 self.marketo_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson
             )
             _mask(self._settings.client_secret)
+            api.remember_secret(self._settings.client_secret)
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
@@ -153,6 +166,7 @@ class MarketoHook(BaseHook):
             extra = await asyncio.to_thread(lambda: conn.extra_dejson)
         settings = _read_settings(conn_id, conn.host, conn.login, conn.password, extra)
         await amask_secret(settings.client_secret)
+        api.remember_secret(settings.client_secret)
         return settings
 
     # ---- uploads ----------------------------------------------------------------------------------
@@ -170,12 +184,13 @@ class MarketoHook(BaseHook):
     def _retry_kwargs(self, *, retry: bool = True) -> dict[str, Any]:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return api.retry_wait_seconds(
+            pause = api.retry_wait_seconds(
                 exc,
                 state.attempt_number,
                 base=self.retry_base_seconds,
                 rate_window=self.rate_limit_wait_seconds,
             )
+            return pause if self.deadline is None else max(0.0, min(pause, self.deadline - time.time()))
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -190,7 +205,8 @@ class MarketoHook(BaseHook):
         return {
             "retry": tenacity.retry_if_exception(api.is_retryable),
             "stop": tenacity.stop_after_attempt(self.max_attempts if retry else 1)
-            | tenacity.stop_after_delay(self.max_retry_seconds),
+            | tenacity.stop_after_delay(self.max_retry_seconds)
+            | _PastDeadline(self),
             "wait": wait,
             "before_sleep": before_sleep,
             "reraise": True,
@@ -236,6 +252,7 @@ class MarketoHook(BaseHook):
             started = time.monotonic()
             fetched = api.read_token_answer(self._send(api.token_call(settings)), started, settings.conn_id)
             _mask(fetched.access_token)
+            api.remember_secret(fetched.access_token)
             TOKENS.store(settings.cache_key, fetched)
             return fetched.access_token
 
@@ -249,6 +266,13 @@ class MarketoHook(BaseHook):
         settings = self.settings
         if (wait := self._pace(call)) > 0:
             time.sleep(wait)
+        read_timeout = self._read_timeout(call, settings)
+        deadline = self.deadline
+        if deadline is not None:
+            left = deadline - time.time()
+            if left <= 0:
+                raise MarketoTransportError(TransportFailure.DEADLINE_PASSED, call.purpose, call.host)
+            read_timeout = min(read_timeout, left)
         headers = call.headers
         data: Any = None
         if call.upload is not None:
@@ -261,8 +285,8 @@ class MarketoHook(BaseHook):
                 params=call.params,
                 data=data,
                 headers=headers,
-                timeout=(settings.connect_timeout, self._read_timeout(call, settings)),
-                stream=call.stream,
+                timeout=(min(settings.connect_timeout, read_timeout), read_timeout),
+                stream=True,  # read below, within the call's size limit and the deadline
                 # Given on every request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
                 verify=settings.verify,
             )
@@ -276,8 +300,11 @@ class MarketoHook(BaseHook):
         self._count(call)
         content_type = response.headers.get("content-type", "")
         if call.stream and response.status_code == 200 and "json" not in content_type:
-            return Answer(response.status_code, response.headers, chunks=response_chunks(response, call))
-        return Answer(response.status_code, response.headers, text=response.text)
+            chunks = response_chunks(response, call, limit=api.MAX_RESULT_FILE_BYTES, deadline=deadline)
+            return Answer(response.status_code, response.headers, chunks=chunks)
+        return Answer(
+            response.status_code, response.headers, text=read_body(response, call, deadline=deadline)
+        )
 
     def _read_timeout(self, call: Call, settings: ConnectionSettings) -> float:
         timeout = call.read_timeout or settings.timeout
@@ -403,7 +430,7 @@ class MarketoHook(BaseHook):
         """Marketo's status entry of one batch (``status``, and counts once it is done); read it
         with :meth:`~marketo_provider.api.BatchStatus.from_entry`."""
         call = _status_call(self.settings, _target(object_type, custom_object_name), batch_id)
-        return self._run(lambda: api.call_flow(call, _batch_entry(call)))
+        return self._run(lambda: api.call_flow(call, _batch_entry(call, batch_id)))
 
     async def aget_import_status(
         self,
@@ -414,7 +441,7 @@ class MarketoHook(BaseHook):
     ) -> dict[str, Any]:
         """:meth:`get_import_status` for the event loop (the triggerer)."""
         call = _status_call(await self.aget_settings(), _target(object_type, custom_object_name), batch_id)
-        return await self._arun(lambda: api.call_flow(call, _batch_entry(call)))
+        return await self._arun(lambda: api.call_flow(call, _batch_entry(call, batch_id)))
 
     def download_result_file(
         self,
@@ -425,21 +452,24 @@ class MarketoHook(BaseHook):
         *,
         custom_object_name: str | None = None,
     ) -> int | None:
-        """Stream a batch's ``failures`` or ``warnings`` file into ``dest``; returns the bytes written,
-        or None when Marketo has no such file (custom objects answer 404)."""
+        """Stream a batch's ``failures`` or ``warnings`` file into ``dest`` (at most
+        :data:`~marketo_provider.api.MAX_RESULT_FILE_BYTES`, every secret this process holds replaced
+        by ``***``); returns the bytes written, or None when Marketo has no such file (custom objects
+        answer 404)."""
         target = _target(object_type, custom_object_name)
         path = target.result_file_path(batch_id, kind)
         call = Call("GET", self.settings.url(path), f"{kind} file of batch {batch_id}", stream=True)
         start = dest.tell() if dest.seekable() else None
 
         def read(answer: Answer) -> int | None:
-            if not api.read_result_file_answer(answer, target, path):
+            if not api.read_result_file_answer(answer, target, call):
                 return None
             if start is not None:
                 dest.seek(start)
                 dest.truncate()
             written = 0
-            for chunk in answer.chunks if answer.chunks is not None else [answer.text.encode("utf-8")]:
+            body = answer.chunks if answer.chunks is not None else [answer.text.encode("utf-8")]
+            for chunk in api.without_secrets(body):
                 dest.write(chunk)
                 written += len(chunk)
             return written
@@ -452,9 +482,14 @@ class MarketoHook(BaseHook):
         """The fields an import file may name (``fields``) and the object's ``dedupe_fields``."""
         target = ImportTarget.of(object_type, custom_object_name=custom_object_name)
         path = target.describe_path
-        call = Call("GET", self.settings.url(path), f"describe of {target.label}")
-        result = self._run(lambda: api.call_flow(call, lambda a: api.read_json_answer(a, path)), retry=retry)
-        return api.describe_field_names(result)
+        call = Call(
+            "GET",
+            self.settings.url(path),
+            f"describe of {target.label}",
+            max_bytes=api.MAX_DESCRIBE_ANSWER_BYTES,
+        )
+        result = self._run(lambda: api.call_flow(call, lambda a: api.read_json_answer(a, call)), retry=retry)
+        return api.describe_field_names(result, call.purpose)
 
     def test_connection(self) -> tuple[bool, str]:
         """Get a new token and make one cheap call (describe leads), each tried once, so the answer
@@ -509,6 +544,7 @@ class MarketoHook(BaseHook):
                 await self._asend(api.token_call(settings)), started, settings.conn_id
             )
             await amask_secret(fetched.access_token)
+            api.remember_secret(fetched.access_token)
             TOKENS.store(settings.cache_key, fetched)
             return fetched.access_token
 
@@ -518,18 +554,35 @@ class MarketoHook(BaseHook):
         settings = await self.aget_settings()
         shared = loop_shared()
         client = await shared.client(settings)
+        left = None if self.deadline is None else self.deadline - time.time()
+        if left is not None and left <= 0:
+            raise MarketoTransportError(TransportFailure.DEADLINE_PASSED, call.purpose, call.host)
+        sending = answered = False
         try:
-            async with shared.calls:  # waiters queue here, not inside httpx's pool (costly to scan)
-                response = await client.request(
-                    call.method, call.url, params=call.params, headers=call.headers
-                )
+            async with asyncio.timeout(left):  # the deadline bounds the call, its body included
+                async with shared.calls:  # waiters queue here, not inside httpx's pool (costly to scan)
+                    sending = True
+                    request = client.build_request(
+                        call.method, call.url, params=call.params, headers=call.headers
+                    )
+                    response = await client.send(request, stream=True)
+                    answered = True
+                    self._count(call)
+                    try:
+                        text = await aread_body(response, call)
+                    finally:
+                        await response.aclose()
         except httpx.HTTPError as exc:
             error = transport_error(exc, call)
-            if error.failure.sent:
+            if error.failure.sent and not answered:
                 self._count(call)
             raise error from None
-        self._count(call)
-        return Answer(response.status_code, response.headers, text=response.text)
+        except TimeoutError:
+            if sending and not answered:
+                self._count(call)
+            failure = TransportFailure.DEADLINE if sending else TransportFailure.DEADLINE_PASSED
+            raise MarketoTransportError(failure, call.purpose, call.host) from None
+        return Answer(response.status_code, response.headers, text=text)
 
     # ---- connection form (Airflow 3.1; 3.2+ reads provider info) -------------------------------
 
@@ -557,6 +610,16 @@ class MarketoHook(BaseHook):
         }
 
 
+class _PastDeadline(tenacity.stop.stop_base):
+    """Stop retrying once the hook's deadline has passed."""
+
+    def __init__(self, hook: MarketoHook) -> None:
+        self.hook = hook
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.hook.deadline is not None and time.time() >= self.hook.deadline
+
+
 def _target(what: str | ObjectType | ImportTarget, custom_object_name: str | None) -> ImportTarget:
     if isinstance(what, ImportTarget):
         if custom_object_name is not None and custom_object_name != what.custom_object_name:
@@ -577,8 +640,8 @@ def _status_call(settings: ConnectionSettings, target: ImportTarget, batch_id: i
     return Call("GET", settings.url(target.batch_path(batch_id, "status")), f"status of batch {batch_id}")
 
 
-def _batch_entry(call: Call) -> Callable[[Answer], dict[str, Any]]:
-    return lambda answer: api.read_batch(answer, call.path)
+def _batch_entry(call: Call, batch_id: int | None = None) -> Callable[[Answer], dict[str, Any]]:
+    return lambda answer: api.read_batch(answer, call, batch_id)
 
 
 def _read_settings(

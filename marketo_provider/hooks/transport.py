@@ -7,6 +7,7 @@ known size, and how a transport's exception becomes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 import httpx
 import requests
+import urllib3
 
 from marketo_provider import api
 from marketo_provider.api import (
@@ -114,14 +116,114 @@ def clear_token_cache() -> None:
     TOKENS.clear()
 
 
-def response_chunks(response: requests.Response, call: Call) -> Iterator[bytes]:
-    """A streamed body; a connection that breaks mid-way is a transport error like any other."""
+class Watchdog:
+    """Shuts a response's connection down at a deadline (epoch seconds), so that a body that keeps
+    arriving ends: a socket's read timeout bounds each read, not the whole body. ``fired`` says
+    whether it did; :meth:`stop` once the body is read, before the connection goes back to the pool."""
+
+    def __init__(self, response: requests.Response, deadline: float | None) -> None:
+        self.fired = False
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        sock = _socket_of(response)
+        if deadline is not None and sock is not None:
+            self._timer = threading.Timer(max(0.0, deadline - time.time()), self._fire, (sock,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under TLS too
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a response is read from: the connection's, or (when http.client handed it to the
+    response, as it does for ``Connection: close``) the one under the response's file."""
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        buffered = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(buffered, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def _too_large(call: Call, limit: int) -> api.MarketoAnswerError:
+    return api.MarketoAnswerError(call.purpose, f"runs past {limit:,} bytes, the most this call reads")
+
+
+def _declared_size(headers: Any) -> int | None:
+    value = str(headers.get("content-length") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def response_chunks(
+    response: requests.Response, call: Call, *, limit: int, deadline: float | None
+) -> Iterator[bytes]:
+    """A streamed body, at most ``limit`` bytes (decompressed), ending by ``deadline``: beyond the
+    limit a :class:`~marketo_provider.api.MarketoAnswerError` naming the call, past the deadline a
+    :class:`~marketo_provider.api.MarketoTransportError`; a connection that breaks mid-way is a
+    transport error like any other."""
+    watchdog = Watchdog(response, deadline)
+    size = 0
     try:
-        yield from response.iter_content(chunk_size=64 * 1024)
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
+        declared = _declared_size(response.headers)
+        if declared is not None and declared > limit:
+            raise _too_large(call, limit)
+        try:
+            while not (watchdog.fired or _past(deadline)):
+                # read1: whatever has arrived (up to 64 KiB), so a body that trickles is checked
+                # against the deadline at every read, not once per 64 KiB.
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(call, limit)
+                yield chunk
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if not watchdog.fired:
+                raise transport_error(exc, call) from None
+        if watchdog.fired or _past(deadline):
+            raise MarketoTransportError(TransportFailure.DEADLINE, call.purpose, call.host)
     finally:
+        watchdog.stop()
         response.close()
+
+
+def read_body(response: requests.Response, call: Call, *, deadline: float | None) -> str:
+    """A whole answer of at most ``call.max_bytes`` bytes, ending by ``deadline``, as text."""
+    chunks = list(response_chunks(response, call, limit=call.max_bytes, deadline=deadline))
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+async def aread_body(response: httpx.Response, call: Call) -> str:
+    """:func:`read_body` for httpx (the caller bounds the time)."""
+    declared = _declared_size(response.headers)
+    if declared is not None and declared > call.max_bytes:
+        raise _too_large(call, call.max_bytes)
+    chunks = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > call.max_bytes:
+            raise _too_large(call, call.max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -155,7 +257,7 @@ def transport_failure(exc: BaseException) -> TransportFailure:
         return TransportFailure.REFUSED
     if isinstance(exc, requests.ConnectTimeout | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransportFailure.CONNECT_TIMEOUT
-    if isinstance(exc, requests.Timeout | httpx.TimeoutException):
+    if isinstance(exc, requests.Timeout | httpx.TimeoutException | urllib3.exceptions.TimeoutError):
         return TransportFailure.TIMEOUT
     if isinstance(exc, httpx.ConnectError) or _new_connection_error(chain):
         return TransportFailure.CONNECT_TIMEOUT  # no connection was made: nothing was sent

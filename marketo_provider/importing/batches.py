@@ -16,7 +16,9 @@ from marketo_provider.api import (
     FileFormat,
     ImportTarget,
     MarketoError,
+    MarketoTransportError,
     MarketoValueError,
+    TransportFailure,
     positive_seconds,
 )
 from marketo_provider.importing.state import ImportState
@@ -226,9 +228,20 @@ class BatchWatch:
             if end is not None:
                 return
 
+    def bound(self, state: ImportState) -> None:
+        """Have every call the hook makes for this import end by the import's deadline."""
+        self.hook.deadline = state.deadline
+
     def poll(self, state: ImportState) -> BatchStatus | None:
         """One poll round over the hook (sync); logs the import's progress."""
-        head = poll(state, self.hook.get_import_status)
+        self.bound(state)
+        try:
+            head = poll(state, self.hook.get_import_status)
+        except MarketoTransportError as exc:
+            if past_deadline(exc):
+                self.save(state)
+                self.raise_timeout(state)
+            raise
         self.save(state)
         self.log.info("%s", state.progress(head))
         return head
@@ -284,6 +297,7 @@ class BatchWatch:
             changes=changes,
             source=self.source,
         )
+        self.bound(state)
         problems, permanent = publish_results(
             self.hook,
             summary,
@@ -320,6 +334,14 @@ class BatchWatch:
             push_xcom("return_value", out)
             raise ImportFailedError(problems, permanent=permanent)
         return out
+
+
+def past_deadline(exc: BaseException) -> bool:
+    """Whether a call ended because the import's deadline passed."""
+    return isinstance(exc, MarketoTransportError) and exc.failure in (
+        TransportFailure.DEADLINE,
+        TransportFailure.DEADLINE_PASSED,
+    )
 
 
 def _reasons_text(summary: ImportSummary, most: int = 3) -> str:

@@ -28,6 +28,7 @@ from marketo_provider.importing.batches import (
     ImportAbortedError,
     ImportOptions,
     PushXCom,
+    past_deadline,
 )
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitFor
@@ -288,6 +289,7 @@ class BulkImport:
             return Wait.start(state, WaitFor.COMPLETION)
         if time.time() >= state.deadline:
             self.batches.raise_timeout(state)
+        self.batches.bound(state)
         blocked_by_others = self._submit(state)
         if state.all_submitted:
             self.log.info("Every part is handled: %s", state.accounting())
@@ -369,6 +371,8 @@ class BulkImport:
             except MarketoError as exc:
                 state.in_flight = None
                 self.save(state)
+                if past_deadline(exc):
+                    self.batches.raise_timeout(state)
                 raise ImportAbortedError(
                     f"submitting part {part.index} failed: {exc}. {state.accounting()}",
                     permanent=exc.permanent,

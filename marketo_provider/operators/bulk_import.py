@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from marketo_provider._compat import airflow_error, conf
+from marketo_provider._compat import airflow_error, conf, mask_uri_secrets
 from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
@@ -228,6 +228,7 @@ class MarketoBulkImportOperator(BaseOperator):
         """The import these arguments describe, every argument checked (nothing is sent yet)."""
         try:
             source = self.resolved_source()
+            mask_uri_secrets(getattr(source, "location", None))
             spec = ImportSpec.of(
                 self.object_type,
                 file_format=source.file_format,

@@ -173,7 +173,7 @@ class BodyStream:
             if self._last != NEWLINE[0]:
                 self._owed = self._terminator
         if check and self._multi and cur.reader.quotes % 2:
-            raise scan_quotes(cur.file, self.header.delimiter) or SourceError(
+            raise scan_quotes(cur.file, self.header.delimiter, self.source.max_part_bytes) or SourceError(
                 f"import source {cur.file.name} ends inside a quoted field; close the quote or double the "
                 "quote character inside the field"
             )
@@ -191,7 +191,7 @@ class BodyStream:
     def quote_problem(self) -> SourceError | None:
         """The first record with broken quoting in the files read so far (error path: re-reads them)."""
         for file in self._files[: self._next]:
-            found = scan_quotes(file, self.header.delimiter)
+            found = scan_quotes(file, self.header.delimiter, self.source.max_part_bytes)
             if found is not None:
                 return found
         return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import functools
-import glob
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
@@ -45,28 +47,21 @@ def list_files(source: Source) -> list[SourceFile]:
     return _list_object_storage(source)
 
 
-def _local_file(path: str, label: str) -> SourceFile:
-    return SourceFile(name=path, label=label, size=os.path.getsize(path), open=lambda: open(path, "rb"))
-
-
 def _list_local(location: str) -> list[SourceFile]:
     if is_glob(location):
         root = _glob_root(location)
-        paths = sorted(p for p in glob.glob(location, recursive=True) if os.path.isfile(p))
-        paths = [p for p in paths if not _skipped(p[len(root) :])]
-        if not paths:
+        pattern = location[len(root) :].split("/")
+        found = _walk(location, root, _glob_filter(pattern))
+        if not found:
             raise SourceError(f"no files match the import source {location}")
-        return [_local_file(p, p[len(root) :] or os.path.basename(p)) for p in paths]
+        return found
     if location.endswith(("/", os.sep)):
         if not os.path.isdir(location):
             raise SourceError(f"import source folder {location} does not exist")
-        found = []
-        for folder, dirs, files in os.walk(location):
-            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-            found += [os.path.join(folder, f) for f in files if not f.startswith((".", "_"))]
+        found = _walk(location, location, None)
         if not found:
             raise SourceError(f"import source folder {location} has no files")
-        return [_local_file(p, os.path.relpath(p, location)) for p in sorted(found)]
+        return found
     if os.path.isdir(location):
         raise SourceError(
             f"import source {location} is a folder; name a file, or end the location with '/' "
@@ -74,7 +69,108 @@ def _list_local(location: str) -> list[SourceFile]:
         )
     if not os.path.exists(location):
         raise SourceError(f"import source {location} does not exist")
-    return [_local_file(location, os.path.basename(location))]
+    return [_local_file(location, os.path.basename(location), os.path.getsize(location))]
+
+
+def _local_file(path: str, label: str, size: int) -> SourceFile:
+    return SourceFile(name=path, label=label, size=size, open=lambda: open(path, "rb"))
+
+
+# What a walk keeps: given a path's pieces under the root and whether it is a folder, whether to
+# enter the folder or keep the file.
+PathFilter = Callable[[list[str], bool], bool]
+
+
+def _glob_filter(pattern: list[str]) -> PathFilter:
+    """A glob's pieces as a filter: ``*``, ``?`` and ``[...]`` within a piece, ``**`` for any number
+    of folders (as :func:`glob.glob` with ``recursive=True``)."""
+
+    def match(pieces: list[str], at: int, pat: int) -> bool:
+        if pat == len(pattern):
+            return at == len(pieces)
+        if pattern[pat] == "**":
+            return any(match(pieces, i, pat + 1) for i in range(at, len(pieces) + 1))
+        return (
+            at < len(pieces)
+            and fnmatch.fnmatchcase(pieces[at], pattern[pat])
+            and match(pieces, at + 1, pat + 1)
+        )
+
+    def may_hold(pieces: list[str]) -> bool:
+        """Whether files below the folder at ``pieces`` may match."""
+        for at, piece in enumerate(pieces):
+            if at >= len(pattern):
+                return False
+            if pattern[at] == "**":
+                return True
+            if not fnmatch.fnmatchcase(piece, pattern[at]):
+                return False
+        return len(pattern) > len(pieces)
+
+    return lambda pieces, folder: may_hold(pieces) if folder else match(pieces, 0, 0)
+
+
+def _walk(location: str, root: str, keep: PathFilter | None) -> list[SourceFile]:
+    """The files under ``root`` that ``keep`` keeps, sorted by path, each file once: links are
+    followed, a folder reached again through a link is not walked again, a file reached through
+    two paths is kept under the first, and a link back to a folder it is in (a loop) is a
+    :class:`SourceError` naming it. Names starting with ``.`` or ``_`` (markers and side files
+    that unload and Spark-style writers leave beside the data) are skipped."""
+    files: dict[str, os.stat_result] = {}
+    walked: set[tuple[int, int]] = set()
+
+    def loop(relative: str, why: str) -> SourceError:
+        return SourceError(
+            f"import source {location} has a link loop: {root}{relative} {why}. Links are followed, so a "
+            "loop would read the same files again and again: remove the link"
+        )
+
+    def visit(folder: str, pieces: list[str], above: tuple[tuple[int, int], ...]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise SourceError(
+                f"import source {location}: folder {folder} cannot be read ({exc.strerror or exc})"
+            ) from None
+        for entry in entries:
+            if entry.name.startswith((".", "_")):
+                continue
+            here = [*pieces, entry.name]
+            relative = "/".join(here)
+            try:
+                info = os.stat(entry.path)  # through links
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise loop(relative, "cannot be resolved (too many levels of links)") from None
+                if entry.is_symlink():
+                    continue  # a link to nothing, as glob skips it
+                raise SourceError(
+                    f"import source {location}: {root}{relative} cannot be read ({exc.strerror or exc})"
+                ) from None
+            key = (info.st_dev, info.st_ino)
+            if stat.S_ISDIR(info.st_mode):
+                if key in above:
+                    raise loop(relative, f"leads back to {os.path.realpath(entry.path)}, a folder it is in")
+                if key not in walked and (keep is None or keep(here, True)):
+                    walked.add(key)
+                    visit(entry.path, here, (*above, key))
+            elif stat.S_ISREG(info.st_mode) and (keep is None or keep(here, False)):
+                files[relative] = info
+
+    folder = root or "."
+    if not os.path.isdir(folder):
+        return []
+    top = os.stat(folder)
+    walked.add((top.st_dev, top.st_ino))
+    visit(folder, [], ((top.st_dev, top.st_ino),))
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for relative in sorted(files, key=lambda r: root + r):
+        info = files[relative]
+        if (info.st_dev, info.st_ino) not in seen:  # else the same file through a link
+            seen.add((info.st_dev, info.st_ino))
+            found.append(_local_file(root + relative, relative, info.st_size))
+    return found
 
 
 def _list_object_storage(source: Source) -> list[SourceFile]:

@@ -13,6 +13,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from marketo_provider.api import redact
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
+from marketo_provider.importing.batches import past_deadline
 
 
 class MarketoBulkImportTrigger(BaseTrigger):
@@ -81,13 +82,14 @@ class MarketoBulkImportTrigger(BaseTrigger):
         await asyncio.sleep(wait.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
         state = ImportState.from_json(self.import_state)
         hook = MarketoHook(self.marketo_conn_id)
+        hook.deadline = deadline  # every poll, its answer included, ends by the import's deadline
         while True:
             calls_before = hook.api_calls
             message: str | None = None
             try:
                 head = await apoll(state, hook.aget_import_status)
             except Exception as exc:
-                end: WaitEnd | None = WaitEnd.ERROR
+                end: WaitEnd | None = WaitEnd.TIMEOUT if past_deadline(exc) else WaitEnd.ERROR
                 message = redact(f"polling Marketo batches of {state.name} failed: {exc}")
             else:
                 self.log.info("%s", state.progress(head))

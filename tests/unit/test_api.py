@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -184,7 +185,7 @@ CALL = api.Call("POST", "https://h/bulk/v1/leads.json", "upload of a.csv")
 
 
 def read(a: api.Answer) -> object:
-    return api.read_batch(a, "/bulk/v1/leads.json")
+    return api.read_batch(a, CALL)
 
 
 def test_flow_renews_a_refused_token_once() -> None:
@@ -339,3 +340,110 @@ def test_call_pacer_keeps_a_process_under_its_share_of_the_rate_limit() -> None:
 def test_queue_full_waits_grow_with_refusals() -> None:
     waits = [api.queue_full_wait_seconds(2.0, n) for n in (1, 2, 3, 4, 10)]
     assert 2.0 <= waits[0] <= 3.0 and 4.0 <= waits[1] <= 6.0 and 16.0 <= waits[-1] <= 24.0
+
+
+# ---- redaction of what a server sends back ---------------------------------------------------------
+
+
+def test_the_secrets_a_process_holds_are_redacted_wherever_they_stand() -> None:
+    api.remember_secret("lit3ral-client-secret")
+    api.remember_secret("abc")  # too short to be told from ordinary words: never blanked
+    text = "echo: lit3ral-client-secret, abc, and s3://KEYID:wJalr@bucket/x/"
+    assert api.redact(text) == "echo: ***, abc, and s3://***@bucket/x/"
+    error = api.MarketoValueError(f"cannot write {text}")
+    assert str(error) == "cannot write echo: ***, abc, and s3://***@bucket/x/"
+    assert api.uri_credentials("s3://KEYID:wJalr@bucket/x/") == ("KEYID", "wJalr")
+    assert api.uri_credentials("s3://bucket/ann@example.com") == ()
+
+
+def test_server_text_is_redacted_before_it_is_cut() -> None:
+    api.remember_secret("S" * 20)
+    text = "x" * 295 + "S" * 20
+    assert api.server_text(text) == "x" * 295 + "***"
+    assert len(api.server_text("y" * 10_000)) == api.MAX_SERVER_MESSAGE_CHARS
+    assert api.error_for("1003", "z" * 10_000).message.endswith("…")
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 64])
+def test_secrets_are_removed_from_a_stream_also_across_chunks(size: int) -> None:
+    data = b"a,Bearer tok3n-value:ab\nb,tok3n-value:ab tok3n-value:a\n" * 3
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    cleaned = b"".join(api.without_secrets(chunks, ["tok3n-value:ab"]))
+    assert cleaned == data.replace(b"tok3n-value:ab", b"***")
+
+
+def test_a_deadline_is_never_retried() -> None:
+    for failure in (api.TransportFailure.DEADLINE, api.TransportFailure.DEADLINE_PASSED):
+        error = api.MarketoTransportError(failure, "status of batch 1", "h")
+        assert not api.is_retryable(error) and not error.permanent
+    assert api.TransportFailure.DEADLINE.sent and not api.TransportFailure.DEADLINE_PASSED.sent
+
+
+# ---- answers checked -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"success": True, "result": []}, "is not Marketo's JSON envelope (no 'requestId')"),
+        ({"requestId": "r", "success": "yes"}, "is not Marketo's JSON envelope (no 'success' true or false)"),
+        ({"requestId": "r", "success": False}, "says success false without a list of errors"),
+        ({"requestId": "r", "success": False, "errors": [{"code": True}]}, "without a list of errors"),
+        ({"requestId": "r", "success": False, "errors": [{"code": "1" * 40}]}, "without a list of errors"),
+        (
+            {"requestId": "r", "success": True, "result": [1040]},
+            "has a 'result' that is not a list of objects",
+        ),
+        ({"requestId": "r", "success": True, "result": []}, "has no batch in its result"),
+        ({"requestId": "r", "success": True, "result": [{"status": "Queued"}]}, "has no batchId"),
+        (
+            {"requestId": "r", "success": True, "result": [{"batchId": "1040", "status": "Queued"}]},
+            "batchId '1040'",
+        ),
+        (
+            {"requestId": "r", "success": True, "result": [{"batchId": 0, "status": "Queued"}]},
+            "batchId 0, not",
+        ),
+        ({"requestId": "r", "success": True, "result": [{"batchId": 1, "status": 7}]}, "has status 7"),
+        (
+            {
+                "requestId": "r",
+                "success": True,
+                "result": [{"batchId": 1, "status": "Complete", "numOfRowsFailed": "2"}],
+            },
+            "has numOfRowsFailed '2', not a count",
+        ),
+        (
+            {
+                "requestId": "r",
+                "success": True,
+                "result": [{"batchId": 1, "status": "Complete", "numOfRowsFailed": True}],
+            },
+            "has numOfRowsFailed True, not a count",
+        ),
+    ],
+)
+def test_answers_unlike_adobes_are_named_errors(body: dict[str, object], message: str) -> None:
+    with pytest.raises(api.MarketoAnswerError, match=re.escape(message)) as raised:
+        api.read_batch_answer(body, "status of batch 1")
+    assert str(raised.value).startswith("Marketo's answer to the status of batch 1 ")
+
+
+def test_a_whole_batch_entry_reads_as_whole_numbers() -> None:
+    entry = api.read_batch_answer(
+        {
+            "requestId": "r",
+            "success": True,
+            "result": [{"batchId": 1040.0, "status": "Complete", "numOfRowsFailed": 2.0, "message": "ok"}],
+        },
+        "status of batch 1040",
+        1040,
+    )
+    assert entry == {"batchId": 1040, "status": "Complete", "numOfRowsFailed": 2, "message": "ok"}
+
+
+def test_a_token_answer_must_hold_a_token_and_its_life() -> None:
+    with pytest.raises(api.MarketoAnswerError, match=r"identity call .* has expires_in 'soon'"):
+        api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": "soon"}), now=0.0)
+    with pytest.raises(api.MarketoAnswerError, match="has an access_token that is not text"):
+        api.read_token_answer(answer(200, {"access_token": 17, "expires_in": 10}), now=0.0)

@@ -81,3 +81,68 @@ def test_only_batches_with_rows_of_a_kind_are_downloaded() -> None:
     assert BatchStatus(1, "Complete", 10, 0, 2).has_rows("warnings")
     assert not BatchStatus(1, "Failed", 0, 0, 0).has_rows("warnings")
     assert BatchStatus(1, "Complete").has_rows("failures")  # counts not sent: ask
+
+
+# ---- bounds whatever a file holds --------------------------------------------------------------
+
+
+def test_reasons_keep_the_most_frequent_and_count_the_rest(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from marketo_provider import results
+
+    monkeypatch.setattr(results, "REASONS_COUNTED", 200)
+    rows = ["x@example.com," + "long " * 1000 + "\n"]
+    rows += [f"r{n}@example.com,common\n" for n in range(300)]
+    rows += [f"d{n}@example.com,distinct reason {n}\n" for n in range(1000)]
+    data = ("email,Import Failure Reason\n" + "".join(rows)).encode()
+    merged = merge_result_files(FakeFiles({1: data}), ObjectType.LEADS, [1], "failures")
+    assert merged is not None and merged.rows == {1: 1301}
+    reasons = merged.reasons
+    assert len(reasons) == results.REASONS_KEPT + 1 and next(iter(reasons.items())) == ("common", 300)
+    assert reasons[results.OTHER_REASONS] == 1301 - 300 - (results.REASONS_KEPT - 1)
+    assert max(len(reason) for reason in reasons) == results.REASON_CHARS
+
+
+def test_a_field_longer_than_csvs_default_limit_is_read() -> None:
+    data = b"email,notes,Import Failure Reason\na@example.com," + b"n" * 500_000 + b",Too long\n"
+    merged = merge_result_files(FakeFiles({1: data}), ObjectType.LEADS, [1], "failures")
+    assert merged is not None and merged.reasons == {"Too long": 1}
+
+
+def test_a_header_longer_than_a_part_is_a_clear_error() -> None:
+    import pytest
+
+    from marketo_provider.api import MarketoAnswerError
+
+    data = b"email" + b"x" * 10_000_001 + b"\na,b\n"
+    with pytest.raises(
+        MarketoAnswerError, match="failures file of batch 7 has a header longer than 10,000,000"
+    ):
+        merge_result_files(FakeFiles({7: data}), ObjectType.LEADS, [7], "failures")
+
+
+def test_counts_that_disagree_with_the_status_are_reported(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from marketo_provider.api import ImportTarget
+    from marketo_provider.results import ResultsLocation, publish
+
+    files = FakeFiles(
+        {1: b"email,Import Failure Reason\na,x\nb,x\nc,x\n", 2: b"email,Import Failure Reason\nd,y\n"}
+    )
+    summary = ImportSummary(ObjectType.LEADS)
+    pushed: dict[str, object] = {}
+    caplog.set_level(logging.WARNING)
+    publish(
+        files,
+        summary,
+        [BatchStatus(1, "Complete", 0, 1, 0), BatchStatus(2, "Complete", 0, 1, 0)],
+        target=ImportTarget.of("leads"),
+        file_format="csv",
+        results=ResultsLocation(),
+        push_xcom=pushed.__setitem__,
+        log=logging.getLogger("tests.results"),
+    )
+    assert caplog.messages == [
+        "The failures file of batch 1 holds 3 rows where its status counts 1; the summary keeps Marketo's counts"
+    ]
+    assert summary.failure_reasons == {"x": 3, "y": 1}

@@ -415,3 +415,59 @@ def test_bytes_that_are_not_utf8_are_placed_in_their_file(tmp_path: Path) -> Non
         match=r"is not UTF-8: b\.csv\.gz, line 11, decompressed gzip byte 307 \(b'56\\nz@example\.com,Jos\\xe9,x\\n'\)",
     ):
         check(Source.of(f"{tmp_path}/"))
+
+
+# ---- records longer than a part, links and loops --------------------------------------------------
+
+
+def test_a_closed_quoted_field_longer_than_a_part_runs_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_bytes(
+        b'email,notes\nann@example.com,"' + b"x" * (20 * 1024 * 1024) + b'"\nbob@example.com,hi\n'
+    )
+    with pytest.raises(SourceError, match=r"the record starting on line 2 runs past 9,500,000 bytes"):
+        check(Source.of(path))
+
+
+def test_a_link_loop_under_a_glob_is_named(tmp_path: Path) -> None:
+    (tmp_path / "loop" / "sub").mkdir(parents=True)
+    (tmp_path / "loop" / "a.csv").write_bytes(HEADER + body(0, 1))
+    (tmp_path / "loop" / "sub" / "back").symlink_to(tmp_path / "loop")
+    message = rf"import source .* has a link loop: {tmp_path}/loop/sub/back leads back to {tmp_path}/loop, a folder it is in"
+    with pytest.raises(SourceError, match=message):
+        check(Source.of(f"{tmp_path}/loop/**/*.csv"))
+    with pytest.raises(SourceError, match=message):
+        check(Source.of(f"{tmp_path}/loop/"))
+    (tmp_path / "loop" / "sub" / "back").unlink()
+    (tmp_path / "loop" / "self").symlink_to(tmp_path / "loop" / "self")
+    with pytest.raises(
+        SourceError, match=r"link loop: .*/loop/self cannot be resolved \(too many levels of links\)"
+    ):
+        check(Source.of(f"{tmp_path}/loop/"))
+
+
+def test_a_file_reached_through_links_is_read_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "2024-01").mkdir(parents=True)
+    (data / "2024-01" / "leads.csv").write_bytes(HEADER + body(0, 5))
+    (data / "latest").symlink_to(data / "2024-01")  # a folder beside the real one
+    (data / "current.csv").symlink_to(data / "2024-01" / "leads.csv")  # a file beside the real one
+    for location in (f"{data}/", f"{data}/**/*.csv", f"{data}/*/*.csv", f"{data}/**"):
+        assert records(cut(Source.of(location))) == expected(0, 5), location
+
+
+def test_glob_pieces_match_as_glob_does(tmp_path: Path) -> None:
+    for name in ("a.csv", "x/b.csv", "x/y/c.csv", "x/y/d.txt", "_tmp/e.csv", ".hidden/f.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(HEADER + body(0, 1))
+
+    def listed(pattern: str) -> list[str]:
+        from marketo_provider.sources import list_files
+
+        return [f.label for f in list_files(Source.of(f"{tmp_path}/{pattern}"))]
+
+    assert listed("**/*.csv") == ["a.csv", "x/b.csv", "x/y/c.csv"]
+    assert listed("x/**/*.csv") == ["b.csv", "y/c.csv"]
+    assert listed("*/*.csv") == ["x/b.csv"]
+    assert listed("x/y/[cd].*") == ["c.csv", "d.txt"]
+    assert listed("x/?/*") == ["y/c.csv", "y/d.txt"]
