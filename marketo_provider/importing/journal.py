@@ -30,7 +30,7 @@ class Journal:
         if context.get("task_state_store") is not None:
             return None
         ti = context.get("ti")
-        if ti is None:
+        if ti is None or not all(hasattr(ti, name) for name in ("dag_id", "task_id", "run_id")):
             return None
         mapped = getattr(ti, "map_index", -1)
         suffix = f".{mapped}" if mapped not in (None, -1) else ""

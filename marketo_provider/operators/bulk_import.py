@@ -336,7 +336,7 @@ def _store(context: Context) -> Any:
 def _owner(context: Context) -> str:
     """Who runs the import, the same across the task's tries: the DAG, the task and the run."""
     ti = context.get("ti")
-    if ti is None:
+    if ti is None or not all(hasattr(ti, name) for name in ("dag_id", "task_id", "run_id")):
         return "unknown task"
     mapped = getattr(ti, "map_index", -1)
     return f"{ti.dag_id}/{ti.task_id}{'' if mapped in (None, -1) else f'[{mapped}]'}/{ti.run_id}"
