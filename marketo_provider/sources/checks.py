@@ -89,6 +89,10 @@ def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
         if flat is not None:
             columns, n = flat
             yield Chunk(columns, {}, [], range(line, line + n), index, n)
+            line += n  # no quotes: a record a line
+            index += n
+            start = end
+            continue
         else:
             reader = csv.reader(io.StringIO(chunk, newline=""), delimiter=rules.delimiter)
             rows = list(reader)
