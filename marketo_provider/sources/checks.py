@@ -503,10 +503,12 @@ class RowChecks:
         if not self._previous:
             total = db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] if self._fingerprints else 0
             return {"rows_new": int(total), "rows_changed": 0, "rows_unchanged": 0, "keys_vanished": 0}
-        unchanged, changed, new, kept = db.execute(
-            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL), "
-            "COUNT(DISTINCT CASE WHEN p.k IS NOT NULL THEN s.k END) "
-            "FROM seen s LEFT JOIN prev.state p ON p.k = s.k"
+        unchanged, changed, new = db.execute(
+            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL) FROM seen s LEFT JOIN prev.state p ON p.k = s.k"
+        ).fetchone()
+        # Keys of the source that were confirmed before (a sort, not a distinct count: far cheaper).
+        (kept,) = db.execute(
+            "SELECT COUNT(*) FROM (SELECT k FROM seen GROUP BY k) s JOIN prev.state p ON p.k = s.k"
         ).fetchone()
         before = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()[0]
         return {
