@@ -14,7 +14,14 @@ PINS_31 :=
 PINS_32 := 'fastapi<0.137' 'cadwyn<8' 'svcs<26'
 COMPAT_VENVS := .venv-airflow31 .venv-airflow32
 
-.PHONY: demo test lint types unit docs clean test-compat test-airflow31 test-airflow32 test-matrix
+# The suite runs on pytest-xdist workers, one per core (`make test PYTEST_WORKERS=1` for one);
+# tests/parallel.py says how the tests are shared out between them. PYTEST_ARGS is passed on, e.g.
+# `make check PYTEST_ARGS='-k trigger'`.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+PYTEST := pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+.PHONY: demo test check static lint types unit docs clean test-compat test-airflow31 test-airflow32 test-matrix
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,13 +40,24 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/$(PYTEST) tests/unit
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
-test: lint types docs
-	$(BIN)/pytest -q -p no:cacheprovider
+# Lint, types and the docs build side by side (each prints its output when it is done).
+static: $(STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint types docs
+
+# Everything: lint, types, docs, then every test (unit, integration, e2e, system) on every core.
+test: static
+	$(BIN)/$(PYTEST) --durations=15
+
+# The edit-test loop: lint, types, then the unit and integration tests (no DAG runs, no Airflow
+# processes). A few minutes at most; `make test` before a change is done.
+check: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint types
+	$(BIN)/$(PYTEST) tests/unit tests/integration
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENVS) .mypy_cache .ruff_cache .pytest_cache build dist docs/_build demo-output
@@ -52,7 +70,7 @@ $(COMPAT_VENVS:%=%/.installed-stamp): .venv-airflow%/.installed-stamp: pyproject
 	@touch $@
 
 test-airflow31 test-airflow32: test-airflow%: .venv-airflow%/.installed-stamp
-	.venv-airflow$*/bin/pytest -q -p no:cacheprovider
+	.venv-airflow$*/bin/$(PYTEST) --durations=15
 
 test-compat: test-airflow31
 

@@ -6,7 +6,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="marketo-provider-tests-")
+# One per process: each pytest-xdist worker (`make test` runs the suite on every core) has its own
+# AIRFLOW_HOME, so its own SQLite metadata database, migrated once per worker (tests/e2e/conftest.py).
+_AIRFLOW_HOME = tempfile.mkdtemp(
+    prefix=f"marketo-provider-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
+)
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
@@ -62,3 +66,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under pytest-xdist (``-n``): the grouping and order of ``tests/parallel.py``."""
+    from tests.parallel import GroupScheduling
+
+    return GroupScheduling(config, log)  # type: ignore[arg-type]

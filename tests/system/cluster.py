@@ -346,6 +346,5 @@ class CeleryAirflow:
             lambda: self.run_state(dag_id, run_id) in ("success", "failed"),
             timeout,
             f"run {run_id} of {dag_id} to finish",
-            every=2,
         )
         return str(self.run_state(dag_id, run_id))

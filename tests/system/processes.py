@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> None:
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -25,9 +25,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def stop_tree(*processes: subprocess.Popen[Any] | psutil.Process, sig: int = signal.SIGTERM) -> None:
+def stop_tree(
+    *processes: subprocess.Popen[Any] | psutil.Process, sig: int = signal.SIGTERM, grace: float = 3
+) -> None:
     """Stop processes and every process they started, all at once. Task workers put themselves in
-    process groups of their own, so killing a group alone can leave a stuck worker running."""
+    process groups of their own, so killing a group alone can leave a stuck worker running. What
+    is still running ``grace`` seconds after the signal is killed (nothing waits for a throwaway
+    deployment's graceful shutdown)."""
     tree: list[psutil.Process] = []
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -39,7 +43,7 @@ def stop_tree(*processes: subprocess.Popen[Any] | psutil.Process, sig: int = sig
     for proc in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(sig)
-    _, alive = psutil.wait_procs(tree, timeout=20 if sig != signal.SIGKILL else 10)
+    _, alive = psutil.wait_procs(tree, timeout=grace if sig != signal.SIGKILL else 10)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()

@@ -206,8 +206,15 @@ def h(harness: Harness) -> Iterator[Harness]:
 def test_imports_run_on_two_celery_workers(h: Harness) -> None:
     """Two imports at once, one on each worker; sources and results only in S3."""
     first, second = h.source("alpha"), h.source("bravo")
-    h.airflow.trigger(DEFERRABLE, "alpha", first.conf(h.s3))
+    # The in-worker import keeps its worker busy (its jobs held in Marketo's queue) until the
+    # deferrable one has started on the other worker; the timing of the two triggers does not
+    # decide where they run.
+    h.sandbox.hold_next_jobs(second.parts)
     h.airflow.trigger(IN_WORKER, "bravo", second.conf(h.s3))
+    wait_for(lambda: h.accepted_uploads(second) == second.parts, 180, "bravo's parts to be accepted")
+    h.airflow.trigger(DEFERRABLE, "alpha", first.conf(h.s3))
+    wait_for(lambda: h.accepted_uploads(first) == first.parts, 180, "alpha's parts to be accepted")
+    h.sandbox.release()
     h.assert_exactly_once(first, "alpha", DEFERRABLE)
     h.assert_exactly_once(second, "bravo", IN_WORKER)
     worker_logs = [h.processes.log(name) for name in h.airflow.worker_names]

@@ -91,6 +91,8 @@ def test_demo_runs_from_the_installed_wheel(dist: Path, tmp_path: Path) -> None:
         "pip",
         "install",
         "--quiet",
+        "--no-compile",  # byte-compiling all of Airflow is most of the install; the demo compiles what it imports
+        "--disable-pip-version-check",
         f"{wheel}[testing]",
         f"apache-airflow=={version('apache-airflow')}",
         timeout=840,

@@ -3,11 +3,14 @@ DAG against the sandbox: the operator defers to a real triggerer and resumes on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,16 +73,32 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
                 lines = [line for line in out.splitlines() if line.startswith("[{") or line.strip() == "[]"]
                 return json.loads(lines[-1]) if lines else []
 
+            def query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+                """Airflow's metadata database, read directly: waiting costs no CLI process per poll."""
+                database = tmp_path / "home" / "airflow.db"
+                if not database.exists():
+                    return []
+                with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+                    try:
+                        return db.execute(sql, params).fetchall()
+                    except sqlite3.OperationalError:  # tables not created yet, or locked for long
+                        return []
+
+            dag_id = "marketo_webinar_registrants"
+            # What `airflow dags list` lists: the serialized DAGs.
             wait_for(
-                lambda: "marketo_webinar_registrants" in cli("dags", "list", "-o", "plain"),
+                lambda: query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", dag_id),
                 120,
                 "the DAG to be parsed",
             )
-            cli("dags", "unpause", "marketo_webinar_registrants")
-            cli("dags", "trigger", "marketo_webinar_registrants")
+            cli("dags", "unpause", dag_id)
+            cli("dags", "trigger", dag_id)
             # Unpausing also starts the latest scheduled run: both runs must finish, and succeed.
             wait_for(
-                lambda: bool(runs()) and all(r["state"] in ("success", "failed") for r in runs()),
+                lambda: (
+                    (states := query("SELECT state FROM dag_run WHERE dag_id = ?", dag_id))
+                    and all(state in ("success", "failed") for (state,) in states)
+                ),
                 180,
                 "the runs to finish",
             )
