@@ -240,6 +240,7 @@ class ImportSummary:
     failure_reasons: dict[str, int] = field(default_factory=dict)
     warning_reasons: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
+    resumes: int = 0
     parts_outcome_unknown: list[int] = field(default_factory=list)
     parts_sent_twice: list[int] = field(default_factory=list)
 
@@ -300,6 +301,7 @@ class ImportSummary:
             "failure_reasons": self.failure_reasons,
             "warning_reasons": self.warning_reasons,
             "api_calls": self.api_calls,
+            "resumes": self.resumes,
             "parts_outcome_unknown": list(self.parts_outcome_unknown),
             "parts_sent_twice": list(self.parts_sent_twice),
         }

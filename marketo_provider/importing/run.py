@@ -137,6 +137,7 @@ class BulkImport:
             custom_object_name=self.target.custom_object_name,
             deadline=time.time() + self.options.timeout,
             header=list(checked.header.names),
+            parts_planned=checked.parts,
         )
         self.save(state)
         return state
@@ -153,21 +154,22 @@ class BulkImport:
         if state.all_submitted:
             if not self.options.wait_for_completion or not state.pending_batch_ids:
                 return None
-            return Wait.start(state, WaitFor.COMPLETION)
+            return Wait.start(state, WaitFor.COMPLETION, poll_interval=self.options.poll_interval)
         if time.time() >= state.deadline:
             self.batches.raise_timeout(state)
         blocked_by_others = self._submit(state)
         if state.all_submitted:
             self.log.info("Every part is handled: %s", state.accounting())
             return self.advance(state)
-        # The queue is full. When our own batches fill it, only their finishing frees a slot; when
-        # other integrations' jobs do (1016), look again after a while.
+        # The queue is full. When our own batches fill it, only their finishing frees a slot: wait
+        # for the low-water mark (watch.Wait). When other integrations' jobs do (1016), look again
+        # after a while.
         wake_at = None
         if blocked_by_others:
             wake_at = time.time() + queue_full_wait_seconds(
                 self.options.poll_interval, state.queue_full_refusals
             )
-        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at)
+        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at, poll_interval=self.options.poll_interval)
 
     def _submit(self, state: ImportState) -> bool:
         """Submit parts in order while the queue has room. Returns True when Marketo answered 1016
@@ -207,6 +209,7 @@ class BulkImport:
                     self.spec, part.reader(), filename=part_filename(self.source, part.index)
                 )
             except MarketoQueueFullError:
+                state.note_resumed(time.time())
                 state.in_flight = None
                 state.queue_full_refusals += 1
                 self.save(state)
@@ -237,6 +240,7 @@ class BulkImport:
                     permanent=exc.permanent,
                 ) from exc
             batch_id = int(entry["batchId"])
+            state.note_resumed(time.time())
             state.submitted.append(SubmittedPart(part.index, batch_id, part.source_start, part.source_end))
             state.in_flight = None
             state.queue_full_refusals = 0
