@@ -26,7 +26,7 @@ from marketo_provider.importing.batches import (
     PushXCom,
 )
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
-from marketo_provider.importing.watch import Wait, WaitFor
+from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
 
@@ -283,7 +283,13 @@ class BulkImport:
         self.batches.wait(state, wait, sleep=sleep)
 
     def resume(self, event: Mapping[str, Any]) -> ImportState:
-        return self.batches.resume(event)
+        """The state a trigger's event hands back. Resumed to submit more, the task asks Marketo
+        once more first: the trigger's last poll is seconds old (its hold, the way back), and
+        batches that finished since free slots the next parts can take now."""
+        state = self.batches.resume(event)
+        if WaitEnd(event["event"]) is WaitEnd.SLOT_FREE and state.pending_batch_ids:
+            self.batches.poll(state)
+        return state
 
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
         if not self.options.wait_for_completion:

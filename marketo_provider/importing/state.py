@@ -209,9 +209,9 @@ class ImportState:
 
     @property
     def drain_rate(self) -> float | None:
-        """Batches per second Marketo finishes of this import with its slots busy; None until two
-        finishes have been seen."""
-        if self.drain_seen < 2 or self.drain_seconds <= 0:
+        """Batches per second Marketo finishes of this import with its slots busy; None until four
+        finishes have been seen (two jobs import at once: fewer say little of how long one takes)."""
+        if self.drain_seen < 4 or self.drain_seconds <= 0:
             return None
         return self.drain_batches / self.drain_seconds
 

@@ -207,7 +207,8 @@ class Wait:
     def _measure(self, state: ImportState, now: float) -> None:
         """Count the batches that finished since the last poll into the import's drain rate, when
         its batches kept both import slots busy all along: the first of them importing then, and
-        at least two left now."""
+        at least two left now. A wait ends on a poll that saw batches finish, so the rate leans
+        high: the mark errs towards waking the task early, never late."""
         if self.seen_before is None or self.head_before is None or self.head_before.status != IMPORTING:
             return
         then, finished_then, pending_then = self.seen_before
