@@ -138,7 +138,7 @@ class ImportState:
             finished={int(k): dict(v) for k, v in (data.get("finished") or {}).items()},
             api_calls=int(data.get("api_calls") or 0),
             queue_full_refusals=int(data.get("queue_full_refusals") or 0),
-            # Added in 0.4: absent from what earlier releases wrote.
+            # Absent from what 0.2 wrote.
             parts_planned=_int_or_none(data.get("parts_planned")),
             drain_batches=float(data.get("drain_batches") or 0.0),
             drain_seconds=float(data.get("drain_seconds") or 0.0),
