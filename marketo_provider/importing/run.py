@@ -209,7 +209,7 @@ class BulkImport:
                     self.spec, part.reader(), filename=part_filename(self.source, part.index)
                 )
             except MarketoQueueFullError:
-                state.note_resumed(time.time())
+                self._note_resumed(state)
                 state.in_flight = None
                 state.queue_full_refusals += 1
                 self.save(state)
@@ -240,7 +240,7 @@ class BulkImport:
                     permanent=exc.permanent,
                 ) from exc
             batch_id = int(entry["batchId"])
-            state.note_resumed(time.time())
+            self._note_resumed(state)
             state.submitted.append(SubmittedPart(part.index, batch_id, part.source_start, part.source_end))
             state.in_flight = None
             state.queue_full_refusals = 0
@@ -253,6 +253,15 @@ class BulkImport:
                 batch_id,
             )
             return SubmitOutcome.ACCEPTED
+
+    def _note_resumed(self, state: ImportState) -> None:
+        seconds = state.note_resumed(time.time())
+        if seconds is not None:
+            self.log.info(
+                "Marketo answered %.1f s after the wait for a slot ended (the way back; the next waits "
+                "allow for the longest of the last few)",
+                seconds,
+            )
 
     def _settle_in_flight(self, state: ImportState) -> None:
         """A part recorded as being uploaded when an earlier try died: Marketo may have it."""

@@ -215,12 +215,15 @@ class ImportState:
             return None
         return self.drain_batches / self.drain_seconds
 
-    def note_resumed(self, now: float) -> None:
-        """Marketo answered the first upload after a wait for a slot: how long the way back took."""
+    def note_resumed(self, now: float) -> float | None:
+        """Marketo answered the first upload after a wait for a slot: how long the way back took
+        (None when no wait for a slot came before)."""
         if self.woken_at is None:
-            return
-        self.resume_seconds = [*self.resume_seconds, max(0.0, now - self.woken_at)][-RESUME_SAMPLES_KEPT:]
+            return None
+        seconds = max(0.0, now - self.woken_at)
+        self.resume_seconds = [*self.resume_seconds, seconds][-RESUME_SAMPLES_KEPT:]
         self.woken_at = None
+        return seconds
 
     def statuses(self) -> list[tuple[int, BatchStatus]]:
         """(part, final status) of every finished batch, in part order."""

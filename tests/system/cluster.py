@@ -247,17 +247,19 @@ class _Airflow:
         assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
 
     def _start_control_plane(self) -> None:
-        control = self.env("control")
-        self.processes.airflow("api-server", "api-server", "--port", str(self.api_port), env=control)
-        self.processes.airflow("scheduler", "scheduler", env=control)
-        self.processes.airflow("dag-processor", "dag-processor", env=control)
+        # Each runs in its component's folder: ``python -m`` puts the working folder first on the
+        # path, and the project's own folder there would hide a PYTHONPATH given in ``env``.
+        control, cwd = self.env("control"), self.home("control")
+        self.processes.airflow("api-server", "api-server", "--port", str(self.api_port), env=control, cwd=cwd)
+        self.processes.airflow("scheduler", "scheduler", env=control, cwd=cwd)
+        self.processes.airflow("dag-processor", "dag-processor", env=control, cwd=cwd)
         self.start_triggerer()
 
     def start_triggerer(self) -> None:
-        self.processes.airflow("triggerer", "triggerer", env=self.env("control"))
+        self.processes.airflow("triggerer", "triggerer", env=self.env("control"), cwd=self.home("control"))
 
     def start_scheduler(self) -> None:
-        self.processes.airflow("scheduler", "scheduler", env=self.env("control"))
+        self.processes.airflow("scheduler", "scheduler", env=self.env("control"), cwd=self.home("control"))
 
     def stop(self) -> None:
         self.processes.stop_all()
