@@ -112,6 +112,7 @@ class BulkImport:
         Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
         if saved:
             state = ImportState.from_json(saved)
+            state.woken_at = None  # a retry is no way back from a wait: not a resume to measure
             self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
             return state
         checked = self._check()

@@ -208,7 +208,7 @@ class Wait:
         """Count the batches that finished since the last poll into the import's drain rate, when
         its batches kept both import slots busy all along: the first of them importing then, and
         at least two left now. A wait ends on a poll that saw batches finish, so the rate leans
-        high: the mark errs towards waking the task early, never late."""
+        high, and the mark with it: towards waking the task early rather than late."""
         if self.seen_before is None or self.head_before is None or self.head_before.status != IMPORTING:
             return
         then, finished_then, pending_then = self.seen_before

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ class Simulation:
         monkeypatch.setattr(trigger_module, "asyncio", SimulatedAsyncio(self.clock))
         monkeypatch.setattr(trigger_module, "MarketoHook", lambda conn_id: self.hook)
         monkeypatch.setattr(trigger_module, "exit_window_seconds", lambda: WINDOW)
+        monkeypatch.setattr(trigger_module, "random", random.Random(20))  # the first pause's spread
         data, self.expected = leads_csv(3_400)
         self.path = tmp_path / "leads.csv"
         self.path.write_bytes(data)
@@ -222,6 +224,7 @@ def test_the_drain_and_the_way_back_are_measured_and_travel_in_the_state(
     assert state.resume_seconds and all(
         s == pytest.approx(6.0 + UPLOAD_SECONDS) for s in state.resume_seconds
     )
-    assert state.drain_rate == pytest.approx(2 / JOB_SECONDS, rel=0.25)  # two jobs at a time
+    # Two jobs at a time; polls every 2 s see them finish in steps, and waits end on a finish.
+    assert state.drain_rate is not None and 0.3 <= state.drain_rate <= 0.6
     again = ImportState.from_json(state.to_json())
     assert again == state and again.drain_rate == state.drain_rate
