@@ -400,6 +400,7 @@ class ImportSummary:
     failure_reasons: dict[str, int] = field(default_factory=dict)
     warning_reasons: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
+    resumes: int = 0
     parts_outcome_unknown: list[int] = field(default_factory=list)
     parts_sent_twice: list[int] = field(default_factory=list)
     origins: dict[int, str] = field(default_factory=dict)  # part -> the files and bytes it came from
@@ -471,6 +472,7 @@ class ImportSummary:
             "failure_reasons": self.failure_reasons,
             "warning_reasons": self.warning_reasons,
             "api_calls": self.api_calls,
+            "resumes": self.resumes,
             "parts_outcome_unknown": list(self.parts_outcome_unknown),
             "parts_sent_twice": list(self.parts_sent_twice),
             "row_checks": self.row_checks,

@@ -20,6 +20,16 @@ import pytest  # noqa: E402
 from marketo_provider.testing import MarketoSandbox  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_exit_window(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triggers run in the test's own process here (no scheduler, no worker to race), so their
+    events need not wait out Airflow's window for a deferring worker's exit (10 s by default).
+    System tests run real Airflow processes, which keep it."""
+    if request.path.parent.name == "system":
+        return
+    monkeypatch.setattr("marketo_provider.triggers.bulk_import.exit_window_seconds", lambda: 0.0)
+
+
 @pytest.fixture
 def sandbox() -> Iterator[MarketoSandbox]:
     """A fast sandbox: jobs queue for 0.05 s and import for 0.1 s."""

@@ -225,6 +225,8 @@ class BatchWatch:
             end = wait.check(state, head, time.time())
             if end is WaitEnd.TIMEOUT:
                 self.raise_timeout(state)
+            if end is WaitEnd.SLOT_FREE:
+                state.woken_at = time.time()
             if end is not None:
                 return
 
@@ -249,6 +251,7 @@ class BatchWatch:
     def resume(self, event: Mapping[str, Any]) -> ImportState:
         """The state a trigger's event hands back; raises for a timeout or a polling error."""
         state = ImportState.from_json(event["import_state"])
+        state.resumes += 1
         self._calls_seen = self.hook.api_calls
         end = WaitEnd(event["event"])
         if end is WaitEnd.ERROR:
@@ -275,7 +278,11 @@ class BatchWatch:
             )
         queued = [(p.part, BatchStatus(batch_id=p.batch_id, status=QUEUED)) for p in state.submitted]
         return ImportSummary(
-            self.target.object_type, queued, api_calls=state.api_calls, source=self.source
+            self.target.object_type,
+            queued,
+            api_calls=state.api_calls,
+            source=self.source,
+            resumes=state.resumes,
         ).to_xcom()
 
     def conclude(
@@ -311,6 +318,7 @@ class BatchWatch:
         )
         self.count_calls(state)
         summary.api_calls = state.api_calls
+        summary.resumes = state.resumes
         summary.parts_outcome_unknown = [u.part for u in state.uncertain]
         summary.parts_sent_twice = [r.part for r in state.resent]
         if state.resent:
@@ -319,7 +327,8 @@ class BatchWatch:
             problems.append(f"some parts may not have been imported: {state.accounting()}")
         batches = len(summary.batches)
         self.log.info(
-            "Import of %s done: %d batch%s, %s rows processed, %s failed, %s with warnings, %d API calls%s",
+            "Import of %s done: %d batch%s, %s rows processed, %s failed, %s with warnings, %d API calls, "
+            "%d resume%s%s",
             state.name,
             batches,
             "" if batches == 1 else "es",
@@ -327,6 +336,8 @@ class BatchWatch:
             f"{summary.rows_failed:,}",
             f"{summary.rows_with_warning:,}",
             summary.api_calls,
+            summary.resumes,
+            "" if summary.resumes == 1 else "s",
             _reasons_text(summary),
         )
         out = summary.to_xcom()

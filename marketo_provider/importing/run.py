@@ -31,7 +31,7 @@ from marketo_provider.importing.batches import (
     past_deadline,
 )
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
-from marketo_provider.importing.watch import Wait, WaitFor
+from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
 from marketo_provider.incremental import ChangeState, Loaded, build_state, scope_of
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
@@ -214,6 +214,7 @@ class BulkImport:
         Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
         if saved:
             state = ImportState.from_json(saved)
+            state.woken_at = None  # a retry is no way back from a wait: not a resume to measure
             self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
             return state
         state = ImportState(
@@ -269,6 +270,7 @@ class BulkImport:
                 f"{checked.kept_out:,}",
                 f"{checked.records:,}",
             )
+        state.parts_planned = checked.parts if not checked.kept_out else None  # fewer when rows are kept out
         self.save(state)
         return state
 
@@ -286,7 +288,7 @@ class BulkImport:
         if state.all_submitted:
             if not self.options.wait_for_completion or not state.pending_batch_ids:
                 return None
-            return Wait.start(state, WaitFor.COMPLETION)
+            return Wait.start(state, WaitFor.COMPLETION, poll_interval=self.options.poll_interval)
         if time.time() >= state.deadline:
             self.batches.raise_timeout(state)
         self.batches.bound(state)
@@ -294,14 +296,15 @@ class BulkImport:
         if state.all_submitted:
             self.log.info("Every part is handled: %s", state.accounting())
             return self.advance(state)
-        # The queue is full. When our own batches fill it, only their finishing frees a slot; when
-        # other integrations' jobs do (1016), look again after a while.
+        # The queue is full. When our own batches fill it, only their finishing frees a slot: wait
+        # for the low-water mark (watch.Wait). When other integrations' jobs do (1016), look again
+        # after a while.
         wake_at = None
         if blocked_by_others:
             wake_at = time.time() + queue_full_wait_seconds(
                 self.options.poll_interval, state.queue_full_refusals
             )
-        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at)
+        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at, poll_interval=self.options.poll_interval)
 
     def _submit(self, state: ImportState) -> bool:
         """Submit parts in order while the queue has room. Returns True when Marketo answered 1016
@@ -346,6 +349,7 @@ class BulkImport:
                     self.spec, part.reader(), filename=part_filename(self.source, part.index)
                 )
             except MarketoQueueFullError:
+                self._note_resumed(state)
                 state.in_flight = None
                 state.queue_full_refusals += 1
                 self.save(state)
@@ -378,6 +382,7 @@ class BulkImport:
                     permanent=exc.permanent,
                 ) from exc
             batch_id = int(entry["batchId"])
+            self._note_resumed(state)
             state.submitted.append(
                 SubmittedPart(part.index, batch_id, part.source_start, part.source_end, part.origin)
             )
@@ -392,6 +397,15 @@ class BulkImport:
                 batch_id,
             )
             return SubmitOutcome.ACCEPTED
+
+    def _note_resumed(self, state: ImportState) -> None:
+        seconds = state.note_resumed(time.time())
+        if seconds is not None:
+            self.log.info(
+                "Marketo answered %.1f s after the wait for a slot ended (the way back; the next waits "
+                "allow for the longest of the last few)",
+                seconds,
+            )
 
     def _settle_in_flight(self, state: ImportState) -> None:
         """A part recorded as being uploaded when an earlier try died: Marketo may have it."""
@@ -422,7 +436,13 @@ class BulkImport:
         self.batches.wait(state, wait, sleep=sleep)
 
     def resume(self, event: Mapping[str, Any]) -> ImportState:
-        return self.batches.resume(event)
+        """The state a trigger's event hands back. Resumed to submit more, the task asks Marketo
+        once more first: the trigger's last poll is seconds old (its hold, the way back), and
+        batches that finished since free slots the next parts can take now."""
+        state = self.batches.resume(event)
+        if WaitEnd(event["event"]) is WaitEnd.SLOT_FREE and state.pending_batch_ids:
+            self.batches.poll(state)
+        return state
 
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
         """Publish the results and return the summary; with ``changed_rows_only``, then keep what

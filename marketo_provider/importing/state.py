@@ -16,6 +16,11 @@ from marketo_provider.api import IMPORTING, BatchStatus, ImportTarget, MarketoEr
 STATE_KEY = "marketo_bulk_import"
 STATE_VERSION = 2
 
+# How many of the latest resume latencies are kept (the longest of them is the one relied on).
+RESUME_SAMPLES_KEPT = 5
+# The weight an earlier measurement of the drain keeps when a new one is added: recent polls count most.
+DRAIN_DECAY = 0.9
+
 
 @dataclass(frozen=True)
 class PartRange:
@@ -84,6 +89,17 @@ class ImportState:
     # changed_rows_only: the state the import compares with (its generation, whether every row is
     # sent and why), the counts, and who holds the state's lock.
     change: dict[str, Any] | None = None
+    parts_planned: int | None = None  # the parts pre-flight counted (None for a query: known as it is cut)
+    # How fast Marketo works through the import's batches while they keep both of its import slots
+    # busy: batches seen to finish over the seconds watched (sums in which older polls fade).
+    drain_batches: float = 0.0
+    drain_seconds: float = 0.0
+    drain_seen: int = 0  # batches counted into the drain, all told
+    # Seconds from a wait's end (the trigger's event) to Marketo's answer to the next upload: the
+    # latest few, measured.
+    resume_seconds: list[float] = field(default_factory=list)
+    woken_at: float | None = None  # when the last wait for a slot ended, until the next upload's answer
+    resumes: int = 0  # times the task came back from the triggerer
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +123,13 @@ class ImportState:
             "kept_out": self.kept_out,
             "rows_kept_out": self.rows_kept_out,
             "change": self.change,
+            "parts_planned": self.parts_planned,
+            "drain_batches": self.drain_batches,
+            "drain_seconds": self.drain_seconds,
+            "drain_seen": self.drain_seen,
+            "resume_seconds": self.resume_seconds,
+            "woken_at": self.woken_at,
+            "resumes": self.resumes,
         }
 
     @classmethod
@@ -136,6 +159,14 @@ class ImportState:
             kept_out=list(data.get("kept_out") or []),
             rows_kept_out=int(data.get("rows_kept_out") or 0),
             change=data.get("change"),
+            # Absent from what 0.2 wrote.
+            parts_planned=_int_or_none(data.get("parts_planned")),
+            drain_batches=float(data.get("drain_batches") or 0.0),
+            drain_seconds=float(data.get("drain_seconds") or 0.0),
+            drain_seen=int(data.get("drain_seen") or 0),
+            resume_seconds=[float(v) for v in data.get("resume_seconds") or []],
+            woken_at=float(data["woken_at"]) if data.get("woken_at") is not None else None,
+            resumes=int(data.get("resumes") or 0),
         )
 
     @classmethod
@@ -185,6 +216,40 @@ class ImportState:
     def done(self) -> bool:
         return self.all_submitted and not self.pending_batch_ids
 
+    @property
+    def parts_left(self) -> int | None:
+        """Parts not yet submitted, when their number is known (cut to the end, or counted by
+        pre-flight)."""
+        total = self.parts_total if self.parts_total is not None else self.parts_planned
+        return None if total is None else max(0, total - len(self.handled_parts))
+
+    # ---- how fast the queue drains, how long a resume takes ---------------------------------
+
+    def note_drain(self, finished: int, seconds: float) -> None:
+        """Record ``finished`` of the import's batches seen to finish in ``seconds`` while its
+        batches kept both of Marketo's import slots busy."""
+        self.drain_batches = self.drain_batches * DRAIN_DECAY + finished
+        self.drain_seconds = self.drain_seconds * DRAIN_DECAY + seconds
+        self.drain_seen += finished
+
+    @property
+    def drain_rate(self) -> float | None:
+        """Batches per second Marketo finishes of this import with its slots busy; None until four
+        finishes have been seen (two jobs import at once: fewer say little of how long one takes)."""
+        if self.drain_seen < 4 or self.drain_seconds <= 0:
+            return None
+        return self.drain_batches / self.drain_seconds
+
+    def note_resumed(self, now: float) -> float | None:
+        """Marketo answered the first upload after a wait for a slot: how long the way back took
+        (None when no wait for a slot came before)."""
+        if self.woken_at is None:
+            return None
+        seconds = max(0.0, now - self.woken_at)
+        self.resume_seconds = [*self.resume_seconds, seconds][-RESUME_SAMPLES_KEPT:]
+        self.woken_at = None
+        return seconds
+
     def statuses(self) -> list[tuple[int, BatchStatus]]:
         """(part, final status) of every finished batch, in part order."""
         return [
@@ -229,12 +294,17 @@ class ImportState:
         rows = sum(s.rows_processed or 0 for _, s in self.statuses())
         failed = sum(s.rows_failed or 0 for _, s in self.statuses())
         text = f"import of {self.name}: {parts}; {rows:,} rows processed, {failed:,} failed"
+        text += f"; {self.resumes} resume{'' if self.resumes == 1 else 's'}"
         remaining = (total - done) if total is not None else None
         elapsed = now - self.started_at
         if done and remaining and elapsed > 0:
             left = remaining * elapsed / done
             text += f"; ~{_duration(left)} left at the current pace"
         return text
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _duration(seconds: float) -> str:

@@ -5,16 +5,30 @@ Polling uses what Marketo guarantees: one instance imports its jobs in FIFO orde
 a time, and a finished batch never changes. So a poll asks about the earliest unfinished batches
 only, reads each batch's final status once and keeps it: the calls an import makes grow with its
 parts, not with parts x polls.
+
+While the import's own batches fill Marketo's queue, a wait for a slot ends at a low-water mark,
+not at the first freed slot: every resume of a deferred task is a round trip through Airflow's
+scheduler, a worker slot and its database, so a task woken once per slot resumes once per part and
+leaves the queue to run dry between resumes. The mark is set from how fast the import's batches
+drain and how long a resume takes, both measured as the import goes.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api import IMPORTING, QUEUED, BatchStatus, ImportTarget
+from marketo_provider.api import (
+    IMPORTING,
+    MAX_IMPORTING_JOBS,
+    MAX_QUEUED_JOBS,
+    QUEUED,
+    BatchStatus,
+    ImportTarget,
+)
 from marketo_provider.importing.state import ImportState
 
 #: How a poll asks about one batch: Marketo's status entry of ``batch_id`` of ``target``.
@@ -78,29 +92,84 @@ async def apoll(state: ImportState, get_status: AGetStatus) -> BatchStatus | Non
         return stop.value
 
 
+#: Before the pace of the queue is measured, a wait for a slot ends when this many of the import's
+#: batches remain in Marketo's queue: the task can then submit four parts at once.
+FIRST_LOW_WATER_MARK = MAX_QUEUED_JOBS - 4
+#: Before a resume is measured: how long a task is assumed to take to come back from the triggerer
+#: and have its next upload answered (scheduler, a worker slot, a new task process, the upload).
+DEFAULT_RESUME_SECONDS = 15.0
+
+
+def low_water_mark(rate: float | None, back_in: float) -> int:
+    """How few of the import's batches may remain in Marketo's queue when the task is woken to
+    submit more, so that Marketo does not run out of them before the task is back.
+
+    ``rate`` is how many of the import's batches Marketo finishes per second (None: not measured
+    yet); ``back_in`` the seconds until the task's next upload is answered if it is woken at the
+    next look. Marketo imports two jobs at a time: the batches still queued ahead keep it busy
+    while they number at least two, so the mark leaves two, plus those Marketo finishes before
+    the task is back. It is at most nine (one slot free) and at least three."""
+    if rate is None:
+        return FIRST_LOW_WATER_MARK
+    margin = math.ceil(rate * back_in)
+    return max(MAX_IMPORTING_JOBS + 1, min(MAX_QUEUED_JOBS - 1, MAX_IMPORTING_JOBS + margin))
+
+
 @dataclass
 class Wait:
     """One wait in progress: what it is for, and when it is over, given what each poll finds.
 
-    ``wake_at`` (epoch seconds) ends a wait for a queue slot even when nothing was seen to free one
-    (the queue is shared: other integrations' jobs may leave unseen)."""
+    A wait for a queue slot follows one of two rules:
+
+    - the import's own batches fill Marketo's queue (``wake_at`` None): it ends at the low-water
+      mark (:func:`low_water_mark`), when few enough batches remain that the task can submit
+      several parts at once and early enough that Marketo still has some of them to import when
+      the task is back; or sooner, when every part left fits in the room there is (the import
+      can no longer be starved: nothing is left to submit after them);
+    - other integrations' jobs fill it (1016, ``wake_at`` set): it ends when one of the import's
+      batches finished, when the first moved from Queued to Importing (a job ahead of it
+      finished), or at ``wake_at`` (other jobs may leave unseen).
+
+    ``poll_interval`` is how long until the next look (the mark allows for it); ``hold_until``
+    (epoch seconds) is when the trigger may fire at the earliest. Every poll while the import's
+    batches keep both of Marketo's import slots busy measures how fast they drain."""
 
     waiting_for: WaitFor
     deadline: float
     wake_at: float | None = None
     finished_before: int = 0
+    poll_interval: float = 0.0
+    hold_until: float | None = None
     head_before: BatchStatus | None = field(default=None, repr=False)
+    seen_before: tuple[float, int, int] | None = field(default=None, repr=False)  # (time, finished, pending)
 
     @classmethod
-    def start(cls, state: ImportState, waiting_for: WaitFor, wake_at: float | None = None) -> Wait:
-        return cls(waiting_for, state.deadline, wake_at, finished_before=len(state.finished))
+    def start(
+        cls,
+        state: ImportState,
+        waiting_for: WaitFor,
+        wake_at: float | None = None,
+        *,
+        poll_interval: float = 0.0,
+    ) -> Wait:
+        return cls(
+            waiting_for,
+            state.deadline,
+            wake_at,
+            finished_before=len(state.finished),
+            poll_interval=poll_interval,
+        )
 
     def check(self, state: ImportState, head: BatchStatus | None, now: float) -> WaitEnd | None:
         """The end of the wait, or None to keep polling."""
         try:
+            self._measure(state, now)
             if self.waiting_for is WaitFor.COMPLETION:
                 if not state.pending_batch_ids:
                     return WaitEnd.DONE
+            elif self.wake_at is None:
+                if self.low_water_reached(state, now):
+                    return WaitEnd.SLOT_FREE
             elif len(state.finished) > self.finished_before:
                 return WaitEnd.SLOT_FREE  # one of ours finished: its slot is free
             elif (
@@ -111,13 +180,41 @@ class Wait:
                 and head.status == IMPORTING
             ):
                 return WaitEnd.SLOT_FREE  # a job ahead of ours finished
-            elif self.wake_at is not None and now >= self.wake_at:
+            elif now >= self.wake_at:
                 return WaitEnd.SLOT_FREE  # the queue is shared: other jobs may have left unseen
             if now >= self.deadline:
                 return WaitEnd.TIMEOUT
             return None
         finally:
             self.head_before = head
+            self.seen_before = (now, len(state.finished), len(state.pending_batch_ids))
+
+    def mark(self, state: ImportState, now: float) -> int:
+        """The low-water mark at ``now``: the task would be back at the next look (one poll
+        interval, or the trigger's hold if longer) plus the longest resume measured lately."""
+        resume = max(state.resume_seconds, default=DEFAULT_RESUME_SECONDS)
+        next_look = max(self.poll_interval, (self.hold_until - now) if self.hold_until is not None else 0.0)
+        return low_water_mark(state.drain_rate, next_look + resume)
+
+    def low_water_reached(self, state: ImportState, now: float) -> bool:
+        """The import's own batches fill the queue: is it time for the task to submit more?"""
+        pending = len(state.pending_batch_ids)
+        if pending <= self.mark(state, now):
+            return True
+        left = state.parts_left
+        return left is not None and left <= MAX_QUEUED_JOBS - pending
+
+    def _measure(self, state: ImportState, now: float) -> None:
+        """Count the batches that finished since the last poll into the import's drain rate, when
+        its batches kept both import slots busy all along: the first of them importing then, and
+        at least two left now. A wait ends on a poll that saw batches finish, so the rate leans
+        high, and the mark with it: towards waking the task early rather than late."""
+        if self.seen_before is None or self.head_before is None or self.head_before.status != IMPORTING:
+            return
+        then, finished_then, pending_then = self.seen_before
+        finished = len(state.finished) - finished_then
+        if now > then and pending_then - finished >= MAX_IMPORTING_JOBS:
+            state.note_drain(finished, now - then)
 
     def pause(self, poll_interval: float, now: float) -> float:
         """Seconds until the next poll: the interval, cut short by the deadline or ``wake_at``."""

@@ -10,21 +10,36 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from marketo_provider._compat import conf
 from marketo_provider.api import redact
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
 from marketo_provider.importing.batches import past_deadline
 
 
+def exit_window_seconds() -> float:
+    """How long after a task defers Airflow may still be taking in the exit of the worker that
+    deferred it. A trigger event inside this window races that bookkeeping: the scheduler reads
+    the worker's clean exit as the resumed attempt's end and fails it (apache/airflow#66374,
+    #67287, #72716; 3.2.2 and later survive it only while the task is not yet running). A worker
+    notices its task's exit at its next heartbeat wait, up to ``[workers] min_heartbeat_interval``
+    later (5 s by default, on every Airflow 3 line), and the scheduler reads it on a later loop:
+    twice that interval allows for both."""
+    return 2.0 * float(conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0))
+
+
 class MarketoBulkImportTrigger(BaseTrigger):
     """Polls an import's batches with non-blocking HTTP and yields exactly one event.
 
     Events are ``{"event": ..., "import_state": ..., "message": ...}``: ``done`` when every batch
-    is done (waiting for completion); ``slot_free`` when a queue slot may have freed (waiting for a
-    slot: one of the batches finished, the first moved from Queued to Importing, or ``wake_at``
-    passed); ``timeout`` when the import's deadline passed; ``error`` when polling failed (the
-    message says why). ``import_state`` is the import's state with what the polls learnt (each
-    batch's final status, the calls made), for the resumed task.
+    is done (waiting for completion); ``slot_free`` when it is time to submit more (waiting for a
+    slot: the import's batches drained to the low-water mark, or, when other integrations' jobs
+    fill the queue, one of the batches finished, the first moved from Queued to Importing, or
+    ``wake_at`` passed); ``timeout`` when the import's deadline passed; ``error`` when polling
+    failed (the message says why). ``import_state`` is the import's state with what the polls
+    learnt (each batch's final status, how fast the batches drain, the calls made), for the
+    resumed task. No event fires within :func:`exit_window_seconds` of the trigger's start,
+    whatever ``poll_interval``.
 
     Each poll asks about the earliest unfinished batches only, and never about a finished one
     again. All state is in the constructor's arguments, so a restarted triggerer carries on where
@@ -72,13 +87,21 @@ class MarketoBulkImportTrigger(BaseTrigger):
         # Poll after a pause, not at once: batches just submitted are not done yet. The first pause
         # is spread over the second half of the interval and comes before any other work, so the
         # triggers a restarted triggerer starts together neither hold the event loop at once nor
-        # poll in step. Whatever the first poll finds, no event fires sooner than one interval
-        # after the start: a task resumed within moments of deferring races the scheduler's own
-        # bookkeeping of the worker that deferred, and loses (docs/troubleshooting.rst).
-        hold_until = time.monotonic() + self.poll_interval
+        # poll in step. Whatever the polls find, no event fires inside Airflow's window for the
+        # exit of the worker that deferred: a task resumed within it loses a race in the
+        # scheduler (docs/troubleshooting.rst). The wait for a slot allows for that hold.
+        window = exit_window_seconds()
+        hold_until = time.monotonic() + window
         finished = self.import_state.get("finished") or {}
         deadline = float(self.import_state["deadline"])
-        wait = Wait(WaitFor(self.wait), deadline, self.wake_at, finished_before=len(finished))
+        wait = Wait(
+            WaitFor(self.wait),
+            deadline,
+            self.wake_at,
+            finished_before=len(finished),
+            poll_interval=self.poll_interval,
+            hold_until=time.time() + window,
+        )
         await asyncio.sleep(wait.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
         state = ImportState.from_json(self.import_state)
         hook = MarketoHook(self.marketo_conn_id)
@@ -99,6 +122,8 @@ class MarketoBulkImportTrigger(BaseTrigger):
             state.api_calls += hook.api_calls - calls_before
             if end is not None:
                 await _until(hold_until)
+                if end is WaitEnd.SLOT_FREE:
+                    state.woken_at = time.time()  # the task measures its way back from here
                 yield self._event(end, state, message)
                 return
             await asyncio.sleep(wait.pause(self.poll_interval, time.time()))

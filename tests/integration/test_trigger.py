@@ -14,7 +14,8 @@ from airflow.sdk import BaseHook  # noqa: F401 - ensures the SDK is configured b
 from marketo_provider.api import ImportTarget, ObjectType
 from marketo_provider.importing import ImportState
 from marketo_provider.testing import MarketoSandbox
-from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
+from marketo_provider.triggers import bulk_import as bulk_import_trigger
+from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger, exit_window_seconds
 from tests.conftest import fast_hook
 
 LEADS = ImportTarget(ObjectType.LEADS)
@@ -99,14 +100,17 @@ def test_a_finished_batch_is_never_polled_again(marketo_env: MarketoSandbox) -> 
 def test_slot_wait_wakes_when_the_first_batch_moves_on(
     manual_sandbox: MarketoSandbox, monkeypatch: pytest.MonkeyPatch, seconds: float, finished: bool
 ) -> None:
-    """Queued -> Importing (a job ahead of it finished) or done: either frees a slot for us."""
+    """Other integrations' jobs fill the queue (1016): Queued -> Importing (a job ahead of it
+    finished) or done, either frees a slot for us."""
     from marketo_provider.hooks.marketo import clear_token_cache
 
     clear_token_cache()
     for key, value in manual_sandbox.env().items():
         monkeypatch.setenv(key, value)
     ids = submit(2)  # both wait in the queue until the clock moves
-    trigger = MarketoBulkImportTrigger(state_for(ids), wait="queue_slot", poll_interval=0.05)
+    trigger = MarketoBulkImportTrigger(
+        state_for(ids), wait="queue_slot", poll_interval=0.05, wake_at=time.time() + 600
+    )
 
     async def run() -> dict[str, Any]:
         task = asyncio.ensure_future(first_event(trigger))
@@ -131,17 +135,28 @@ def test_slot_wait_wakes_at_wake_at_with_nothing_to_watch(marketo_env: MarketoSa
     assert marketo_env.calls_to("/bulk/*") == []
 
 
+def test_the_window_is_twice_the_workers_heartbeat_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert exit_window_seconds() == 10.0  # Airflow's default [workers] min_heartbeat_interval: 5 s
+    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "8")
+    assert exit_window_seconds() == 16.0
+
+
 @pytest.mark.parametrize("wait", ["completion", "queue_slot"])
-def test_no_event_sooner_than_one_interval_after_the_start(marketo_env: MarketoSandbox, wait: str) -> None:
-    """A task resumed moments after it deferred loses a race in Airflow's scheduler: whatever the
-    first poll (at half the interval or later) finds, the event waits for the whole interval."""
+def test_no_event_inside_airflows_window_for_the_deferring_workers_exit(
+    marketo_env: MarketoSandbox, monkeypatch: pytest.MonkeyPatch, wait: str
+) -> None:
+    """A task resumed before Airflow has taken in the exit of the worker that deferred it is failed
+    by the scheduler: whatever the polls find and however short ``poll_interval``, the event waits
+    for the window."""
+    monkeypatch.setattr(bulk_import_trigger, "exit_window_seconds", exit_window_seconds)
+    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1")  # a window of 2 s
     ids = submit(1)
     asyncio.run(first_event(MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)))  # done
     started = time.monotonic()
-    trigger = MarketoBulkImportTrigger(state_for(ids), wait=wait, poll_interval=1.0, wake_at=time.time())
+    trigger = MarketoBulkImportTrigger(state_for(ids), wait=wait, poll_interval=0.05, wake_at=time.time())
     event = asyncio.run(first_event(trigger))
     assert event["event"] == ("done" if wait == "completion" else "slot_free")
-    assert time.monotonic() - started >= 1.0
+    assert time.monotonic() - started >= 2.0
 
 
 def test_deadline_event_lists_running_batches(marketo_env: MarketoSandbox) -> None:

@@ -1,6 +1,8 @@
-"""A distributed Airflow on loopback, started by a test without root: PostgreSQL as the metadata
-database, Redis as the Celery broker, and Airflow's API server, scheduler, DAG processor, triggerer
-and Celery workers, each worker in a folder of its own with its own copy of the DAG files.
+"""Airflow on loopback, started by a test without root, with PostgreSQL as the metadata database:
+distributed (:class:`CeleryAirflow`: Redis as the Celery broker, and Airflow's API server,
+scheduler, DAG processor, triggerer and Celery workers, each worker in a folder of its own with its
+own copy of the DAG files), or on one machine (:class:`LocalAirflow`: the scheduler runs tasks with
+LocalExecutor).
 
 Where the machine has no PostgreSQL server or Redis binary, :func:`find_servers` says which is
 missing and the tests skip with that reason.
@@ -174,34 +176,25 @@ class Redis:
         return self
 
 
-class CeleryAirflow:
-    """Airflow with CeleryExecutor: API server, scheduler, DAG processor, triggerer and ``workers``
-    Celery workers. The control plane has one folder; each worker has its own folder (its own
-    AIRFLOW_HOME and DAG files); nothing else is shared on local disk."""
+class _Airflow:
+    """What both set-ups share: the metadata database, the settings every component needs, and
+    what a test asks of the running Airflow."""
 
-    def __init__(
-        self,
-        root: Path,
-        processes: Processes,
-        servers: Servers,
-        dag_files: dict[str, str],
-        env: dict[str, str],
-        workers: int = 2,
-    ) -> None:
-        self.root = root
-        self.processes = processes
-        self.postgres = Postgres(servers, processes)
-        self.redis = Redis(servers, processes, root / "redis")
-        self.dag_files = dag_files
-        self.worker_names = [f"worker{i}" for i in range(1, workers + 1)]
-        self.api_port = free_port()
-        self.extra_env = env
+    root: Path
+    processes: Processes
+    postgres: Postgres
+    api_port: int
+    extra_env: dict[str, str]
+    dag_files: dict[str, str]
+
+    _fernet_key = "dGhpcy1pcy1hLXRlc3QtZmVybmV0LWtleS0zMmJ5dGU="  # base64 of 32 bytes, tests only
+    _jwt_secret = secrets.token_urlsafe(32)
 
     def home(self, name: str) -> Path:
         """The folder of a component: ``control`` or a worker's name."""
         return self.root / name
 
-    def env(self, name: str) -> dict[str, str]:
+    def common_env(self, name: str, executor: str) -> dict[str, str]:
         home = self.home(name)
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
@@ -209,16 +202,13 @@ class CeleryAirflow:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
-            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.url,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             # Every component must sign and accept the same task tokens.
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
             "AIRFLOW__API__SECRET_KEY": self._jwt_secret,
@@ -237,8 +227,8 @@ class CeleryAirflow:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         }
 
-    _fernet_key = "dGhpcy1pcy1hLXRlc3QtZmVybmV0LWtleS0zMmJ5dGU="  # base64 of 32 bytes, tests only
-    _jwt_secret = secrets.token_urlsafe(32)
+    def env(self, name: str) -> dict[str, str]:
+        raise NotImplementedError
 
     def _lay_out(self, name: str) -> None:
         dags = self.home(name) / "dags"
@@ -246,11 +236,7 @@ class CeleryAirflow:
         for filename, text in self.dag_files.items():
             (dags / filename).write_text(text)
 
-    def start(self) -> CeleryAirflow:
-        self.postgres.start()
-        self.redis.start()
-        for name in ["control", *self.worker_names]:
-            self._lay_out(name)
+    def _migrate(self) -> None:
         migrated = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=self.env("control"),
@@ -259,38 +245,21 @@ class CeleryAirflow:
             timeout=300,
         )
         assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
-        control = self.env("control")
-        self.processes.airflow("api-server", "api-server", "--port", str(self.api_port), env=control)
-        self.processes.airflow("scheduler", "scheduler", env=control)
-        self.processes.airflow("dag-processor", "dag-processor", env=control)
+
+    def _start_control_plane(self) -> None:
+        # Each runs in its component's folder: ``python -m`` puts the working folder first on the
+        # path, and the project's own folder there would hide a PYTHONPATH given in ``env``.
+        control, cwd = self.env("control"), self.home("control")
+        self.processes.airflow("api-server", "api-server", "--port", str(self.api_port), env=control, cwd=cwd)
+        self.processes.airflow("scheduler", "scheduler", env=control, cwd=cwd)
+        self.processes.airflow("dag-processor", "dag-processor", env=control, cwd=cwd)
         self.start_triggerer()
-        for name in self.worker_names:
-            self.start_worker(name)
-        wait_for(lambda: port_open(self.api_port), 180, "the API server", every=1)
-        for name in self.worker_names:
-            wait_for(lambda n=name: " ready." in self.processes.log(n), 180, f"Celery {name}")  # type: ignore[misc]
-        return self
 
     def start_triggerer(self) -> None:
-        self.processes.airflow("triggerer", "triggerer", env=self.env("control"))
+        self.processes.airflow("triggerer", "triggerer", env=self.env("control"), cwd=self.home("control"))
 
     def start_scheduler(self) -> None:
-        self.processes.airflow("scheduler", "scheduler", env=self.env("control"))
-
-    def start_worker(self, name: str) -> None:
-        self.processes.airflow(
-            name,
-            "celery",
-            "worker",
-            "--concurrency",
-            "1",
-            "--celery-hostname",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            env=self.env(name),
-            cwd=self.home(name),
-        )
+        self.processes.airflow("scheduler", "scheduler", env=self.env("control"), cwd=self.home("control"))
 
     def stop(self) -> None:
         self.processes.stop_all()
@@ -348,3 +317,100 @@ class CeleryAirflow:
             f"run {run_id} of {dag_id} to finish",
         )
         return str(self.run_state(dag_id, run_id))
+
+
+class CeleryAirflow(_Airflow):
+    """Airflow with CeleryExecutor: API server, scheduler, DAG processor, triggerer and ``workers``
+    Celery workers. The control plane has one folder; each worker has its own folder (its own
+    AIRFLOW_HOME and DAG files); nothing else is shared on local disk."""
+
+    def __init__(
+        self,
+        root: Path,
+        processes: Processes,
+        servers: Servers,
+        dag_files: dict[str, str],
+        env: dict[str, str],
+        workers: int = 2,
+    ) -> None:
+        self.root = root
+        self.processes = processes
+        self.postgres = Postgres(servers, processes)
+        self.redis = Redis(servers, processes, root / "redis")
+        self.dag_files = dag_files
+        self.worker_names = [f"worker{i}" for i in range(1, workers + 1)]
+        self.api_port = free_port()
+        self.extra_env = env
+
+    def env(self, name: str) -> dict[str, str]:
+        return {
+            **self.common_env(name, "CeleryExecutor"),
+            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.url,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        }
+
+    def start(self) -> CeleryAirflow:
+        self.postgres.start()
+        self.redis.start()
+        for name in ["control", *self.worker_names]:
+            self._lay_out(name)
+        self._migrate()
+        self._start_control_plane()
+        for name in self.worker_names:
+            self.start_worker(name)
+        wait_for(lambda: port_open(self.api_port), 180, "the API server", every=1)
+        for name in self.worker_names:
+            wait_for(lambda n=name: " ready." in self.processes.log(n), 180, f"Celery {name}")  # type: ignore[misc]
+        return self
+
+    def start_worker(self, name: str) -> None:
+        self.processes.airflow(
+            name,
+            "celery",
+            "worker",
+            "--concurrency",
+            "1",
+            "--celery-hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            env=self.env(name),
+            cwd=self.home(name),
+        )
+
+
+class LocalAirflow(_Airflow):
+    """Airflow on one machine: API server, scheduler (running tasks with LocalExecutor), DAG
+    processor and triggerer, all in one folder."""
+
+    def __init__(
+        self,
+        root: Path,
+        processes: Processes,
+        servers: Servers,
+        dag_files: dict[str, str],
+        env: dict[str, str],
+        parallelism: int = 4,
+    ) -> None:
+        self.root = root
+        self.processes = processes
+        self.postgres = Postgres(servers, processes)
+        self.dag_files = dag_files
+        self.api_port = free_port()
+        self.extra_env = env
+        self.parallelism = parallelism
+
+    def env(self, name: str = "control") -> dict[str, str]:
+        return {
+            **self.common_env("control", "LocalExecutor"),
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+        }
+
+    def start(self) -> LocalAirflow:
+        self.postgres.start()
+        self._lay_out("control")
+        self._migrate()
+        self._start_control_plane()
+        wait_for(lambda: port_open(self.api_port), 180, "the API server", every=1)
+        return self

@@ -64,8 +64,6 @@ def import_dag(dag_id, deferrable, resend=False):
             results_conn_id="{{{{ dag_run.conf['conn_id'] }}}}",
             resend_uncertain_parts=resend,
             deferrable=deferrable,
-            # Shorter intervals can lose Airflow's defer/resume race: an Airflow 3.1 worker reports
-            # a deferral's exit up to 5 s late (docs/troubleshooting.rst).
             poll_interval=10,
             max_part_bytes={PART_BYTES},
             retries=1,

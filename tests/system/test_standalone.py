@@ -40,10 +40,9 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_VAR_MARKETO_REGISTRANTS_SOURCE": str(source),
-            # The trigger fires no sooner than one interval after it starts. A task resumed before
-            # the scheduler has read the exit of the worker that deferred is failed by the
-            # scheduler (apache/airflow#66374, #72716; docs/troubleshooting.rst); an Airflow 3.1
-            # worker reports that exit up to [workers] min_heartbeat_interval (5 s) late.
+            # Whatever the interval, the trigger holds its event out of Airflow's window for the
+            # exit of the worker that deferred (docs/troubleshooting.rst; test_resumes.py polls
+            # every 2 s).
             "AIRFLOW_VAR_MARKETO_POLL_INTERVAL": "10",
         }
         log_path = tmp_path / "standalone.log"

@@ -16,6 +16,7 @@ from marketo_provider.importing import (
     parse_batch_ids,
     poll_round,
 )
+from marketo_provider.importing.watch import low_water_mark
 
 
 def st(batch_id: int, status: str, processed: int | None = None, failed: int | None = None) -> BatchStatus:
@@ -94,9 +95,9 @@ class TestWait:
         assert wait.check(state, st(1, before), now=0) is None
         assert wait.check(state, st(1, after), now=1) is expected
 
-    def test_slot_when_one_of_ours_finished(self) -> None:
+    def test_other_integrations_jobs_full_queue_ends_when_one_of_ours_finished(self) -> None:
         state = state_of(1, 2)
-        wait = Wait.start(state, WaitFor.QUEUE_SLOT, wake_at=None)
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, wake_at=500)
         _, head = run_round(state, {1: "Complete", 2: "Queued"})
         assert wait.check(state, head, now=0) is WaitEnd.SLOT_FREE
 
@@ -114,6 +115,96 @@ class TestWait:
         assert Wait(WaitFor.COMPLETION, deadline=1000, wake_at=20).pause(30, now=990) == 10
 
 
+def finish_in_pairs(state: ImportState, finished: int) -> BatchStatus | None:
+    """A poll that finds the import's first ``finished`` batches done, the next two importing."""
+    ids = state.batch_ids
+    statuses = {
+        b: "Complete" if i < finished else "Importing" if i < finished + 2 else "Queued"
+        for i, b in enumerate(ids)
+    }
+    return run_round(state, statuses)[1]
+
+
+def measured(state: ImportState, rate: float, resume: float) -> ImportState:
+    state.note_drain(4, 4 / rate)
+    state.resume_seconds = [resume]
+    return state
+
+
+class TestLowWaterMark:
+    def test_the_mark_leaves_two_importing_and_what_drains_before_the_task_is_back(self) -> None:
+        assert low_water_mark(None, 30.0) == 6  # not measured yet: wake when four parts fit
+        assert low_water_mark(0.4, 9.0) == 6  # 3.6 batches finish before the task is back, + 2
+        assert low_water_mark(0.01, 9.0) == 3  # jobs of minutes: at least one queued behind two
+        assert low_water_mark(1.0, 60.0) == 9  # a way back too long for the queue: the first slot
+
+    def test_own_batches_full_queue_ends_only_at_the_mark(self) -> None:
+        """Ten of ours in the queue, 30 parts to go: the wait goes on as batches finish one by one
+        and ends at the poll that finds no more than the mark (0.4 batches/s, a 7 s way back and
+        2 s polls: 2 + ceil(0.4 x 9) = 6) in the queue."""
+        state = measured(state_of(*range(1, 11), total=40), rate=0.4, resume=7.0)
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0)
+        ends = []
+        for finished in range(0, 11):
+            ends.append(wait.check(state, finish_in_pairs(state, finished), now=10.0 + 2.5 * finished))
+            if ends[-1] is not None:
+                break
+        assert ends == [None] * 4 + [WaitEnd.SLOT_FREE]  # at 6 left, not at 9, 8 or 7
+        assert len(state.pending_batch_ids) == 6
+
+    def test_a_longer_way_back_or_the_triggers_hold_raises_the_mark(self) -> None:
+        state = measured(state_of(*range(1, 11), total=40), rate=0.4, resume=7.0)
+        assert Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0).mark(state, now=0.0) == 6
+        state.resume_seconds = [7.0, 12.0]  # the longest of the latest counts
+        assert Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0).mark(state, now=0.0) == 8
+        held = Wait(WaitFor.QUEUE_SLOT, 1000.0, poll_interval=2.0, hold_until=10.0)
+        state.resume_seconds = [7.0]
+        assert held.mark(state, now=0.0) == 9 and held.mark(state, now=9.0) == 6
+
+    def test_ends_early_when_every_part_left_fits(self) -> None:
+        """Twelve parts, ten in the queue: once two slots are free the rest can go, and nothing
+        after them can run short (the import can no longer be starved)."""
+        state = measured(state_of(*range(1, 11), total=12), rate=0.4, resume=7.0)
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0)
+        assert wait.check(state, finish_in_pairs(state, 1), now=1.0) is None
+        assert wait.check(state, finish_in_pairs(state, 2), now=2.0) is WaitEnd.SLOT_FREE
+
+    def test_parts_counted_by_preflight_count_before_the_source_is_cut_to_the_end(self) -> None:
+        state = measured(state_of(*range(1, 11)), rate=0.4, resume=7.0)
+        state.parts_total = None
+        state.parts_planned = 11
+        assert state.parts_left == 1
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0)
+        assert wait.check(state, finish_in_pairs(state, 1), now=1.0) is WaitEnd.SLOT_FREE
+
+    def test_the_drain_is_measured_only_while_our_batches_keep_both_slots_busy(self) -> None:
+        state = state_of(*range(1, 11), total=40)
+        wait = Wait.start(state, WaitFor.QUEUE_SLOT, poll_interval=2.0)
+        wait.check(state, finish_in_pairs(state, 0), now=0.0)
+        wait.check(state, finish_in_pairs(state, 2), now=5.0)
+        assert state.drain_seen == 2 and state.drain_rate is None  # four finishes make a rate
+        wait.check(state, finish_in_pairs(state, 4), now=10.0)
+        assert state.drain_rate == pytest.approx(0.4)
+        # The first of ours still queued (other integrations' jobs ahead): not our pace.
+        other = state_of(1, 2, 3, 4, total=40)
+        wait = Wait.start(other, WaitFor.QUEUE_SLOT, poll_interval=2.0)
+        wait.check(other, run_round(other, dict.fromkeys([1, 2, 3, 4], "Queued"))[1], now=0.0)
+        wait.check(other, finish_in_pairs(other, 2), now=5.0)
+        assert other.drain_seen == 0
+        # Too few left to keep both slots busy all along: not our pace either.
+        wait.check(other, finish_in_pairs(other, 3), now=6.0)
+        assert other.drain_seen == 0
+
+    def test_resume_latency_from_the_wait_end_to_the_next_answer(self) -> None:
+        state = state_of(1)
+        state.note_resumed(100.0)
+        assert state.resume_seconds == []  # no wait ended
+        for i in range(7):
+            state.woken_at = 100.0
+            state.note_resumed(103.0 + i)
+        assert state.resume_seconds == [5.0, 6.0, 7.0, 8.0, 9.0] and state.woken_at is None
+
+
 def test_state_round_trip_accounting_and_progress() -> None:
     state = ImportState(name="s3://b/leads.csv", object_type="leads", custom_object_name=None, deadline=10.0)
     state.header = ["email"]
@@ -129,7 +220,11 @@ def test_state_round_trip_accounting_and_progress() -> None:
     assert "not submitted: part 3" in text
     line = again.progress(st(3405, "Importing"), now=again.started_at + 60)
     assert line.startswith("import of s3://b/leads.csv: 1 of 4 parts done (1 in Marketo's queue")
-    assert "1 to submit" in line and "1,200 rows processed, 3 failed" in line and "~3 min left" in line
+    assert (
+        "1 to submit" in line
+        and "1,200 rows processed, 3 failed; 0 resumes" in line
+        and "~3 min left" in line
+    )
     with pytest.raises(MarketoError):
         ImportState.from_json({**state.to_json(), "version": 99})
 

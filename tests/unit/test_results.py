@@ -59,6 +59,7 @@ def test_summary_and_problems() -> None:
         "failure_reasons",
         "warning_reasons",
         "api_calls",
+        "resumes",
         "parts_outcome_unknown",
         "parts_sent_twice",
         "row_checks",
