@@ -8,14 +8,12 @@ from __future__ import annotations
 import enum
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from marketo_provider.api import (
-    COMPLETE,
     MAX_QUEUED_JOBS,
     ImportSpec,
     MarketoError,
@@ -30,17 +28,15 @@ from marketo_provider.importing.batches import (
     PushXCom,
     past_deadline,
 )
+from marketo_provider.importing.changes import ChangedRows
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
-from marketo_provider.incremental import ChangeState, Loaded, build_state, scope_of
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
-from marketo_provider.sources.body import open_body
 from marketo_provider.sources.checks import (
     OnInvalidRows,
     OnRepeatedKeys,
     RowRules,
-    fingerprints,
     key_column,
     refused_rows,
     stable_hash,
@@ -83,10 +79,7 @@ class BulkImport:
         """``owner`` names who runs the import (the DAG run and task), for the state's lock."""
         self.hook = hook
         self.owner = owner or f"process {os.getpid()}"
-        self._work: tempfile.TemporaryDirectory[str] | None = None
-        self._previous: dict[int, str] = {}  # generation -> the downloaded state file
-        self._failed_keys: set[int] = set()
-        self._change_store: ChangeState | None = None
+        self.changes = ChangedRows(spec, source, options, owner=self.owner, log=log)
         self.spec = spec
         self.source = source
         self.options = options
@@ -125,13 +118,13 @@ class BulkImport:
             "results_path": self.options.results.path,
             "query": self.spec.query,
             "row_checks": checks.to_json() if checks is not None else None,
-            "changes": self._changes_summary(plan_state),
+            "changes": self.changes.summary(plan_state),
             "api_calls": self.hook.api_calls,
         }
 
     def _kept_out(self, state: ImportState) -> KeptOut | None:
         """What the import keeps out of what it sends, as it began (the same at every opening)."""
-        previous = self._previous_state(state) if self.options.changed_rows_only else None
+        previous = self.changes.previous(state) if self.options.changed_rows_only else None
         if state.row_rules is None or (not state.kept_out and previous is None):
             return None
         return KeptOut(
@@ -156,7 +149,7 @@ class BulkImport:
         about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
         options = self.options
-        loaded = self._load_state(state) if options.changed_rows_only else None
+        loaded = self.changes.load(state) if options.changed_rows_only else None
         checked = preflight(
             self.source,
             object_type=self.spec.object_type,
@@ -178,7 +171,7 @@ class BulkImport:
                 "owner": self.owner,
                 "counts": checked.changes or {},
             }
-            self._log_changes(checked, loaded)
+            self.changes.log_changes(checked, loaded)
         report = checked.checks
         if report is None:
             return checked
@@ -223,14 +216,13 @@ class BulkImport:
             custom_object_name=self.target.custom_object_name,
             deadline=time.time() + self.options.timeout,
         )
-        store = self._store()
+        store = self.changes.store()
         if store is not None:
             store.lock(self.owner, until=state.deadline + 3600)
         try:
             return self._begin(state)
         except BaseException:
-            if store is not None:
-                store.unlock(self.owner)
+            self.changes.release()
             raise
 
     def _begin(self, state: ImportState) -> ImportState | None:
@@ -239,7 +231,7 @@ class BulkImport:
             self.log.info(
                 "%s has a header and no records: nothing to import, no import call made", checked.name
             )
-            self.release()
+            self.changes.release()
             return None
         if checked.parts is None:
             self.log.info("%s passed the checks; its rows are read once, as they are imported", checked.name)
@@ -454,129 +446,15 @@ class BulkImport:
                 state,
                 push_xcom,
                 trace=lambda kind, ids: self._tracing(state, kind),
-                changes=self._changes_summary(state),
+                changes=self.changes.summary(state),
             )
             if self.options.changed_rows_only:
-                pointer = self._write_state(state)
+                pointer = self.changes.write(state, self._kept_out(state))
                 summary["changes"]["state_generation"] = pointer["generation"]
                 summary["changes"]["state_keys"] = pointer["keys"]
         finally:
-            self.release()
+            self.changes.release()
         return summary
-
-    # ---- changed rows only -------------------------------------------------------------------
-
-    def _store(self) -> ChangeState | None:
-        """The state of this import's target and columns (None unless ``changed_rows_only``)."""
-        if not self.options.changed_rows_only or self.options.state is None:
-            return None
-        if self._change_store is None:
-            with open_body(self.source) as (header, _):
-                columns = header.names
-            self._change_store = ChangeState(self.options.state, scope_of(self.spec, columns))
-        return self._change_store
-
-    def _workdir(self) -> str:
-        if self._work is None:
-            self._work = tempfile.TemporaryDirectory(prefix="marketo-state-")
-        return self._work.name
-
-    def _load_state(self, state: ImportState | None) -> Loaded | None:
-        store = self._store()
-        if store is None:
-            return None
-        loaded = store.load(self._workdir(), full_refresh=self.options.full_refresh)
-        if loaded.path is not None:
-            self._previous[loaded.generation] = loaded.path
-        return loaded
-
-    def _previous_state(self, state: ImportState) -> str | None:
-        """The state file the import compares with (downloaded again in a new process)."""
-        change = state.change
-        if not change or change.get("full"):
-            return None
-        generation = int(change["generation"])
-        if generation not in self._previous:
-            loaded = self._load_state(state)
-            if loaded is None or loaded.path is None or loaded.generation != generation:
-                where = self.options.state.path if self.options.state else "?"
-                raise ImportAbortedError(
-                    f"the state at {where} is no longer generation {generation}, which earlier parts were "
-                    f"compared with. {state.accounting()}"
-                )
-        return self._previous[generation]
-
-    def _log_changes(self, checked: Preflight, loaded: Loaded) -> None:
-        counts = checked.changes or {}
-        if loaded.path is None:
-            self.log.info("changed_rows_only: %s", loaded.why_full)
-        self.log.info(
-            "changed_rows_only (state generation %d): %s rows new, %s changed, %s unchanged (not sent); "
-            "%s keys confirmed before are no longer in the source",
-            loaded.generation,
-            *(
-                f"{counts.get(k, 0):,}"
-                for k in ("rows_new", "rows_changed", "rows_unchanged", "keys_vanished")
-            ),
-        )
-
-    def _changes_summary(self, state: ImportState) -> dict[str, Any] | None:
-        if not self.options.changed_rows_only or state.change is None:
-            return None
-        store = self._store()
-        return {
-            **state.change.get("counts", {}),
-            "full": state.change.get("full"),
-            "why_full": state.change.get("why_full") or None,
-            "state_path": store.uri if store is not None else None,
-            "state_generation": state.change.get("generation"),
-        }
-
-    def _write_state(self, state: ImportState) -> dict[str, Any]:
-        """The next state: the previous one with every keyed row of the parts Marketo completed,
-        except rows it failed; written only if the pointer has not moved on."""
-        store = self._store()
-        assert store is not None and state.change is not None and state.row_rules is not None
-        rules = RowRules.from_json(state.row_rules)
-        completed = {
-            p.part
-            for p in state.submitted
-            if p.batch_id in state.finished and state.finished[p.batch_id].get("status") == COMPLETE
-        }
-        failed = self._failed_keys
-        kept_out = self._kept_out(state)
-
-        def confirmed() -> Iterator[tuple[int, int]]:
-            with source_parts(self.source, expected_header=state.header or None, kept_out=kept_out) as parts:
-                for part in parts:
-                    if part.index in completed:
-                        for key, fingerprint in fingerprints(part, rules):
-                            if key not in failed:
-                                yield key, fingerprint
-
-        out = os.path.join(self._workdir(), "next.sqlite")
-        if os.path.exists(out):
-            os.remove(out)
-        keys = build_state(self._previous_state(state), out, confirmed())
-        pointer = store.write(out, int(state.change["generation"]), keys, self.owner)
-        self.log.info(
-            "Kept what Marketo confirmed as state generation %d (%s keys, %s bytes) at %s",
-            pointer["generation"],
-            f"{keys:,}",
-            f"{pointer['bytes']:,}",
-            store.uri,
-        )
-        return pointer
-
-    def release(self) -> None:
-        """Let go of the state's lock (if this import holds it) and the files it downloaded."""
-        store = self._store() if self.options.changed_rows_only else None
-        if store is not None:
-            store.unlock(self.owner)
-        if self._work is not None:
-            self._work.cleanup()
-            self._work = None
-            self._previous.clear()
 
     @contextmanager
     def _tracing(
@@ -587,7 +465,7 @@ class BulkImport:
         kept_out = self._kept_out(state)
         spans = {p.batch_id: (p.source_start, p.source_end) for p in state.submitted}
         rules = RowRules.from_json(state.row_rules) if state.row_rules else None
-        failed = self._failed_keys if kind == "failures" and self.options.changed_rows_only else None
+        failed = self.changes.failed_keys if kind == "failures" and self.options.changed_rows_only else None
         delimiter = self.spec.file_format.delimiter
         header = state.header or None
         with ExitStack() as stack:
