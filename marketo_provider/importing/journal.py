@@ -54,4 +54,12 @@ class Journal:
         return self.location.read_json(self.name)
 
     def remove(self) -> None:
+        """Remove the journal, and its folder when that is left empty (a local results folder
+        holds only the results then)."""
         self.location.remove(self.name)
+        folder = self.location.folder()
+        if folder.protocol in ("", "file"):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # other tasks' journals are still there
