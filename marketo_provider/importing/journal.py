@@ -4,6 +4,7 @@ retried task carries on where it stopped instead of sending every part again."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,7 +60,5 @@ class Journal:
         self.location.remove(self.name)
         folder = self.location.folder()
         if folder.protocol in ("", "file"):
-            try:
+            with contextlib.suppress(OSError):  # other tasks' journals are still there
                 folder.rmdir()
-            except OSError:
-                pass  # other tasks' journals are still there
