@@ -230,6 +230,9 @@ class BodyStream:
                     continue
                 if lead <= offset - self._pos:
                     step = offset - self._pos - lead
+                    if step == 0:  # only the line break owed before this file's records
+                        self._mark_read(cur, lead, 0, NEWLINE)
+                        continue
                     stream.seek(cur.header_len + done + step - 1)
                     self._mark_read(cur, lead, step, stream.read(1))
                     continue

@@ -471,3 +471,15 @@ def test_glob_pieces_match_as_glob_does(tmp_path: Path) -> None:
     assert listed("*/*.csv") == ["x/b.csv"]
     assert listed("x/y/[cd].*") == ["c.csv", "d.txt"]
     assert listed("x/?/*") == ["y/c.csv", "y/d.txt"]
+
+
+def test_resume_right_after_a_file_without_a_final_line_break(tmp_path: Path) -> None:
+    """A part that ends with the line break owed after a headerless file without one: resuming
+    there skips that file by its size and the owed line break without reading a byte."""
+    (tmp_path / "a.csv").write_bytes(b"x@example.com,A,n")  # no line break at the end
+    (tmp_path / "b.csv").write_bytes(b"y@example.com,B,n\nz@example.com,C,n\n")
+    source = Source.of(f"{tmp_path}/", columns=COLUMNS, max_part_bytes=len(HEADER) + 18)
+    full = cut(source)
+    assert len(full) == 3
+    for k in range(1, len(full)):
+        assert cut(source, resume_at=(k, full[k][1])) == full[k:]
