@@ -55,19 +55,9 @@ class StateLocation:
     conn_id: str | None = None
 
     def folder(self) -> Any:
-        from airflow.sdk import ObjectStoragePath
+        from marketo_provider.results import storage_folder
 
-        try:
-            return (
-                ObjectStoragePath(self.path, conn_id=self.conn_id)
-                if self.conn_id
-                else ObjectStoragePath(self.path)
-            )
-        except Exception as exc:
-            raise MarketoValueError(
-                f"state_path {self.path!r} is not a location Airflow can write: {exc}. Use a local folder, "
-                "file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
-            ) from None
+        return storage_folder(self.path, self.conn_id, "state_path")
 
     def _entry(self, name: str) -> Any:
         folder = self.folder()

@@ -304,6 +304,21 @@ def _scheme(location: Any) -> str:
     return text.split("://", 1)[0].lower() if "://" in text else "file"
 
 
+def storage_folder(path: str, conn_id: str | None, argument: str) -> Any:
+    """The ObjectStoragePath of a folder an argument (``results_path``, ``state_path``) names, or a
+    clear error naming the argument."""
+    from airflow.sdk import ObjectStoragePath
+
+    mask_uri_secrets(path)
+    try:
+        return ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
+    except Exception as exc:  # an unknown scheme, a malformed URI
+        raise MarketoValueError(
+            f"{argument} {hide_secrets(path)!r} is not a location Airflow can write: {hide_secrets(str(exc))}. Use a local "
+            "folder, file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
+        ) from None
+
+
 @dataclass(frozen=True)
 class ResultsLocation:
     """Where merged results go: a folder URI (``results_path``) with its connection, or XCom."""
@@ -331,20 +346,8 @@ class ResultsLocation:
         return cls(path, conn_id)
 
     def folder(self) -> Any:
-        from airflow.sdk import ObjectStoragePath
-
         assert self.path is not None
-        try:
-            return (
-                ObjectStoragePath(self.path, conn_id=self.conn_id)
-                if self.conn_id
-                else ObjectStoragePath(self.path)
-            )
-        except Exception as exc:  # an unknown scheme, a malformed URI
-            raise MarketoValueError(
-                f"results_path {self.path!r} is not a location Airflow can write: {exc}. Use a local folder, "
-                "file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
-            ) from None
+        return storage_folder(self.path, self.conn_id, "results_path")
 
     def check_writable(self) -> None:
         """Write and remove a small file in the folder, so a results location that cannot be written
