@@ -148,9 +148,10 @@ class ChangeState:
 
     # -- the lock
 
-    def lock(self, owner: str, until: float) -> None:
-        """Hold the state for ``owner`` (the run and task) until ``until`` (epoch seconds): a lock
-        held by another owner and not expired stops this run."""
+    def lock(self, owner: str, *, lease_seconds: float) -> None:
+        """Hold the state for ``owner`` (the run and task) for ``lease_seconds``: a lock held by
+        another owner and not expired stops this run."""
+        until = time.time() + lease_seconds
         held = self.location.read_json(LOCK)
         if held and held.get("owner") != owner and float(held.get("until") or 0) > time.time():
             since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(held.get("since") or 0)))
@@ -167,6 +168,21 @@ class ChangeState:
                 f"another run took the state at {self.location.path} at the same moment; this run stops "
                 "before sending anything. Retry once that run is done"
             )
+
+    def renew(self, owner: str, *, lease_seconds: float) -> None:
+        """Keep the lock ``owner`` holds for another ``lease_seconds``."""
+        held = self.location.read_json(LOCK)
+        if held and held.get("owner") != owner:
+            raise StateLockedError(
+                f"the lock of the state at {self.location.path} was taken over by {held.get('owner')}"
+            )
+        self.location.write_json(
+            LOCK,
+            {
+                **(held or {"owner": owner, "since": time.time(), "token": uuid.uuid4().hex}),
+                "until": time.time() + lease_seconds,
+            },
+        )
 
     def unlock(self, owner: str) -> None:
         held = self.location.read_json(LOCK)

@@ -71,6 +71,7 @@ class MergedFile:
     batches: int  # how many batches contributed rows
     reasons: dict[str, int] = field(default_factory=dict)  # rows per reason, most frequent first
     rows: dict[int, int] = field(default_factory=dict)  # rows in the file of each batch that had one
+    refused: int = 0  # rows refused before upload, added after the batches'
 
     def read_text(self) -> str:
         self.file.seek(0)
@@ -209,9 +210,13 @@ def _merge_traced(
                 contributing += wrote
             finally:
                 text.detach()
+    sent_header = getattr(more_rows, "header", None)  # the names the refused rows were read under
+    refused = 0
     for values, place, reason in more_rows:
+        refused += 1
         if header is None:
-            header = [f"column{i + 1}" for i in range(len(values))] + [*SOURCE_COLUMNS, _reason_column(kind)]
+            names = list(sent_header) if sent_header else [f"column{i + 1}" for i in range(len(values))]
+            header = [*names, *SOURCE_COLUMNS, _reason_column(kind)]
             writer.writerow(header)
         writer.writerow([*values, *_place(place), reason])
         reasons.add(reason)
@@ -220,7 +225,9 @@ def _merge_traced(
         merged.close()
         return None
     merged.seek(0)
-    return MergedFile(kind=kind, file=merged, batches=contributing, reasons=reasons.top(), rows=per_batch)
+    return MergedFile(
+        kind=kind, file=merged, batches=contributing, reasons=reasons.top(), rows=per_batch, refused=refused
+    )
 
 
 def _place(place: Any) -> tuple[str, str]:
@@ -413,6 +420,7 @@ class ImportSummary:
     )
     changes: dict[str, Any] | None = None  # changed_rows_only: rows new, changed, unchanged, the state
     source: str | None = None  # how messages name the import's source
+    rows: dict[str, Any] | None = None  # what became of the source's rows (the ledger's counts)
 
     @property
     def batch_ids(self) -> list[int]:
@@ -480,6 +488,7 @@ class ImportSummary:
             "parts_sent_twice": list(self.parts_sent_twice),
             "row_checks": self.row_checks,
             "rows_kept_out": self.rows_kept_out,
+            "rows": self.rows,
             "changes": self.changes,
         }
 
@@ -525,7 +534,7 @@ def publish(
             if results.path:
                 uri = results.write(merged, file_format)
                 summary.set_path(kind, uri)
-                log.info("Wrote the %s of %d batches to %s", kind, merged.batches, hide_secrets(uri))
+                log.info("Wrote the %s (%s) to %s", kind, _rows_from(merged), hide_secrets(uri))
             else:
                 size = merged.file.seek(0, io.SEEK_END)
                 if size > XCOM_MAX_RESULT_BYTES:
@@ -539,13 +548,21 @@ def publish(
                         kind,
                     )
                 push_xcom(kind, text)
-                log.info("Pushed the %s of %d batches to XCom under %r", kind, merged.batches, kind)
+                log.info("Pushed the %s (%s) to XCom under %r", kind, _rows_from(merged), kind)
     if too_large:
         raise MarketoValueError(
             f"{' and '.join(too_large)} are more than the {XCOM_MAX_RESULT_BYTES:,} bytes kept in XCom; "
             "set results_path to a folder (e.g. s3://bucket/marketo-results/{{ run_id }}/) to keep them in "
             "object storage"
         )
+
+
+def _rows_from(merged: MergedFile) -> str:
+    """Where a merged file's rows came from, for the log."""
+    from_batches = sum(merged.rows.values())
+    text = f"{from_batches:,} rows from {merged.batches} batch{'' if merged.batches == 1 else 'es'}"
+    refused = merged.refused
+    return text + (f" and {refused:,} refused before upload" if refused else "")
 
 
 def _check_counts(merged: MergedFile, statuses: Sequence[BatchStatus], log: Any) -> None:

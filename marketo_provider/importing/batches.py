@@ -26,6 +26,7 @@ from marketo_provider.importing.watch import Wait, WaitEnd, poll
 from marketo_provider.incremental import StateLocation
 from marketo_provider.results import ImportSummary, ResultsLocation, Trace, publish_results
 from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
+from marketo_provider.sources.ledger import RowPolicy, counts_line
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0
@@ -62,12 +63,26 @@ class ImportOptions:
     check_columns: bool = True
     wait_for_completion: bool = True
     resend_uncertain_parts: bool = False
-    check_values: bool = True
-    on_invalid_rows: OnInvalidRows = OnInvalidRows.SEND
-    on_repeated_keys: OnRepeatedKeys = OnRepeatedKeys.WARN
-    changed_rows_only: bool = False
+    rows: RowPolicy = field(default_factory=RowPolicy)  # what becomes of invalid, repeated, unchanged rows
     state: StateLocation | None = None  # where the confirmed state (and the journal) is kept
     full_refresh: bool = False
+
+    # The row policy's settings, as the rest of the import reads them (never parsed again).
+    @property
+    def check_values(self) -> bool:
+        return self.rows.check_values
+
+    @property
+    def on_invalid_rows(self) -> OnInvalidRows:
+        return self.rows.on_invalid_rows
+
+    @property
+    def on_repeated_keys(self) -> OnRepeatedKeys:
+        return self.rows.on_repeated_keys
+
+    @property
+    def changed_rows_only(self) -> bool:
+        return self.rows.changed_rows_only
 
     @classmethod
     def of(
@@ -111,10 +126,12 @@ class ImportOptions:
             check_columns=bool(check_columns),
             wait_for_completion=bool(wait_for_completion),
             resend_uncertain_parts=bool(resend_uncertain_parts),
-            check_values=bool(check_values),
-            on_invalid_rows=OnInvalidRows.parse(on_invalid_rows),
-            on_repeated_keys=OnRepeatedKeys.parse(on_repeated_keys),
-            changed_rows_only=_flag("changed_rows_only", changed_rows_only),
+            rows=RowPolicy.of(
+                check_values=check_values,
+                on_invalid_rows=on_invalid_rows,
+                on_repeated_keys=on_repeated_keys,
+                changed_rows_only=_flag("changed_rows_only", changed_rows_only),
+            ),
             state=_state_location(changed_rows_only, state_path, state_conn_id, source, source_conn_id),
             full_refresh=_flag("full_refresh", full_refresh),
         )
@@ -303,6 +320,7 @@ class BatchWatch:
             rows_kept_out=state.rows_kept_out,
             changes=changes,
             source=self.source,
+            rows=state.rows,
         )
         self.bound(state)
         problems, permanent = publish_results(
@@ -340,6 +358,8 @@ class BatchWatch:
             "" if summary.resumes == 1 else "s",
             _reasons_text(summary),
         )
+        if state.rows is not None:
+            self.log.info("Rows of %s: %s", state.name, counts_line(state.rows))
         out = summary.to_xcom()
         if problems:
             push_xcom("return_value", out)

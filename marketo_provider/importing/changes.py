@@ -1,74 +1,162 @@
 """What ``changed_rows_only`` needs of one import: the state of its target (locked while the
-import runs, loaded to compare with, written once Marketo confirmed), the files downloaded for it,
-and the keys of the rows Marketo failed (not confirmed)."""
+import runs, loaded to compare with, written once Marketo confirmed), and the files downloaded for
+it. Which rows Marketo confirmed comes from the import's ledger
+(:meth:`~marketo_provider.sources.ledger.Ledger.confirmed`)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from marketo_provider.api import COMPLETE, ImportSpec
+from marketo_provider.api import ImportSpec
 from marketo_provider.importing.batches import ImportAbortedError, ImportOptions
 from marketo_provider.importing.state import ImportState
-from marketo_provider.incremental import ChangeState, Loaded, build_state, scope_of
-from marketo_provider.sources import AnySource, Preflight, source_parts
+from marketo_provider.incremental import ChangeState, Loaded, StateLocation, build_state, scope_of
+from marketo_provider.sources import AnySource, Preflight
 from marketo_provider.sources.body import open_body
-from marketo_provider.sources.checks import RowRules, fingerprints
-from marketo_provider.sources.preflight import KeptOut
+from marketo_provider.sources.ledger import Ledger
+
+# A lock not renewed for this long is taken over: at least a few poll intervals.
+MIN_LEASE_SECONDS = 300.0
+
+
+def lease_seconds(poll_interval: float) -> float:
+    """How long the state's lock holds without being renewed: a few poll intervals, at least
+    :data:`MIN_LEASE_SECONDS`."""
+    return max(MIN_LEASE_SECONDS, 4 * poll_interval)
 
 
 class ChangedRows:
-    """The changed-rows side of a :class:`~marketo_provider.importing.run.BulkImport`."""
+    """The changed-rows side of an import (the operator's, or the sensor's that concludes it).
+
+    :param store: the state of the import's target and columns (None unless ``changed_rows_only``).
+    """
 
     def __init__(
-        self, spec: ImportSpec, source: AnySource, options: ImportOptions, *, owner: str, log: Any
+        self, store: ChangeState | None, *, full_refresh: bool, owner: str, log: Any, poll_interval: float
     ) -> None:
-        self.spec = spec
-        self.source = source
-        self.options = options
+        self._store = store
+        self.full_refresh = full_refresh
         self.owner = owner
         self.log = log
-        self.failed_keys: set[int] = set()  # stable hashes of the keys of rows Marketo failed
+        self.lease = lease_seconds(poll_interval)
         self._work: tempfile.TemporaryDirectory[str] | None = None
         self._previous: dict[int, str] = {}  # generation -> the downloaded state file
-        self._change_store: ChangeState | None = None
+        self._locked = False
+
+    @classmethod
+    def of(
+        cls, spec: ImportSpec, source: AnySource, options: ImportOptions, *, owner: str, log: Any
+    ) -> ChangedRows:
+        store = None
+        if options.changed_rows_only and options.state is not None:
+            location = options.state
+
+            def columns() -> Sequence[str]:
+                with open_body(source) as (header, _):
+                    return header.names
+
+            store = _LazyStore(location, lambda: scope_of(spec, columns()))
+        return cls(
+            store,  # type: ignore[arg-type]
+            full_refresh=options.full_refresh,
+            owner=owner,
+            log=log,
+            poll_interval=options.poll_interval,
+        )
+
+    @classmethod
+    def of_context(
+        cls, context: Mapping[str, Any], *, owner: str, log: Any, poll_interval: float
+    ) -> ChangedRows:
+        """The changed-rows side of an import concluded elsewhere (the sensor), from what the
+        operator's summary carries (:meth:`context`)."""
+        path, conn_id, scope = context["state_path"], context.get("state_conn_id"), context["scope"]
+        return cls(
+            ChangeState(StateLocation(path, conn_id), scope),
+            full_refresh=bool(context.get("full_refresh")),
+            owner=owner,
+            log=log,
+            poll_interval=poll_interval,
+        )
+
+    def context(self) -> dict[str, Any] | None:
+        """What a sensor needs to write the state this import compared with."""
+        store = self.store()
+        if store is None:
+            return None
+        return {
+            "state_path": store.location.path,
+            "state_conn_id": store.location.conn_id,
+            "scope": store.scope,
+            "full_refresh": self.full_refresh,
+        }
 
     def store(self) -> ChangeState | None:
-        """The state of this import's target and columns (None unless ``changed_rows_only``)."""
-        if not self.options.changed_rows_only or self.options.state is None:
-            return None
-        if self._change_store is None:
-            with open_body(self.source) as (header, _):
-                columns = header.names
-            self._change_store = ChangeState(self.options.state, scope_of(self.spec, columns))
-        return self._change_store
+        store = self._store
+        if isinstance(store, _LazyStore):
+            self._store = store = store.get()
+        return store
+
+    @property
+    def on(self) -> bool:
+        return self._store is not None
+
+    # ---- the lock ----------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the state's lock for this run (renewed when this run holds it already)."""
+        store = self.store()
+        if store is not None:
+            store.lock(self.owner, lease_seconds=self.lease)
+            self._locked = True
+
+    def renew(self, seconds: float | None = None) -> None:
+        """Keep the lock for another lease (or ``seconds``, e.g. while waiting elsewhere)."""
+        store = self.store()
+        if store is not None:
+            store.renew(self.owner, lease_seconds=max(self.lease, seconds or 0.0))
+
+    def release(self) -> None:
+        """Let go of the state's lock (if this run holds it) and the files it downloaded."""
+        store = self.store() if self._store is not None else None
+        if store is not None:
+            store.unlock(self.owner)
+        self._locked = False
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
+            self._previous.clear()
+
+    # ---- the state ---------------------------------------------------------------------------
 
     def workdir(self) -> str:
         if self._work is None:
             self._work = tempfile.TemporaryDirectory(prefix="marketo-state-")
         return self._work.name
 
-    def load(self, state: ImportState | None) -> Loaded | None:
+    def load(self) -> Loaded | None:
         store = self.store()
         if store is None:
             return None
-        loaded = store.load(self.workdir(), full_refresh=self.options.full_refresh)
+        loaded = store.load(self.workdir(), full_refresh=self.full_refresh)
         if loaded.path is not None:
             self._previous[loaded.generation] = loaded.path
         return loaded
 
     def previous(self, state: ImportState) -> str | None:
-        """The state file the import compares with (downloaded again in a new process)."""
+        """The state file the import compared with (downloaded again in a new process)."""
         change = state.change
         if not change or change.get("full"):
             return None
         generation = int(change["generation"])
         if generation not in self._previous:
-            loaded = self.load(state)
+            loaded = self.load()
             if loaded is None or loaded.path is None or loaded.generation != generation:
-                where = self.options.state.path if self.options.state else "?"
+                store = self.store()
+                where = store.location.path if store else "?"
                 raise ImportAbortedError(
                     f"the state at {where} is no longer generation {generation}, which earlier parts were "
                     f"compared with. {state.accounting()}"
@@ -90,7 +178,7 @@ class ChangedRows:
         )
 
     def summary(self, state: ImportState) -> dict[str, Any] | None:
-        if not self.options.changed_rows_only or state.change is None:
+        if self._store is None or state.change is None:
             return None
         store = self.store()
         return {
@@ -101,31 +189,16 @@ class ChangedRows:
             "state_generation": state.change.get("generation"),
         }
 
-    def write(self, state: ImportState, kept_out: KeptOut | None) -> dict[str, Any]:
-        """The next state: the previous one with every keyed row of the parts Marketo completed,
-        except rows it failed; written only if the pointer has not moved on."""
+    def write(self, state: ImportState, ledger: Ledger, ranges: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """The next state: the previous one with the row each key ends up with in Marketo, among
+        the ordinal ``ranges`` of the parts Marketo completed and accounted for, less the rows it
+        failed; written only if the pointer has not moved on."""
         store = self.store()
-        assert store is not None and state.change is not None and state.row_rules is not None
-        rules = RowRules.from_json(state.row_rules)
-        completed = {
-            p.part
-            for p in state.submitted
-            if p.batch_id in state.finished and state.finished[p.batch_id].get("status") == COMPLETE
-        }
-        failed = self.failed_keys
-
-        def confirmed() -> Iterator[tuple[int, int]]:
-            with source_parts(self.source, expected_header=state.header or None, kept_out=kept_out) as parts:
-                for part in parts:
-                    if part.index in completed:
-                        for key, fingerprint in fingerprints(part, rules):
-                            if key not in failed:
-                                yield key, fingerprint
-
+        assert store is not None and state.change is not None
         out = os.path.join(self.workdir(), "next.sqlite")
         if os.path.exists(out):
             os.remove(out)
-        keys = build_state(self.previous(state), out, confirmed())
+        keys = build_state(self.previous(state), out, ledger.confirmed(ranges))
         pointer = store.write(out, int(state.change["generation"]), keys, self.owner)
         self.log.info(
             "Kept what Marketo confirmed as state generation %d (%s keys, %s bytes) at %s",
@@ -136,12 +209,14 @@ class ChangedRows:
         )
         return pointer
 
-    def release(self) -> None:
-        """Let go of the state's lock (if this import holds it) and the files it downloaded."""
-        store = self.store() if self.options.changed_rows_only else None
-        if store is not None:
-            store.unlock(self.owner)
-        if self._work is not None:
-            self._work.cleanup()
-            self._work = None
-            self._previous.clear()
+
+class _LazyStore:
+    """The state, made once it is needed (its scope names the source's columns: a read of the
+    source's header)."""
+
+    def __init__(self, location: StateLocation, scope: Any) -> None:
+        self.location = location
+        self._scope = scope
+
+    def get(self) -> ChangeState:
+        return ChangeState(self.location, self._scope())

@@ -9,8 +9,8 @@ import enum
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from marketo_provider.api import (
@@ -29,19 +29,15 @@ from marketo_provider.importing.batches import (
     past_deadline,
 )
 from marketo_provider.importing.changes import ChangedRows
+from marketo_provider.importing.conclusion import Conclusion
+from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
-from marketo_provider.sources.checks import (
-    OnInvalidRows,
-    OnRepeatedKeys,
-    RowRules,
-    key_column,
-    refused_rows,
-    stable_hash,
-)
-from marketo_provider.sources.preflight import KeptOut, kept_out_ordinals
+from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
+from marketo_provider.sources.ledger import Ledger, RowPolicy, counts_line, source_fingerprint
+from marketo_provider.sources.preflight import Mark
 from marketo_provider.sources.trace import RecordTracer
 
 
@@ -79,7 +75,8 @@ class BulkImport:
         """``owner`` names who runs the import (the DAG run and task), for the state's lock."""
         self.hook = hook
         self.owner = owner or f"process {os.getpid()}"
-        self.changes = ChangedRows(spec, source, options, owner=self.owner, log=log)
+        self.changes = ChangedRows.of(spec, source, options, owner=self.owner, log=log)
+        self._ledger: Ledger | None = None
         self.spec = spec
         self.source = source
         self.options = options
@@ -96,13 +93,24 @@ class BulkImport:
 
     def plan(self) -> dict[str, Any]:
         """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
-        the results location), and what the import would send, without importing anything."""
+        the results location), and what the import would send, without importing anything: the
+        plan is made from the ledger pre-flight writes."""
         plan_state = ImportState("", self.target.object_type.value, None, 0.0)
-        checked = self._check(for_plan=True, state=plan_state)
+        try:
+            checked = self._check(for_plan=True, state=plan_state)
+        finally:
+            self.changes.release()
         checks = checked.checks
+        counts = checked.counts
         would_send = None
-        if checked.records is not None:
-            would_send = checked.records - checked.kept_out
+        if counts is not None:
+            would_send = counts["rows_to_send"]
+        elif checked.records is not None:
+            would_send = checked.records
+        if checked.ledger is not None:
+            checked.ledger.close()
+        if checked.workdir is not None:
+            checked.workdir.cleanup()
         return {
             "validate_only": True,
             "object_type": self.target.object_type.value,
@@ -115,6 +123,7 @@ class BulkImport:
             "bytes": checked.body_bytes,
             "records": checked.records,
             "records_to_send": would_send,
+            "rows": counts,
             "results_path": self.options.results.path,
             "query": self.spec.query,
             "row_checks": checks.to_json() if checks is not None else None,
@@ -122,47 +131,16 @@ class BulkImport:
             "api_calls": self.hook.api_calls,
         }
 
-    def _kept_out(self, state: ImportState) -> KeptOut | None:
-        """What the import keeps out of what it sends, as it began (the same at every opening)."""
-        previous = self.changes.previous(state) if self.options.changed_rows_only else None
-        if state.row_rules is None or (not state.kept_out and previous is None):
-            return None
-        return KeptOut(
-            RowRules.from_json(state.row_rules),
-            invalid="invalid" in state.kept_out,
-            earlier_repeats="earlier_repeats" in state.kept_out,
-            previous=previous,
-        )
-
-    def _keep_out(self, rules: Any) -> KeptOut | None:
-        if rules is None:
-            return None
-        return KeptOut(
-            rules,
-            invalid=self.options.on_invalid_rows is OnInvalidRows.SKIP,
-            earlier_repeats=self.options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
-        )
-
-    def _check(self, *, for_plan: bool = False, state: ImportState | None = None) -> Preflight:
+    def _check(
+        self, *, for_plan: bool = False, state: ImportState | None = None, ledger_path: str | None = None
+    ) -> Preflight:
         """Every check before the first upload: the results location, the source (its header, its
         columns against describe, every record, every value), then what the user chose to do
         about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
         options = self.options
-        loaded = self.changes.load(state) if options.changed_rows_only else None
-        checked = preflight(
-            self.source,
-            object_type=self.spec.object_type,
-            lookup_field=self.spec.lookup_field,
-            custom_object_name=self.target.custom_object_name,
-            describe=self.hook.describe,
-            check_columns=options.check_columns,
-            check_values=options.check_values,
-            keep_out_invalid=options.on_invalid_rows is OnInvalidRows.SKIP,
-            keep_out_earlier_repeats=options.on_repeated_keys is OnRepeatedKeys.KEEP_LAST,
-            changed_rows_only=options.changed_rows_only,
-            previous=loaded.path if loaded is not None else None,
-        )
+        loaded = self.changes.load() if self.changes.on else None
+        checked = self._preflight(loaded.path if loaded is not None else None, ledger_path)
         if loaded is not None and state is not None:
             state.change = {
                 "generation": loaded.generation,
@@ -192,6 +170,8 @@ class BulkImport:
                 f"{report.repeated_rows:,} rows repeat an earlier row's key (on_repeated_keys='fail')"
             )
         if stops:
+            if checked.ledger is not None:
+                checked.ledger.close()
             raise ImportAbortedError(
                 f"nothing was sent: {checked.name} has {' and '.join(stops)}. "
                 + " ".join(f"{line}." for line in report.lines()),
@@ -199,16 +179,33 @@ class BulkImport:
             )
         return checked
 
+    def _preflight(
+        self, previous: str | None, ledger_path: str | None, policy: RowPolicy | None = None
+    ) -> Preflight:
+        return preflight(
+            self.source,
+            object_type=self.spec.object_type,
+            lookup_field=self.spec.lookup_field,
+            custom_object_name=self.target.custom_object_name,
+            describe=self.hook.describe,
+            check_columns=self.options.check_columns,
+            policy=policy or self.options.rows,
+            previous=previous,
+            ledger_path=ledger_path,
+        )
+
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
         """Check everything and start the import, or resume the one an earlier try began.
 
         Returns None when the source holds no records (nothing to import, no import call made).
         Every check happens here, before the first upload: the source (header, columns against
-        Marketo's describe call, quoting, UTF-8, record sizes) and the results location."""
+        Marketo's describe call, quoting, UTF-8, record sizes, every value) and the results
+        location; what is decided about each row goes into the import's ledger."""
         if saved:
             state = ImportState.from_json(saved)
             state.woken_at = None  # a retry is no way back from a wait: not a resume to measure
             self.log.info("Resuming the import begun by an earlier try: %s", state.accounting())
+            self.changes.lock()  # this run's own lock, kept across its tries, renewed
             return state
         state = ImportState(
             name=self.source.name,
@@ -216,55 +213,110 @@ class BulkImport:
             custom_object_name=self.target.custom_object_name,
             deadline=time.time() + self.options.timeout,
         )
-        store = self.changes.store()
-        if store is not None:
-            store.lock(self.owner, until=state.deadline + 3600)
+        self.changes.lock()
         try:
             return self._begin(state)
         except BaseException:
-            self.changes.release()
+            self.release()
             raise
 
     def _begin(self, state: ImportState) -> ImportState | None:
-        checked = self._check(state=state)
+        place = None
+        if self.options.rows.reads_rows and not isinstance(self.source, QuerySource):
+            place = LedgerPlace.new(self.owner, state.started_at, self.options)
+        checked = self._check(state=state, ledger_path=place.prepare() if place is not None else None)
+        fingerprint = source_fingerprint(self.source) if place is not None else None
         if checked.empty:
             self.log.info(
                 "%s has a header and no records: nothing to import, no import call made", checked.name
             )
-            self.changes.release()
+            if checked.ledger is not None:
+                checked.ledger.close()
+            if place is not None:
+                place.remove()
+            self.release()
             return None
         if checked.parts is None:
             self.log.info("%s passed the checks; its rows are read once, as they are imported", checked.name)
         else:
             self.log.info(
-                "%s passed the checks: %s records in %s bytes (%s), %s records to send",
+                "%s passed the checks: %s records in %s bytes (%s)",
                 checked.name,
                 f"{checked.records:,}",
                 f"{checked.body_bytes:,}",
                 f"{checked.parts} part{'' if checked.parts == 1 else 's'} when every record is sent",
-                f"{(checked.records or 0) - checked.kept_out:,}",
             )
         state.name = checked.name
         state.header = list(checked.header.names)
         state.row_rules = checked.rules.to_json() if checked.rules is not None else None
         state.row_checks = checked.checks.to_json() if checked.checks is not None else None
         state.rows_kept_out = checked.kept_out
-        keep_out = self._keep_out(checked.rules)
-        if keep_out is not None:
-            state.kept_out = [
-                n
-                for n, on in (("invalid", keep_out.invalid), ("earlier_repeats", keep_out.earlier_repeats))
-                if on
-            ]
-        if checked.kept_out:
-            self.log.info(
-                "%s of %s records are kept out of what is sent",
-                f"{checked.kept_out:,}",
-                f"{checked.records:,}",
-            )
+        state.policy = self.options.rows.to_json()
+        state.rows = checked.counts
+        if checked.ledger is not None and place is not None:
+            self._ledger = checked.ledger
+            state.ledger = {**place.info, "fingerprint": fingerprint}
+            place.keep()
+        if checked.counts is not None:
+            self.log.info("%s: %s", checked.name, counts_line(checked.counts))
         state.parts_planned = checked.parts if not checked.kept_out else None  # fewer when rows are kept out
         self.save(state)
         return state
+
+    def ledger(self, state: ImportState) -> Ledger | None:
+        """The import's ledger: kept by this process, else found where :meth:`_begin` left it,
+        else written again from the source (once; a source that changed meanwhile is refused)."""
+        if self._ledger is not None:
+            return self._ledger
+        if state.ledger is None:
+            if state.row_rules is None or isinstance(self.source, QuerySource):
+                return None  # the rows were not read (check_values=False), or an earlier release's state
+            state.ledger = {
+                **LedgerPlace.new(self.owner, state.started_at, self.options).info,
+                "fingerprint": None,
+            }
+        info = state.ledger
+        check_fingerprint(info.get("fingerprint"), source_fingerprint(self.source), self.source.name)
+        self._ledger = LedgerPlace(info).open(lambda path: self._rebuild(state, path), self.log)
+        return self._ledger
+
+    def _rebuild(self, state: ImportState, path: str) -> Ledger:
+        """The ledger written again by the same single pass, against the same state generation."""
+        previous = self.changes.previous(state) if self.changes.on else None
+        policy = RowPolicy.from_json(state.policy) if state.policy else self.options.rows
+        checked = self._preflight(previous, path, policy)
+        if checked.ledger is None:
+            raise ImportAbortedError(f"the ledger of {self.source.name} cannot be written again")
+        if state.rows is not None and checked.counts is not None:
+            was = {k: state.rows.get(k) for k in ("records", "rows_to_send", "kept_out")}
+            now = {k: checked.counts.get(k) for k in ("records", "rows_to_send", "kept_out")}
+            if was != now:
+                checked.ledger.close()
+                raise ImportAbortedError(
+                    f"import source {self.source.name} changed since the import began ({was} then, {now} now): "
+                    f"the rest cannot be cut to line up with what was sent. {state.accounting()}",
+                    permanent=True,
+                )
+        return checked.ledger
+
+    def release(self) -> None:
+        """Let go of the state's lock and the import's local files (the import is over)."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+        self.changes.release()
+
+    def abandon(self, state: ImportState | None, *, retried: bool) -> None:
+        """The import stopped on an error: the lock is released unless the task is retried
+        (a retry takes it again, and a run that never comes back loses it once its lease ends)."""
+        if retried:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+            return
+        if state is not None and state.ledger is not None:
+            LedgerPlace(state.ledger).remove()
+        self.release()
 
     def empty_summary(self) -> dict[str, Any]:
         return ImportSummary(
@@ -308,11 +360,16 @@ class BulkImport:
         if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
             return False
         resume_at = (len(handled), state.resume_offset) if handled else None
+        last = state.last_part
+        mark = None
+        if last is not None and last.end_ordinal is not None and last.inner_end is not None:
+            mark = Mark(last.source_end, last.inner_end, last.end_ordinal)
         with source_parts(
             self.source,
             resume_at=resume_at,
             expected_header=state.header or None,
-            kept_out=self._kept_out(state),
+            ledger=self.ledger(state),
+            mark=mark,
         ) as parts:
             count = len(handled)
             for part in parts:
@@ -332,7 +389,14 @@ class BulkImport:
         """Upload one part, recorded as in flight first, and record what came of it: accepted (its
         batch id), an unknown outcome (not sent again unless ``resend_uncertain_parts``), or a full
         queue (the part waits for a slot)."""
-        span = PartRange(part.index, part.source_start, part.source_end)
+        span = PartRange(
+            part.index,
+            part.source_start,
+            part.source_end,
+            part.first_ordinal,
+            part.end_ordinal,
+            part.inner_end,
+        )
         while True:
             state.in_flight = span
             self.save(state)
@@ -376,7 +440,16 @@ class BulkImport:
             batch_id = int(entry["batchId"])
             self._note_resumed(state)
             state.submitted.append(
-                SubmittedPart(part.index, batch_id, part.source_start, part.source_end, part.origin)
+                SubmittedPart(
+                    part.index,
+                    batch_id,
+                    part.source_start,
+                    part.source_end,
+                    part.origin,
+                    part.first_ordinal,
+                    part.end_ordinal,
+                    part.inner_end,
+                )
             )
             state.in_flight = None
             state.queue_full_refusals = 0
@@ -436,64 +509,73 @@ class BulkImport:
             self.batches.poll(state)
         return state
 
+    def conclusion(self, state: ImportState) -> Conclusion:
+        return Conclusion(
+            self.ledger(state),
+            self.changes,
+            RowPolicy.from_json(state.policy) if state.policy else self.options.rows,
+            header=state.header,
+            log=self.log,
+        )
+
+    def handover(self, state: ImportState) -> dict[str, Any]:
+        """What the sensor needs to conclude this import as the operator would (the operator's
+        summary carries it under ``import``): the import's state (its parts' ordinals, the ledger's
+        place, the counts) and the changed-rows state it compared with."""
+        return {"state": state.to_json(), "owner": self.owner, "changes": self.changes.context()}
+
     def conclude(self, state: ImportState, push_xcom: PushXCom) -> dict[str, Any]:
         """Publish the results and return the summary; with ``changed_rows_only``, then keep what
-        Marketo confirmed as the next state (only when the import succeeded)."""
+        Marketo confirmed as the next state (only when the import succeeded). Without waiting for
+        completion, the summary hands the import over to the sensor (the state's lock held until
+        it concludes)."""
         if not self.options.wait_for_completion:
-            return self.batches.queued_summary(state)
+            summary = self.batches.queued_summary(state)
+            summary["import"] = self.handover(state)
+            if self.changes.on:
+                self.changes.renew(max(0.0, state.deadline - time.time()))
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+            return summary
+        conclusion = self.conclusion(state) if state.row_rules is not None else None
         try:
-            summary = self.batches.conclude(
-                state,
-                push_xcom,
-                trace=lambda kind, ids: self._tracing(state, kind),
-                changes=self.changes.summary(state),
+            trace = (
+                (lambda kind, ids: conclusion.tracing(state, kind))
+                if conclusion is not None and conclusion.ledger is not None
+                else (lambda kind, ids: self._tracing(state, kind))
             )
-            if self.options.changed_rows_only:
-                pointer = self.changes.write(state, self._kept_out(state))
-                summary["changes"]["state_generation"] = pointer["generation"]
-                summary["changes"]["state_keys"] = pointer["keys"]
+            summary = self.batches.conclude(
+                state, push_xcom, trace=trace, changes=self.changes.summary(state)
+            )
+            if conclusion is not None:
+                conclusion.confirm(state, summary)
+            if state.ledger is not None:
+                if self._ledger is not None:
+                    self._ledger.close()
+                    self._ledger = None
+                LedgerPlace(state.ledger).remove()
         finally:
-            self.changes.release()
+            self.release()
         return summary
 
     @contextmanager
     def _tracing(
         self, state: ImportState, kind: str
     ) -> Iterator[tuple[Callable[[int], Any] | None, Iterable[Any]]]:
-        """Where each row of the batches' ``kind`` files came from: the source is walked again,
-        and with ``on_invalid_rows="skip"`` the rows refused before upload join the failures."""
-        kept_out = self._kept_out(state)
+        """Where each row of the batches' ``kind`` files came from, when the import has no ledger
+        (its rows were not read before upload: ``check_values=False``, a query): the source is
+        walked again."""
         spans = {p.batch_id: (p.source_start, p.source_end) for p in state.submitted}
-        rules = RowRules.from_json(state.row_rules) if state.row_rules else None
-        failed = self.changes.failed_keys if kind == "failures" and self.options.changed_rows_only else None
-        delimiter = self.spec.file_format.delimiter
-        header = state.header or None
-        with ExitStack() as stack:
-            dropped = None
-            if kept_out is not None and kept_out.any:
-                dropped = stack.enter_context(kept_out_ordinals(self.source, kept_out, header))
-            tracer = stack.enter_context(RecordTracer(self.source, delimiter, header=header, dropped=dropped))
+        with RecordTracer(
+            self.source, self.spec.file_format.delimiter, header=state.header or None
+        ) as tracer:
 
             def finder(batch_id: int) -> Any:
                 start, end = spans[batch_id]
-                find = tracer.finder(start, end)
-                if failed is None or rules is None or not rules.keys:
-                    return find
+                return tracer.finder(start, end)
 
-                def find_and_remember(values: Sequence[str]) -> Any:
-                    if len(values) == len(rules.fields):  # a failed row's key is not confirmed
-                        key = key_column([(v,) for v in values], rules)
-                        if key and key[0]:
-                            failed.add(stable_hash(key[0]))
-                    return find(values)
-
-                return find_and_remember
-
-            more: Iterable[Any] = ()
-            if kind == "failures" and kept_out is not None and kept_out.invalid:
-                parts = stack.enter_context(source_parts(self.source, expected_header=header))
-                more = refused_rows(parts, kept_out.rules)
-            yield finder, more
+            yield finder, ()
 
 
 def _renamed(checked: Preflight) -> dict[str, str]:

@@ -25,19 +25,31 @@ DRAIN_DECAY = 0.9
 @dataclass(frozen=True)
 class PartRange:
     """A part and its logical source bytes: a part being uploaded, or one whose upload outcome is
-    unknown, or one sent again. JSON: ``[part, source_start, source_end]``."""
+    unknown, or one sent again. JSON: ``[part, source_start, source_end, first_ordinal,
+    end_ordinal, inner_end]`` (the last three, from the ledger, absent in what 0.3 wrote)."""
 
     part: int
     source_start: int
     source_end: int
+    first_ordinal: int | None = None
+    end_ordinal: int | None = None
+    inner_end: int | None = None
 
-    def to_json(self) -> list[int]:
-        return [self.part, self.source_start, self.source_end]
+    def to_json(self) -> list[int | None]:
+        return [
+            self.part,
+            self.source_start,
+            self.source_end,
+            self.first_ordinal,
+            self.end_ordinal,
+            self.inner_end,
+        ]
 
     @classmethod
-    def from_json(cls, data: Sequence[int]) -> PartRange:
-        part, start, end = (int(v) for v in data)
-        return cls(part, start, end)
+    def from_json(cls, data: Sequence[int | None]) -> PartRange:
+        part, start, end = (int(v or 0) for v in data[:3])
+        more = [None if v is None else int(v) for v in data[3:6]]
+        return cls(part, start, end, *more)
 
     @property
     def described(self) -> str:
@@ -54,9 +66,28 @@ class SubmittedPart:
     source_start: int
     source_end: int
     origin: str = ""  # the files and bytes the part came from
+    # The ordinals of its records in the ledger, and where it ends in the source's records.
+    first_ordinal: int | None = None
+    end_ordinal: int | None = None
+    inner_end: int | None = None
 
-    def to_json(self) -> list[int | str]:
-        return [self.part, self.batch_id, self.source_start, self.source_end, self.origin]
+    def to_json(self) -> list[int | str | None]:
+        return [
+            self.part,
+            self.batch_id,
+            self.source_start,
+            self.source_end,
+            self.origin,
+            self.first_ordinal,
+            self.end_ordinal,
+            self.inner_end,
+        ]
+
+    @property
+    def ordinals(self) -> tuple[int, int] | None:
+        if self.first_ordinal is None or self.end_ordinal is None:
+            return None
+        return (self.first_ordinal, self.end_ordinal)
 
 
 @dataclass
@@ -86,6 +117,11 @@ class ImportState:
     row_checks: dict[str, Any] | None = None
     kept_out: list[str] = field(default_factory=list)
     rows_kept_out: int = 0
+    # The row policy (RowPolicy JSON), the ledger (where it is, what it was built from) and its
+    # counts: what became of every row of the source.
+    policy: dict[str, Any] | None = None
+    ledger: dict[str, Any] | None = None
+    rows: dict[str, Any] | None = None
     # changed_rows_only: the state the import compares with (its generation, whether every row is
     # sent and why), the counts, and who holds the state's lock.
     change: dict[str, Any] | None = None
@@ -122,6 +158,9 @@ class ImportState:
             "row_checks": self.row_checks,
             "kept_out": self.kept_out,
             "rows_kept_out": self.rows_kept_out,
+            "policy": self.policy,
+            "ledger": self.ledger,
+            "rows": self.rows,
             "change": self.change,
             "parts_planned": self.parts_planned,
             "drain_batches": self.drain_batches,
@@ -158,6 +197,9 @@ class ImportState:
             row_checks=data.get("row_checks"),
             kept_out=list(data.get("kept_out") or []),
             rows_kept_out=int(data.get("rows_kept_out") or 0),
+            policy=data.get("policy"),
+            ledger=data.get("ledger"),
+            rows=data.get("rows"),
             change=data.get("change"),
             # Absent from what 0.2 wrote.
             parts_planned=_int_or_none(data.get("parts_planned")),
@@ -201,6 +243,12 @@ class ImportState:
     @property
     def handled_parts(self) -> set[int]:
         return {p.part for p in self.submitted} | {u.part for u in self.uncertain}
+
+    @property
+    def last_part(self) -> SubmittedPart | PartRange | None:
+        """The handled part that ends last (where the next part starts)."""
+        handled: list[SubmittedPart | PartRange] = [*self.submitted, *self.uncertain]
+        return max(handled, key=lambda p: p.source_end) if handled else None
 
     @property
     def resume_offset(self) -> int:

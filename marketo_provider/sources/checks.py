@@ -69,6 +69,7 @@ class Chunk:
     starts: Sequence[int]  # the part-relative line each record starts on
     index: int  # the part-relative index of the first record
     n: int  # records
+    rows: list[list[str]] | None = None  # the records as read, when read with the csv module
 
 
 def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
@@ -99,7 +100,7 @@ def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
             n = len(rows)
             starts = range(line, line + n) if reader.line_num == n else _starts(rows, line)
             columns, found = rules.columns(rows)
-            yield Chunk(columns, found, [i for i, row in enumerate(rows) if not row], starts, index, n)
+            yield Chunk(columns, found, [i for i, row in enumerate(rows) if not row], starts, index, n, rows)
         line += raw.count(NEWLINE, start, end)
         index += n
         start = end

@@ -28,21 +28,29 @@ class DroppingBody:
     """``inner`` (read from its start) without the records ``drops`` names (ordinals from 0, in
     increasing order; a blank line is a record)."""
 
-    def __init__(self, inner: Body, drops: Iterator[int]) -> None:
-        if inner.tell() != 0:
+    def __init__(
+        self, inner: Body, drops: Iterator[int], *, start: tuple[int, int, int] | None = None
+    ) -> None:
+        """``start=(offset, inner_offset, ordinal)`` carries on where an earlier part ended: at
+        ``offset`` of what is handed on, which is ``inner_offset`` of ``inner`` and the record of
+        ``ordinal`` (``drops`` then names ordinals from there on)."""
+        offset, inner_offset, ordinal = start if start is not None else (0, 0, 0)
+        if start is not None and inner_offset:
+            inner.skip_to(inner_offset)
+        if inner.tell() != inner_offset:
             raise SourceError("records can only be left out of a source read from its start")
         self._inner = inner
         self._drops = drops
         self._next_drop = next(drops, None)
         self._carry = bytearray()  # inner bytes read and not yet split into records
-        self._carry_at = 0  # inner offset of carry[0]
-        self._ordinal = 0  # ordinal of the first record in carry
+        self._carry_at = inner_offset  # inner offset of carry[0]
+        self._ordinal = ordinal  # ordinal of the first record in carry
         self._out = b""
         self._out_at = 0
-        self._pos = 0  # offset of the next byte handed on
+        self._pos = offset  # offset of the next byte handed on
         self._eof = False
         self._dropped: list[_Dropped] = []  # records left out at or after the last part asked about
-        self._shift = 0  # bytes of the records left out before those
+        self._shift = inner_offset - offset  # bytes of the records left out before those
         self.records_dropped = 0
 
     # -- reading
@@ -128,22 +136,37 @@ class DroppingBody:
                 break
         return offset + shift
 
+    def inner_offset(self, offset: int) -> int:
+        """The inner offset where what is handed on from ``offset`` (the end of the part just cut)
+        carries on: past the records left out right there."""
+        return self._inner_offset(offset)
+
     def pieces(self, start: int, end: int) -> list[Piece]:
-        """The files and content bytes of what is handed on from ``start`` to ``end``: the inner
-        pieces of that stretch, records left out inside it included (for messages; the places of
-        records are found on the source itself, see :mod:`marketo_provider.sources.trace`)."""
+        """The files and content bytes of what is handed on from ``start`` to ``end``: a piece per
+        run of records sent, so the records left out inside the stretch are not in any piece
+        (``content_start`` is the true place in the file; ``start``/``end`` are offsets of what is
+        handed on)."""
         while self._dropped and self._dropped[0].at < start:
             first = self._dropped.pop(0)
             self._shift += first.end - first.start
-        inner_start = self._inner_offset(start)
-        inner_end = self._inner_offset(end - 1) + 1 if end > start else inner_start
+        out: list[Piece] = []
+        at = start
+        shift = self._shift
+        for d in self._dropped:
+            if d.at >= end:
+                break
+            if d.at > at:
+                out += self._inner_pieces(at, d.at, shift)
+            shift += d.end - d.start
+            at = d.at
+        if end > at:
+            out += self._inner_pieces(at, end, shift)
+        return out
+
+    def _inner_pieces(self, start: int, end: int, shift: int) -> list[Piece]:
         return [
-            replace(
-                p,
-                start=max(start, p.start - (inner_start - start)),
-                end=min(end, p.end - (inner_start - start)),
-            )
-            for p in self._inner.pieces(inner_start, inner_end)
+            replace(p, start=p.start - shift, end=p.end - shift)
+            for p in self._inner.pieces(start + shift, end + shift)
         ]
 
     def where(self, offset: int) -> Where | None:

@@ -36,6 +36,11 @@ class Part:
     source_end: int
     pieces: tuple[Piece, ...] = ()
     header_len: int = 0  # the header line's bytes at the start of ``data``
+    # Set when cut with a ledger (:func:`~marketo_provider.sources.source_parts`): the ordinals of
+    # the part's records (kept-out records among them) and where it ends in the source's records.
+    first_ordinal: int | None = None
+    end_ordinal: int | None = None
+    inner_end: int | None = None
 
     @property
     def origin(self) -> str:

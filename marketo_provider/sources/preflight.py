@@ -5,17 +5,19 @@ import keeps out."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from marketo_provider import api
 from marketo_provider.api import MarketoValueError, ObjectType, required_columns
 from marketo_provider.api.fields import Field, canonical_names
-from marketo_provider.sources.base import Body, SourceError
+from marketo_provider.sources.base import NEWLINE, Body, SourceError
 from marketo_provider.sources.body import open_body
-from marketo_provider.sources.checks import CheckReport, RowChecks, RowRules
+from marketo_provider.sources.checks import CheckReport, RowRules
 from marketo_provider.sources.dropping import DroppingBody
 from marketo_provider.sources.header import (
     Header,
@@ -24,8 +26,10 @@ from marketo_provider.sources.header import (
     renamed,
     unknown_columns_problem,
 )
+from marketo_provider.sources.ledger import Ledger, LedgerWriter, RowPolicy
 from marketo_provider.sources.model import AnySource, QuerySource
 from marketo_provider.sources.parts import Part, ScanReport, iter_parts
+from marketo_provider.sources.quotes import count_records
 
 Describe = Callable[..., dict[str, Any]]
 
@@ -39,7 +43,9 @@ class Preflight:
     once, while they are imported: ``parts``, ``body_bytes``, ``records`` and ``lines`` are None
     (0 when the query returns no rows), and the rows' values are not checked. ``header`` has the
     names as they will be sent (describe's spelling); ``rules`` are what the rows were checked
-    against and ``checks`` what they showed (None when nothing was checked).
+    against and ``checks`` what they showed (None when nothing was checked). ``ledger`` is what
+    pre-flight decided about every record (None when the rows' values were not read); ``counts``
+    are its counts (:meth:`Ledger.counts`).
     """
 
     name: str
@@ -53,6 +59,9 @@ class Preflight:
     part_origins: tuple[str, ...] = ()  # the files and bytes of the first parts (up to 1,000)
     kept_out: int = 0  # records kept out of what is sent (predicted failures, earlier repeats, unchanged)
     changes: dict[str, int] | None = None  # rows new, changed, unchanged; keys vanished
+    ledger: Ledger | None = None
+    counts: dict[str, Any] | None = None
+    workdir: Any = None  # the temporary folder of a ledger nobody asked a place for
 
     @property
     def empty(self) -> bool:
@@ -73,20 +82,32 @@ def preflight(
     keep_out_earlier_repeats: bool = False,
     changed_rows_only: bool = False,
     previous: str | None = None,
+    policy: RowPolicy | None = None,
+    ledger_path: str | None = None,
+    ledger_meta: Mapping[str, Any] | None = None,
 ) -> Preflight:
-    """Check a source completely before anything is uploaded.
+    """Check a source completely before anything is uploaded, and write its ledger.
 
     ``source`` is the resolved :class:`Source` or :class:`QuerySource`. ``describe`` is
     :meth:`MarketoHook.describe`; it is called for custom objects (their dedupe fields) and, with
     ``check_columns``, to check the column names (program members: the program member and the
     lead fields): names that differ from describe's only in case are sent as describe spells them.
-    With ``check_values`` (and the describe call) every row's values are checked against the
-    fields' types, and repeated keys are found; the rows ``keep_out_invalid`` and
-    ``keep_out_earlier_repeats`` would keep out of what is sent are counted. With
-    ``changed_rows_only`` the rows are compared with ``previous`` (the last confirmed state, an
-    SQLite file; None: every row is new) and counted as new, changed and unchanged. Every file of a many-file source is read through.
+    ``policy`` (or, without it, ``check_values``, ``keep_out_invalid``, ``keep_out_earlier_repeats``
+    and ``changed_rows_only``) says what the rows are checked for and which are kept out of what is
+    sent: every row's values against the fields' types, repeated keys, and with
+    ``changed_rows_only`` a comparison with ``previous`` (the last confirmed state, an SQLite
+    file; None: every row is new). What is decided about each record goes into the ledger at
+    ``ledger_path`` (a temporary file when not given), which every later step reads instead of
+    reading the source again. Every file of a many-file source is read through once.
     Raises :class:`SourceError` naming every problem of the header at once.
     """
+    if policy is None:
+        policy = RowPolicy.of(
+            check_values=check_values,
+            on_invalid_rows="skip" if keep_out_invalid else "send",
+            on_repeated_keys="keep_last" if keep_out_earlier_repeats else "warn",
+            changed_rows_only=changed_rows_only,
+        )
     kind = ObjectType.parse(object_type)
     name = source.name
     with open_body(source) as (header, body):
@@ -121,8 +142,7 @@ def preflight(
         )
         if problem is not None:
             raise problem
-        wanted = check_values or changed_rows_only
-        rules = RowRules.of(header, types, object_type=kind, key_names=keys) if wanted else None
+        rules = RowRules.of(header, types, object_type=kind, key_names=keys) if policy.reads_rows else None
         if isinstance(source, QuerySource):
             has_rows = _peek_rows(body)
             zero = None if has_rows else 0
@@ -130,40 +150,38 @@ def preflight(
                 name=name, header=header, parts=zero, body_bytes=zero, records=zero, lines=zero, rules=rules
             )
         report = ScanReport()
-        checks = (
-            RowChecks(
+        workdir = None
+        writer = None
+        if rules is not None:
+            if ledger_path is None:
+                workdir = tempfile.TemporaryDirectory(prefix="marketo-ledger-")
+                ledger_path = os.path.join(workdir.name, "ledger.sqlite")
+            writer = LedgerWriter(
+                ledger_path,
                 rules,
-                values=bool(types) and check_values,
-                keys=check_values,
-                fingerprints=changed_rows_only,
-                previous=previous if changed_rows_only else None,
+                policy,
+                values=policy.check_values,
+                previous=previous if policy.changed_rows_only else None,
             )
-            if rules is not None
-            else None
-        )
-        changes: dict[str, int] | None = None
         origins: list[str] = []
-        kept_out = 0
         try:
             for part in iter_parts(
                 body, header, max_part_bytes=source.max_part_bytes, name=name, validate=True, report=report
             ):
                 if len(origins) < 1000:
                     origins.append(part.origin)
-                if checks is not None:
-                    checks.check_part(part)
-            found = checks.finish() if checks is not None else None
-            if checks is not None and (keep_out_invalid or keep_out_earlier_repeats or previous is not None):
-                kept_out = checks.count_dropped(
-                    invalid=keep_out_invalid,
-                    earlier_repeats=keep_out_earlier_repeats,
-                    unchanged=changed_rows_only and previous is not None,
-                )
-            if checks is not None and changed_rows_only:
-                changes = checks.changes()
-        finally:
-            if checks is not None:
-                checks.close()
+                if writer is not None:
+                    writer.check_part(part)
+            ledger = (
+                writer.finish({"header": list(header.names), "source": name, **(ledger_meta or {})})
+                if writer is not None
+                else None
+            )
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            raise
+    counts = ledger.counts() if ledger is not None else None
     return Preflight(
         name=name,
         header=header,
@@ -171,59 +189,23 @@ def preflight(
         body_bytes=report.body_bytes,
         records=report.records,
         lines=report.lines,
-        checks=found,
+        checks=writer.report if writer is not None and policy.check_values else None,
         rules=rules,
         part_origins=tuple(origins),
-        kept_out=kept_out,
-        changes=changes,
+        kept_out=counts["rows_kept_out"] if counts else 0,
+        changes=_changes(counts) if counts and policy.changed_rows_only else None,
+        ledger=ledger,
+        counts=counts,
+        workdir=workdir,
     )
+
+
+def _changes(counts: Mapping[str, Any]) -> dict[str, int]:
+    return dict(counts.get("changes") or {})
 
 
 def _peek_rows(body: Body) -> bool:
     return bool(body.readinto(memoryview(bytearray(1))))
-
-
-@dataclass(frozen=True)
-class KeptOut:
-    """Which records an import keeps out of what it sends: those predicted to fail (``invalid``)
-    and those whose key is on a later row (``earlier_repeats``), by ``rules``."""
-
-    rules: RowRules
-    invalid: bool = False
-    earlier_repeats: bool = False
-    previous: str | None = None  # the last confirmed state (SQLite): rows it holds as they are are kept out
-
-    @property
-    def unchanged(self) -> bool:
-        return self.previous is not None
-
-    @property
-    def any(self) -> bool:
-        return self.invalid or self.earlier_repeats or self.unchanged
-
-
-@contextmanager
-def kept_out_ordinals(
-    source: AnySource, kept_out: KeptOut, header: Sequence[str] | None
-) -> Iterator[Iterator[int]]:
-    """The ordinals of the records to keep out, in order: one pass of the checks over the source."""
-    checks = RowChecks(
-        kept_out.rules,
-        values=kept_out.invalid,
-        keys=kept_out.earlier_repeats or kept_out.unchanged,
-        fingerprints=kept_out.unchanged,
-        previous=kept_out.previous,
-    )
-    try:
-        with open_body(source) as (found, body):
-            sent = _sent_header(source, found, header)
-            for part in iter_parts(body, sent, max_part_bytes=source.max_part_bytes, name=source.name):
-                checks.check_part(part)
-        yield checks.dropped(
-            invalid=kept_out.invalid, earlier_repeats=kept_out.earlier_repeats, unchanged=kept_out.unchanged
-        )
-    finally:
-        checks.close()
 
 
 def _sent_header(source: AnySource, header: Header, expected: Sequence[str] | None) -> Header:
@@ -238,38 +220,88 @@ def _sent_header(source: AnySource, header: Header, expected: Sequence[str] | No
     )
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where a part ends, to carry on from there: ``offset`` of what is sent, ``inner`` offset of
+    the source's records (the same without records kept out), and the ``ordinal`` of the next
+    record."""
+
+    offset: int
+    inner: int
+    ordinal: int
+
+
 @contextmanager
 def source_parts(
     source: AnySource,
     *,
     resume_at: tuple[int, int] | None = None,
     expected_header: Sequence[str] | None = None,
-    kept_out: KeptOut | None = None,
+    ledger: Ledger | None = None,
+    mark: Mark | None = None,
 ) -> Iterator[Iterator[Part]]:
     """Open a source and cut it into parts: the same parts, in the same order, every time.
 
     ``resume_at=(index, offset)`` starts at part ``index``, which begins at logical body offset
-    ``offset`` (the end of the part before it): a single uncompressed file is seeked; otherwise
-    whole plain files are skipped by their size and the rest is read and discarded. With
-    ``expected_header`` (the names earlier parts were sent under) a source that changed since is
-    a :class:`SourceError` rather than parts that do not line up. With ``kept_out`` the records it
-    names are left out (a pass of the checks first finds them; offsets are then those of what is
-    sent).
+    ``offset`` (the end of the part before it); with ``mark`` (where that part ended, as the part
+    said: :attr:`Part.end_ordinal`, :attr:`Part.inner_end`) the source is entered there even with
+    records kept out (a single uncompressed file is seeked; otherwise whole plain files are
+    skipped by their size and the rest is read and discarded). With ``expected_header`` (the
+    names earlier parts were sent under) a source that changed since is a :class:`SourceError`
+    rather than parts that do not line up. With ``ledger`` the records it keeps out are left out
+    (their values are not checked again); each part then knows the ordinals of its records.
     """
     with open_body(source) as (found, body):
         header = _sent_header(source, found, expected_header)
-        if kept_out is not None and kept_out.any:
-            with kept_out_ordinals(source, kept_out, expected_header) as dropped:
-                yield _cut(DroppingBody(body, dropped), header, source, resume_at)
-        else:
-            yield _cut(body, header, source, resume_at)
+        first_index = 0
+        ordinal: int | None = 0
+        if resume_at is not None:
+            first_index = resume_at[0]
+            ordinal = mark.ordinal if mark is not None else None
+        dropping: DroppingBody | None = None
+        drops: Iterator[int] | None = None
+        cut: Body = body
+        if ledger is not None and ledger.any_dropped:
+            if resume_at is not None and mark is not None:
+                start = (resume_at[1], mark.inner, mark.ordinal)
+                dropping = DroppingBody(body, ledger.dropped_from(mark.ordinal), start=start)
+            else:
+                dropping = DroppingBody(body, ledger.dropped_from(0))
+                if resume_at is not None:
+                    dropping.skip_to(resume_at[1])
+            cut = dropping
+            if ordinal is not None:
+                drops = ledger.dropped_from(ordinal)
+        elif resume_at is not None:
+            body.skip_to(resume_at[1])
+        parts = iter_parts(
+            cut, header, max_part_bytes=source.max_part_bytes, name=source.name, first_index=first_index
+        )
+        yield _numbered(parts, dropping, ordinal, drops)
 
 
-def _cut(body: Body, header: Header, source: AnySource, resume_at: tuple[int, int] | None) -> Iterator[Part]:
-    first_index = 0
-    if resume_at is not None:
-        first_index, offset = resume_at
-        body.skip_to(offset)
-    return iter_parts(
-        body, header, max_part_bytes=source.max_part_bytes, name=source.name, first_index=first_index
-    )
+def _numbered(
+    parts: Iterator[Part], dropping: DroppingBody | None, ordinal: int | None, drops: Iterator[int] | None
+) -> Iterator[Part]:
+    """The parts, each with the ordinals of its records and where in the source it ends."""
+    next_drop = next(drops, None) if drops is not None else None
+    for part in parts:
+        if ordinal is None:
+            yield part
+            continue
+        raw: Any = part.data.obj
+        end = len(part.data)
+        remaining = count_records(raw, part.header_len, end)
+        if end > part.header_len and raw[end - 1] != NEWLINE[0]:
+            remaining += 1
+        first = ordinal
+        while next_drop is not None and next_drop < ordinal + remaining:
+            remaining -= next_drop - ordinal
+            ordinal = next_drop + 1
+            next_drop = next(drops, None) if drops is not None else None
+        ordinal += remaining
+        while next_drop is not None and next_drop == ordinal:  # left out right after the part
+            ordinal += 1
+            next_drop = next(drops, None) if drops is not None else None
+        inner_end = dropping.inner_offset(part.source_end) if dropping is not None else part.source_end
+        yield replace(part, first_ordinal=first, end_ordinal=ordinal, inner_end=inner_end)

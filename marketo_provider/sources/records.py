@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,44 @@ class PartLines:
         if span.piece.rows:
             return Location(span.piece.name, span.file_line + (record or 0), rows=True)
         return Location(span.piece.name, span.file_line + line - span.first)
+
+    def places(self, starts: Sequence[int], first_record: int) -> Places:
+        """:meth:`locate` for a run of records at once: ``starts`` are their part-relative lines (in
+        increasing order), ``first_record`` the index in the part of the first of them."""
+        spans = self._spans
+        files = [(s.piece.name, s.piece.rows) for s in spans]
+        n = len(starts)
+        if not spans:
+            return Places([("", False)], [0] * n, [0] * n)
+        file_of: list[int] = []
+        lines: list[int] = []
+        # The records each span holds: those starting on or after its first line, before the next's.
+        cuts = [bisect_left(starts, s.first) for s in spans[1:]] + [n]
+        begin = 0
+        for i, (span, stop) in enumerate(zip(spans, cuts, strict=True)):
+            if i == 0:
+                begin = 0
+            if stop <= begin:
+                continue
+            file_of.extend([i] * (stop - begin))
+            if span.piece.rows:
+                base = span.file_line + first_record
+                lines.extend(range(base + begin, base + stop))
+            else:
+                shift = span.file_line - span.first
+                lines.extend(v + shift for v in starts[begin:stop])
+            begin = stop
+        return Places(files, file_of, lines)
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where each of a run of records starts: ``files`` (name, whether it counts rows) of the part,
+    ``file_of`` the index into ``files`` of each record, ``lines`` its line (or row)."""
+
+    files: list[tuple[str, bool]]
+    file_of: list[int]
+    lines: list[int]
 
 
 class LineTracker:

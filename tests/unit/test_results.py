@@ -64,6 +64,7 @@ def test_summary_and_problems() -> None:
         "parts_sent_twice",
         "row_checks",
         "rows_kept_out",
+        "rows",
         "changes",
     }
 
