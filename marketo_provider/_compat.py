@@ -15,9 +15,15 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "TaskDeferred",
     "airflow_error",
     "amask_secret",
     "conf",

@@ -20,6 +20,7 @@ from marketo_provider.importing.batches import (
     ImportOptions,
     parse_batch_ids,
 )
+from marketo_provider.importing.conclusion import HandedOver
 from marketo_provider.importing.run import BulkImport, SubmitOutcome, part_filename
 from marketo_provider.importing.state import STATE_KEY, STATE_VERSION, ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll, poll, poll_round
@@ -31,6 +32,7 @@ __all__ = [
     "STATE_VERSION",
     "BatchWatch",
     "BulkImport",
+    "HandedOver",
     "ImportAbortedError",
     "ImportFailedError",
     "ImportOptions",

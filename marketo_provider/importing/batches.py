@@ -116,6 +116,23 @@ class ImportOptions:
                 ) from None
             if failed < 0:
                 raise MarketoValueError(f"max_failed_rows must be 0 or more, not {max_failed_rows!r}")
+        rows = RowPolicy.of(
+            check_values=check_values,
+            on_invalid_rows=on_invalid_rows,
+            on_repeated_keys=on_repeated_keys,
+            changed_rows_only=_flag("changed_rows_only", changed_rows_only),
+        )
+        if (
+            not wait_for_completion
+            and rows.skip_invalid
+            and results_path in (None, "")
+            and state_path in (None, "")
+        ):
+            raise MarketoValueError(
+                "on_invalid_rows='skip' with wait_for_completion=False needs results_path (or state_path): the "
+                "sensor that concludes the import writes the rows refused before upload into the failures file "
+                "from the import's ledger, which is kept there for it"
+            )
         return cls(
             poll_interval=positive_seconds("poll_interval", poll_interval),
             timeout=positive_seconds("timeout", timeout),
@@ -126,12 +143,7 @@ class ImportOptions:
             check_columns=bool(check_columns),
             wait_for_completion=bool(wait_for_completion),
             resend_uncertain_parts=bool(resend_uncertain_parts),
-            rows=RowPolicy.of(
-                check_values=check_values,
-                on_invalid_rows=on_invalid_rows,
-                on_repeated_keys=on_repeated_keys,
-                changed_rows_only=_flag("changed_rows_only", changed_rows_only),
-            ),
+            rows=rows,
             state=_state_location(changed_rows_only, state_path, state_conn_id, source, source_conn_id),
             full_refresh=_flag("full_refresh", full_refresh),
         )
@@ -297,9 +309,13 @@ class BatchWatch:
         return ImportSummary(
             self.target.object_type,
             queued,
+            origins={p.part: p.origin for p in state.submitted if p.origin},
             api_calls=state.api_calls,
             source=self.source,
             resumes=state.resumes,
+            row_checks=state.row_checks,
+            rows_kept_out=state.rows_kept_out,
+            rows=state.rows,
         ).to_xcom()
 
     def conclude(

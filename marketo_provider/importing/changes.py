@@ -94,6 +94,19 @@ class ChangedRows:
             "full_refresh": self.full_refresh,
         }
 
+    def lease_context(self) -> dict[str, Any] | None:
+        """The lock this run holds, for a trigger to renew while it waits (:func:`renew_lease`)."""
+        store = self.store()
+        if store is None:
+            return None
+        location = store.location
+        return {
+            "state_path": location.path,
+            "state_conn_id": location.conn_id,
+            "owner": self.owner,
+            "seconds": self.lease,
+        }
+
     def store(self) -> ChangeState | None:
         store = self._store
         if isinstance(store, _LazyStore):
@@ -208,6 +221,12 @@ class ChangedRows:
             store.uri,
         )
         return pointer
+
+
+def renew_lease(lease: Mapping[str, Any]) -> None:
+    """Renew the lock :meth:`ChangedRows.lease_context` describes (from the triggerer)."""
+    store = ChangeState(StateLocation(str(lease["state_path"]), lease.get("state_conn_id")), {})
+    store.renew(str(lease["owner"]), lease_seconds=float(lease["seconds"]))
 
 
 class _LazyStore:

@@ -7,12 +7,14 @@ next state."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from marketo_provider.api import COMPLETE, BatchStatus
+from marketo_provider.importing.batches import ImportAbortedError
 from marketo_provider.importing.changes import ChangedRows
+from marketo_provider.importing.ledgers import LedgerPlace
 from marketo_provider.importing.state import ImportState
 from marketo_provider.sources.ledger import Ledger, RowPolicy
 from marketo_provider.sources.records import Location
@@ -139,3 +141,66 @@ class Conclusion:
         changes["state_keys"] = pointer["keys"]
         if not_confirmed:
             changes["batches_not_confirmed"] = {str(k): v for k, v in list(not_confirmed.items())[:100]}
+
+
+class HandedOver:
+    """An import the operator submitted without waiting (``wait_for_completion=False``) and a
+    sensor concludes, from what the operator's summary hands over (:meth:`BulkImport.handover`):
+    the same conclusion as the operator's, and the state's lock released when it is done."""
+
+    def __init__(self, handover: Mapping[str, Any] | None, *, log: Any, poll_interval: float) -> None:
+        self.handover = handover
+        self.log = log
+        owner = str(handover.get("owner") or "") if handover else ""
+        context = handover.get("changes") if handover else None
+        if context:
+            self.changes = ChangedRows.of_context(context, owner=owner, log=log, poll_interval=poll_interval)
+        else:
+            self.changes = ChangedRows(
+                None, full_refresh=False, owner=owner, log=log, poll_interval=poll_interval
+            )
+        self.ledger: Ledger | None = None
+
+    def __enter__(self) -> HandedOver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+        self.changes.release()
+
+    def renew(self) -> None:
+        """Keep the state's lock while the batches run."""
+        if self.changes.on:
+            self.changes.renew()
+
+    def conclude(self, run: Any, state: ImportState, push: Callable[[str, Any], None]) -> dict[str, Any]:
+        if self.handover is None or state.row_rules is None:
+            return dict(run.conclude(state, push))
+        policy = RowPolicy.from_json(state.policy) if state.policy else RowPolicy()
+        if state.ledger is not None:
+            self.ledger = LedgerPlace(state.ledger).open(lambda path: self._missing(state, policy), self.log)
+        conclusion = Conclusion(self.ledger, self.changes, policy, header=state.header, log=self.log)
+        trace = (lambda kind, ids: conclusion.tracing(state, kind)) if self.ledger is not None else None
+        summary: dict[str, Any] = run.conclude(state, push, trace=trace, changes=self.changes.summary(state))
+        conclusion.confirm(state, summary)
+        if state.ledger is not None:
+            LedgerPlace(state.ledger).remove()
+        return summary
+
+    def _missing(self, state: ImportState, policy: RowPolicy) -> Ledger | None:
+        if policy.skip_invalid or self.changes.on:
+            raise ImportAbortedError(
+                f"the ledger of the import of {state.name} is neither on this machine nor stored beside its "
+                "results or state: the rows refused before upload and the changed rows Marketo confirmed "
+                "cannot be concluded. Give the operator results_path (or state_path) on storage every worker "
+                "reaches",
+                permanent=True,
+            )
+        self.log.warning(
+            "The ledger of the import of %s is not on this machine: failed rows are published without their "
+            "places in the source",
+            state.name,
+        )
+        return None

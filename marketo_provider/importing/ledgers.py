@@ -41,8 +41,9 @@ class LedgerPlace:
         stored = None
         if options.state is not None:
             stored = [f"{options.state.path.rstrip('/')}/ledgers", options.state.conn_id]
-        elif options.results.path and not _local(options.results.path):
-            # A local results folder holds only the results (the ledger is on this machine already).
+        elif options.results.path and (not _local(options.results.path) or not options.wait_for_completion):
+            # A local results folder holds only the results (the ledger is on this machine already),
+            # unless a sensor concludes the import (it may run on another machine sharing the folder).
             stored = [f"{options.results.path.rstrip('/')}/.marketo-ledger", options.results.conn_id]
         return cls({"local": local, "stored": stored, "name": f"{name}.gz"})
 
@@ -73,7 +74,7 @@ class LedgerPlace:
         if stored is not None:
             stored.upload(self.local, str(self.info["name"]))
 
-    def open(self, rebuild: Callable[[str], Ledger], log: Any) -> Ledger:
+    def open(self, rebuild: Callable[[str], Ledger | None], log: Any) -> Ledger | None:
         """The ledger: the local file, else the stored copy, else written again by ``rebuild``
         (given the local path) from the source."""
         if os.path.exists(self.local):
@@ -102,6 +103,9 @@ class LedgerPlace:
         if stored is not None:
             with contextlib.suppress(Exception):
                 stored.remove(str(self.info["name"]))
+                folder = stored.folder()
+                if folder.protocol in ("", "file"):
+                    folder.rmdir()  # left empty: a local results folder holds only the results
 
 
 def _local(path: str) -> bool:

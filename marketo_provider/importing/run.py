@@ -498,7 +498,17 @@ class BulkImport:
     # ---- wait and conclude (the batches' watch) ---------------------------------------------
 
     def wait(self, state: ImportState, wait: Wait, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.batches.wait(state, wait, sleep=sleep)
+        """Wait on the worker; the state's lock (``changed_rows_only``) is renewed as it goes."""
+        renewed = time.monotonic()
+
+        def pause(seconds: float) -> None:
+            nonlocal renewed
+            sleep(seconds)
+            if self.changes.on and time.monotonic() - renewed >= self.changes.lease / 3:
+                renewed = time.monotonic()
+                self.changes.renew()
+
+        self.batches.wait(state, wait, sleep=pause)
 
     def resume(self, event: Mapping[str, Any]) -> ImportState:
         """The state a trigger's event hands back. Resumed to submit more, the task asks Marketo
@@ -533,7 +543,7 @@ class BulkImport:
             summary = self.batches.queued_summary(state)
             summary["import"] = self.handover(state)
             if self.changes.on:
-                self.changes.renew(max(0.0, state.deadline - time.time()))
+                self.changes.renew()  # the sensor renews it as it waits, and releases it
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None

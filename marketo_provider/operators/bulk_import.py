@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from marketo_provider._compat import airflow_error, conf, mask_uri_secrets
+from marketo_provider._compat import AirflowFailException, TaskDeferred, airflow_error, conf, mask_uri_secrets
 from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
@@ -21,6 +21,7 @@ from marketo_provider.importing import (
     Wait,
 )
 from marketo_provider.importing.journal import Journal
+from marketo_provider.importing.plan import plan_line
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
 from marketo_provider.sources import AnySource, Source, resolve_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
@@ -273,25 +274,42 @@ class MarketoBulkImportOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         run = self._import(context)
-        try:
-            if self.validate_only:
+        if self.validate_only:
+            try:
                 plan = run.plan()
-                self.log.info("validate_only: every check passed, nothing imported: %s", plan)
-                return plan
+            except MarketoError as exc:
+                raise airflow_error(exc) from exc
+            self.log.info("validate_only: nothing imported. %s", plan_line(plan))
+            self.log.info("The plan: %s", plan)
+            return plan
+        state: ImportState | None = None
+        try:
             state = run.begin(_load(context, self.log, Journal.of(context, run.options)))
             if state is None:
                 return run.empty_summary()
             return self._carry_on(context, run, state)
-        except MarketoError as exc:
-            raise airflow_error(exc) from exc
+        except TaskDeferred:
+            raise
+        except BaseException as exc:
+            run.abandon(state, retried=_retried(context, self, exc))
+            if isinstance(exc, MarketoError):
+                raise airflow_error(exc) from exc
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: submit what remains, wait again, or conclude."""
         run = self._import(context)
+        state: ImportState | None = None
         try:
+            state = ImportState.from_json(event["import_state"])
             return self._carry_on(context, run, run.resume(event))
-        except MarketoError as exc:
-            raise airflow_error(exc) from exc
+        except TaskDeferred:
+            raise
+        except BaseException as exc:
+            run.abandon(state, retried=_retried(context, self, exc))
+            if isinstance(exc, MarketoError):
+                raise airflow_error(exc) from exc
+            raise
 
     def _carry_on(self, context: Context, run: BulkImport, state: ImportState) -> dict[str, Any]:
         """Submit, wait (deferring when deferrable) and submit again until the import concludes."""
@@ -314,6 +332,7 @@ class MarketoBulkImportOperator(BaseOperator):
                 marketo_conn_id=self.marketo_conn_id,
                 poll_interval=run.options.poll_interval,
                 wake_at=wait.wake_at,
+                lease=run.changes.lease_context(),
             ),
             method_name="execute_complete",
         )
@@ -327,6 +346,16 @@ class MarketoBulkImportOperator(BaseOperator):
 
 
 # ---- the import's state across task retries (Airflow 3.3+'s task state store) -----------------
+
+
+def _retried(context: Context, task: BaseOperator, exc: BaseException) -> bool:
+    """Whether Airflow tries the task again after ``exc`` (then the state's lock is kept for it)."""
+    if getattr(exc, "permanent", False) or isinstance(exc, (AirflowFailException, KeyboardInterrupt)):
+        return False
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", None)
+    retries = getattr(task, "retries", 0) or 0
+    return isinstance(try_number, int) and try_number <= retries
 
 
 def _store(context: Context) -> Any:

@@ -15,6 +15,7 @@ from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     BatchWatch,
+    HandedOver,
     ImportOptions,
     ImportState,
     WaitFor,
@@ -121,15 +122,30 @@ class MarketoBulkImportSensor(BaseSensorOperator):
             return str(self.batch_ids["source"])
         return None
 
+    def _handover(self) -> Mapping[str, Any] | None:
+        """What the operator's summary hands over to conclude its import as it would have (its
+        state, the ledger's place, the changed-rows state), when ``batch_ids`` is that summary."""
+        if isinstance(self.batch_ids, Mapping) and isinstance(self.batch_ids.get("import"), Mapping):
+            return self.batch_ids["import"]
+        return None
+
     def _state(self, run: BatchWatch) -> ImportState:
         """The state kept between pokes of this task (one process), else a new one."""
         state: ImportState | None = getattr(self, "_poke_state", None)
         if state is None:
+            handover = self._handover()
             try:
-                ids = parse_batch_ids(self.batch_ids)
+                if handover is not None:
+                    state = ImportState.from_json(handover["state"])
+                    state.deadline = time.time() + run.options.timeout
+                    state.resumes = 0
+                else:
+                    ids = parse_batch_ids(self.batch_ids)
+                    state = ImportState.for_batches(
+                        run.target, ids, time.time() + run.options.timeout, run.source
+                    )
             except MarketoError as exc:
                 raise airflow_error(exc) from exc
-            state = ImportState.for_batches(run.target, ids, time.time() + run.options.timeout, run.source)
             self._poke_state = state
         return state
 
@@ -144,6 +160,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
                 wait=WaitFor.COMPLETION.value,
                 marketo_conn_id=self.marketo_conn_id,
                 poll_interval=run.options.poll_interval,
+                lease=self._rows(run).changes.lease_context(),
             ),
             method_name="execute_complete",
         )
@@ -154,6 +171,7 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         try:
             run.poll(state)
             if state.pending_batch_ids:
+                self._rows(run).renew()
                 return False
             return PokeReturnValue(is_done=True, xcom_value=self._conclude(context, run, state))
         except MarketoError as exc:
@@ -166,6 +184,12 @@ class MarketoBulkImportSensor(BaseSensorOperator):
         except MarketoError as exc:
             raise airflow_error(exc) from exc
 
-    @staticmethod
-    def _conclude(context: Context, run: BatchWatch, state: ImportState) -> dict[str, Any]:
-        return run.conclude(state, lambda key, value: context["ti"].xcom_push(key=key, value=value))
+    def _rows(self, run: BatchWatch) -> HandedOver:
+        return HandedOver(self._handover(), log=self.log, poll_interval=run.options.poll_interval)
+
+    def _conclude(self, context: Context, run: BatchWatch, state: ImportState) -> dict[str, Any]:
+        """Publish the results as the operator would: from the handed-over import's ledger, every
+        failed row traced, the rows refused before upload added, the changed-rows state written."""
+        push = lambda key, value: context["ti"].xcom_push(key=key, value=value)  # noqa: E731
+        with self._rows(run) as rows:
+            return rows.conclude(run, state, push)

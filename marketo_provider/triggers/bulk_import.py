@@ -15,6 +15,7 @@ from marketo_provider.api import redact
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
 from marketo_provider.importing.batches import past_deadline
+from marketo_provider.importing.changes import renew_lease
 
 
 def exit_window_seconds() -> float:
@@ -51,6 +52,8 @@ class MarketoBulkImportTrigger(BaseTrigger):
     :param marketo_conn_id: the Marketo connection.
     :param poll_interval: seconds between polls.
     :param wake_at: waiting for a slot: absolute time (epoch seconds) to yield ``slot_free`` anyway.
+    :param lease: ``changed_rows_only``: the state's lock the import holds (its folder, connection,
+        owner and lease seconds), renewed while the trigger waits so no other run takes it over.
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class MarketoBulkImportTrigger(BaseTrigger):
         marketo_conn_id: str = MarketoHook.default_conn_name,
         poll_interval: float = 30.0,
         wake_at: float | None = None,
+        lease: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.lease = lease
         self.import_state = import_state
         self.wait = WaitFor(wait).value
         self.marketo_conn_id = marketo_conn_id
@@ -77,6 +82,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 "marketo_conn_id": self.marketo_conn_id,
                 "poll_interval": self.poll_interval,
                 "wake_at": self.wake_at,
+                "lease": self.lease,
             },
         )
 
@@ -104,6 +110,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
         )
         await asyncio.sleep(wait.pause(self.poll_interval * random.uniform(0.5, 1.0), time.time()))
         state = ImportState.from_json(self.import_state)
+        renewed = time.monotonic()
         hook = MarketoHook(self.marketo_conn_id)
         hook.deadline = deadline  # every poll, its answer included, ends by the import's deadline
         while True:
@@ -126,6 +133,12 @@ class MarketoBulkImportTrigger(BaseTrigger):
                     state.woken_at = time.time()  # the task measures its way back from here
                 yield self._event(end, state, message)
                 return
+            if self.lease and time.monotonic() - renewed >= float(self.lease["seconds"]) / 3:
+                renewed = time.monotonic()
+                try:
+                    await asyncio.to_thread(renew_lease, self.lease)
+                except Exception as exc:
+                    self.log.warning("The state's lock could not be renewed: %s", redact(str(exc)))
             await asyncio.sleep(wait.pause(self.poll_interval, time.time()))
 
 
