@@ -360,6 +360,9 @@ class BulkImport:
         if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
             return False
         resume_at = (len(handled), state.resume_offset) if handled else None
+        ledger = self.ledger(state)
+        if ledger is not None and handled:
+            self._number_earlier_parts(state, ledger)
         last = state.last_part
         mark = None
         if last is not None and last.end_ordinal is not None and last.inner_end is not None:
@@ -368,7 +371,7 @@ class BulkImport:
             self.source,
             resume_at=resume_at,
             expected_header=state.header or None,
-            ledger=self.ledger(state),
+            ledger=ledger,
             mark=mark,
         ) as parts:
             count = len(handled)
@@ -384,6 +387,41 @@ class BulkImport:
             state.parts_total = count
             self.save(state)
         return False
+
+    def _number_earlier_parts(self, state: ImportState, ledger: Ledger) -> None:
+        """Parts an earlier release submitted do not know the ordinals of their records: cut the
+        source again up to them (nothing is sent) to learn them from the ledger, so they are traced
+        and confirmed like the others. A cut that does not line up means the source changed."""
+        handled: list[SubmittedPart | PartRange] = [*state.submitted, *state.uncertain]
+        if all(p.end_ordinal is not None for p in handled):
+            return
+        last = max(p.part for p in handled)
+        found: dict[int, tuple[int, int, int | None, int | None, int | None]] = {}
+        with source_parts(self.source, expected_header=state.header or None, ledger=ledger) as parts:
+            for part in parts:
+                found[part.index] = (
+                    part.source_start,
+                    part.source_end,
+                    part.first_ordinal,
+                    part.end_ordinal,
+                    part.inner_end,
+                )
+                if part.index >= last:
+                    break
+        for p in state.submitted:
+            start, end, first, stop, inner = found.get(p.part, (None, None, None, None, None))
+            if (start, end) != (p.source_start, p.source_end):
+                raise ImportAbortedError(
+                    f"import source {self.source.name} changed since earlier parts were submitted: part "
+                    f"{p.part} no longer lines up. {state.accounting()}",
+                    permanent=True,
+                )
+            p.first_ordinal, p.end_ordinal, p.inner_end = first, stop, inner
+        state.uncertain = [
+            PartRange(u.part, u.source_start, u.source_end, *found.get(u.part, (0, 0, None, None, None))[2:])
+            for u in state.uncertain
+        ]
+        self.save(state)
 
     def _submit_part(self, state: ImportState, part: Part) -> SubmitOutcome:
         """Upload one part, recorded as in flight first, and record what came of it: accepted (its
