@@ -18,6 +18,8 @@ from marketo_provider.sources.base import NEWLINE, QUOTE, Body, Piece, SourceErr
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.quotes import count_records, last_boundary, no_boundary, quote_error
 
+ORIGIN_RANGES = 10  # the byte ranges a part's origin names (rows kept out split a part's bytes)
+
 
 @dataclass(frozen=True)
 class Part:
@@ -44,8 +46,13 @@ class Part:
 
     @property
     def origin(self) -> str:
-        """The files and byte ranges the part came from, for messages."""
-        return "; ".join(str(p) for p in self.pieces) or "no bytes"
+        """The files and byte ranges the part came from, for messages: a range per run of records
+        sent (rows kept out between them), the first :data:`ORIGIN_RANGES` of them named."""
+        shown = [str(p) for p in self.pieces[:ORIGIN_RANGES]]
+        more = len(self.pieces) - len(shown)
+        if more:
+            shown.append(f"and {more:,} more range{'' if more == 1 else 's'} to {self.pieces[-1]}")
+        return "; ".join(shown) or "no bytes"
 
     @property
     def size(self) -> int:

@@ -263,14 +263,17 @@ def test_max_failed_rows_stops_before_upload_when_predicted(
 def test_deadline(run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path, deferrable: bool) -> None:
     source = tmp_path / "leads.csv"
     source.write_bytes(leads_csv(10)[0])
-    marketo_env.hold_next_jobs(1)
+    marketo_env.hold_next_jobs(1)  # the job never finishes: only the deadline ends the wait
     with new_dag("deadline") as dag:
         MarketoBulkImportOperator(
-            task_id="import", source=str(source), poll_interval=0.05, timeout=0.5, deferrable=deferrable
+            task_id="import", source=str(source), poll_interval=0.05, timeout=2, deferrable=deferrable
         )
     dr = run_dag(dag)
     assert dr.state == "failed"
-    assert [j.status for j in marketo_env.jobs] == ["Queued"]  # still there: Marketo cannot cancel
+    # The deadline counts from the start: a pre-flight slowed by a busy machine may use it up before
+    # the part is sent. Either way nothing finished, and a job sent is still there (Marketo cannot
+    # cancel it).
+    assert {j.status for j in marketo_env.jobs} <= {"Queued"}
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "sync"])

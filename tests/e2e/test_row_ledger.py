@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,49 @@ def test_every_row_is_imported_once_or_reported_in_every_way_of_running(
 
 def _name(i: int, night: int) -> str:
     return f"Row{i}" + ("b" if night > 1 and i in CHANGED else "")
+
+
+@pytest.mark.parametrize("how", ["failed", "timed_out"])
+def test_a_night_that_fails_leaves_no_lock_and_the_next_sends_what_was_not_confirmed(
+    run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path, how: str
+) -> None:
+    source, state = tmp_path / "leads.csv", tmp_path / "state"
+
+    def night(n: int, **extra: Any) -> Any:
+        with new_dag(f"nightly_{how}") as dag:
+            MarketoBulkImportOperator(
+                task_id="import",
+                source=str(source),
+                poll_interval=0.05,
+                max_part_bytes=700,
+                changed_rows_only=True,
+                state_path=str(state),
+                **extra,
+            )
+        return run_dag(dag)
+
+    write_source(source, 1)
+    assert night(1).state == "success"
+    write_source(source, 2)  # rows 5 and 50 change
+    before = len(marketo_env.imported_rows("leads"))
+    if how == "failed":
+        marketo_env.fail_next_job("Failed to import: internal error")
+        dr = night(2)
+    else:
+        marketo_env.hold_next_jobs(1)  # its one part never finishes: the timeout ends the night
+        dr = night(2, timeout=2)
+        marketo_env.release()
+    assert dr.state == "failed"
+    assert not (state / "lock.json").exists()  # released however the import ended
+    # what the failed night sent goes on in Marketo (it cannot cancel an import): let it finish
+    waited = time.monotonic()
+    while {j.status for j in marketo_env.jobs} - {"Complete", "Failed"}:
+        assert time.monotonic() - waited < 120, [j.status for j in marketo_env.jobs]
+        time.sleep(0.05)
+    before = len(marketo_env.imported_rows("leads"))
+    dr = night(3)
+    assert dr.state == "success", task_states(dr)
+    sent = sorted(r["firstName"] for r in marketo_env.imported_rows("leads")[before:])
+    # what night 2 did not get confirmed, and that only (the rows Marketo refuses are sent every night)
+    assert sent == sorted(["Row5b", "Row50b"])
+    assert not (state / "lock.json").exists()

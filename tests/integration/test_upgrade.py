@@ -98,7 +98,7 @@ def write_sync_source(path: Path, night: int) -> None:
     """The source of the 0.3 fixtures: rows 0-119 renamed on the second night."""
     lines = ["email,firstName,leadScore\n"]
     for i in range(160):
-        email = "" if i == 12 else f"u{ {140: 3, 141: 20}.get(i, i)}@example.com"
+        email = "" if i == 12 else f"u{ {140: 3, 141: 20}.get(i, i) }@example.com"
         name = f"Row{i}" + ("b" if night > 1 and i < 120 else "")
         score = "n/a" if i in (7, 33) else str(i % 90)
         lines.append(f"{email},{name},{score}\n")
@@ -145,8 +145,9 @@ def test_a_sync_continues_from_the_state_the_earlier_release_kept(
     assert sorted(sent) == sorted(night2_names())
     assert summary["changes"]["state_generation"] == 2 and not (state / "lock.json").exists()
     third = sync_run(path, state, "nightly/import/night3")
-    assert (begun := third.begin(None)) is not None
-    assert finish(third, begun)["batch_ids"] == []  # nothing changed since: nothing sent
+    again = third.begin(None)
+    assert again is not None
+    assert finish(third, again)["batch_ids"] == []  # nothing changed since: nothing sent
 
 
 def test_a_sync_journal_of_the_earlier_release_resumes(marketo_env: MarketoSandbox, tmp_path: Path) -> None:
@@ -178,5 +179,6 @@ def test_a_sync_journal_of_the_earlier_release_resumes(marketo_env: MarketoSandb
     assert summary["changes"]["state_generation"] == 2 and not (state / "lock.json").exists()
     assert summary["batches"][0]["origin"] == "leads.csv bytes 26-990"
     third = sync_run(path, state, "nightly/import/night3")
-    assert (again := third.begin(None)) is not None
+    again = third.begin(None)
+    assert again is not None
     assert finish(third, again)["batch_ids"] == []  # what the 0.3 parts sent was confirmed too

@@ -1,0 +1,119 @@
+"""The row ledger over real HTTP against the sandbox: pre-flight decides about each row once, and
+every later step reads its decisions instead of reading the source again."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marketo_provider.api import ImportSpec
+from marketo_provider.importing import BulkImport, ImportOptions
+from marketo_provider.sources import Source, listing
+from marketo_provider.testing import MarketoSandbox
+from tests.conftest import fast_hook
+
+LOG = logging.getLogger("tests.ledger")
+
+
+def run(source: Source, xcom: dict[str, Any], state: Path | None = None, **options: Any) -> dict[str, Any]:
+    extra = {"changed_rows_only": True, "state_path": str(state)} if state is not None else {}
+    job = BulkImport(
+        fast_hook(),
+        ImportSpec.of("leads"),
+        source,
+        ImportOptions.of(poll_interval=0.05, **options, **extra),
+        log=LOG,
+        owner="dag/task/run",
+    )
+    begun = job.begin(None)
+    assert begun is not None
+    while (wait := job.advance(begun)) is not None:
+        job.wait(begun, wait)
+    return job.conclude(begun, xcom.__setitem__)
+
+
+def test_a_part_names_the_true_byte_ranges_around_a_row_kept_out(
+    marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    header = "email,firstName,leadScore\n"
+    rows = [f"u{i:03d}@example.com,Name{i:03d},{i % 90}\n" for i in range(120)]
+    rows[60] = "u060@example.com,Name060,n/a\n"  # Marketo would refuse it: kept out mid-file
+    path.write_text(header + "".join(rows))
+    size = path.stat().st_size
+    summary = run(Source.of(str(path), max_part_bytes=100_000), {}, on_invalid_rows="skip")
+    (only,) = summary["batches"]
+    start = len(header) + sum(len(r) for r in rows[:60])
+    end = start + len(rows[60])
+    assert only["origin"] == f"leads.csv bytes {len(header)}-{start:,}; leads.csv bytes {end:,}-{size:,}"
+    assert summary["rows"]["kept_out"]["refused"] == 1 and summary["rows_processed"] == 119
+
+
+def test_failures_refused_before_upload_alone_are_under_the_names_sent(
+    marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text("Email,FirstName,LeadScore\na@example.com,Ann,3\nb@example.com,Bob,lots\n")
+    xcom: dict[str, Any] = {}
+    run(Source.of(str(path)), xcom, on_invalid_rows="skip")
+    rows = list(csv.reader(io.StringIO(xcom["failures"])))
+    # describe's spelling, as the header was sent; then where the row is, and why
+    assert rows[0] == ["email", "firstName", "leadScore", "Source", "Source Line", "Import Failure Reason"]
+    assert rows[1][:5] == ["b@example.com", "Bob", "lots", str(path), "3"]
+    assert rows[1][5].startswith("Refused before upload: Invalid data type in field")
+
+
+class CountingFile(io.FileIO):
+    read_bytes = 0
+    opened = 0
+
+    def __init__(self, path: str, mode: str) -> None:
+        super().__init__(path, mode)
+        CountingFile.opened += 1
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer) or 0
+        CountingFile.read_bytes += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        CountingFile.read_bytes += len(data or b"")
+        return data or b""
+
+
+def test_skip_keep_last_and_changed_rows_read_the_source_twice_at_most(
+    marketo_env: MarketoSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = listing._local_file
+
+    def counting(path: str, label: str, size: int) -> listing.SourceFile:
+        found = real(path, label, size)
+        return listing.SourceFile(found.name, found.label, found.size, lambda: CountingFile(path, "rb"))
+
+    monkeypatch.setattr(listing, "_local_file", counting)
+    path = tmp_path / "leads.csv"
+    rows = [
+        f"u{i % 9000:05d}@example.com,Name{i},{'n/a' if i % 97 == 0 else i % 90}\n" for i in range(30_000)
+    ]
+    path.write_text("email,firstName,leadScore\n" + "".join(rows))
+    size = path.stat().st_size
+    options = {"on_invalid_rows": "skip", "on_repeated_keys": "keep_last"}
+    source = Source.of(str(path), max_part_bytes=100_000)
+    for night in (1, 2):
+        if night == 2:
+            path.write_text("email,firstName,leadScore\n" + "".join(rows).replace("Name2", "Renamed2"))
+            size = path.stat().st_size
+        CountingFile.read_bytes = CountingFile.opened = 0
+        xcom: dict[str, Any] = {}
+        summary = run(source, xcom, tmp_path / "state", **options)
+        assert len(summary["batch_ids"]) >= 2 and summary["rows_failed"] == 0
+        # pre-flight and the cut read it through; every other opening reads its head (the header, the
+        # fingerprint), at most 64 KiB
+        through = CountingFile.read_bytes - CountingFile.opened * 64 * 1024
+        assert through <= 2 * size, (CountingFile.read_bytes, CountingFile.opened, size)
