@@ -218,7 +218,11 @@ class BulkImport:
         )
         store = self.changes.store()
         if store is not None:
-            store.lock(self.owner, until=state.deadline + 3600)
+            store.lock(
+                self.owner,
+                lease_seconds=self.options.timeout + 3600,
+                replace_damaged=self.options.full_refresh,
+            )
         try:
             return self._begin(state)
         except BaseException:
