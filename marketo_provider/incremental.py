@@ -177,13 +177,13 @@ class StateLocation:
     def download(self, name: str, dest: str, *, most: int | None = None) -> None:
         """Unpack the gzip file ``name`` into ``dest``; more than ``most`` bytes unpacked, or a
         file that is not gzip, is a :class:`StateDamagedError`."""
+        try:
+            source = self._entry(name).open("rb")
+        except FileNotFoundError:
+            raise StateDamagedError(self.where(name), f"does not exist, though {POINTER} names it") from None
         written = 0
         try:
-            with (
-                self._entry(name).open("rb") as source,
-                gzip.open(source, "rb") as unpacked,
-                open(dest, "wb") as out,
-            ):
+            with source, gzip.open(source, "rb") as unpacked, open(dest, "wb") as out:
                 while chunk := unpacked.read(1024 * 1024):
                     written += len(chunk)
                     if most is not None and written > most:
@@ -192,8 +192,6 @@ class StateLocation:
                             f"unpacks to more than {most:,} bytes, far more than a state of its size holds",
                         )
                     out.write(chunk)
-        except FileNotFoundError:
-            raise StateDamagedError(self.where(name), f"does not exist, though {POINTER} names it") from None
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise StateDamagedError(
                 self.where(name), f"is not a complete gzip file ({type(exc).__name__}: {exc})"
@@ -533,6 +531,7 @@ class ChangeState:
         ends. ``replace_damaged``: a ``lock.json`` this provider cannot read is replaced (else it is
         a :class:`StateDamagedError`)."""
         _check_lease(lease_seconds)
+        self.location.check_writable()  # a clear error, not a raw OSError, before anything is held
         store = _lock_file(self.location)
         for _ in range(3):  # a free lock taken, or a stale one removed, by another at the same moment
             now = self.clock()

@@ -310,6 +310,7 @@ def storage_folder(path: str, conn_id: str | None, argument: str) -> Any:
     from airflow.sdk import ObjectStoragePath
 
     mask_uri_secrets(path)
+    path = _checked_uri(path, argument)
     try:
         return ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
     except Exception as exc:  # an unknown scheme, a malformed URI
@@ -317,6 +318,32 @@ def storage_folder(path: str, conn_id: str | None, argument: str) -> Any:
             f"{argument} {hide_secrets(path)!r} is not a location Airflow can write: {hide_secrets(str(exc))}. Use a local "
             "folder, file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
         ) from None
+
+
+def _checked_uri(path: str, argument: str) -> str:
+    """``path`` as ObjectStoragePath should read it: credentials in the URI are refused (Airflow
+    would take ``KEY:SECRET`` for a connection id and log it), and ``file://localhost/x`` is
+    ``file:///x`` (RFC 8089) where fsspec would read ``localhost/x`` relative to the working
+    directory; a ``file://`` URI naming another host is refused."""
+    if "://" not in path:
+        return path
+    scheme, rest = path.split("://", 1)
+    authority, _, below = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    conn_argument = argument.replace("_path", "_conn_id")
+    if at and (":" in userinfo or scheme.lower() == "file"):
+        raise MarketoValueError(
+            f"{argument} {hide_secrets(path)!r} has credentials written in it, which Airflow would take for a "
+            f"connection id (and log). Keep them in an Airflow connection and name it with {conn_argument}"
+        )
+    if scheme.lower() == "file" and host:
+        if host.lower() != "localhost":
+            raise MarketoValueError(
+                f"{argument} {path!r} names the host {host!r}: a file:// URI names a folder on this machine "
+                "(file:///path or file://localhost/path); reach another machine through its storage's URI"
+            )
+        return f"{scheme}:///{below}"
+    return path
 
 
 @dataclass(frozen=True)
@@ -387,7 +414,7 @@ def write_to_object_storage(
     with target.open("wb") as out:
         shutil.copyfileobj(merged.file, out, 1024 * 1024)
     # The URI as the user wrote it (ObjectStoragePath would put the conn id in it as userinfo).
-    return f"{results_path.rstrip('/')}/{name}"
+    return hide_secrets(f"{results_path.rstrip('/')}/{name}")
 
 
 @dataclass

@@ -148,6 +148,8 @@ class BulkImport:
         columns against describe, every record, every value), then what the user chose to do
         about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
+        if self.options.state is not None:
+            self.options.state.check_writable()
         options = self.options
         loaded = self.changes.load(state) if options.changed_rows_only else None
         checked = preflight(
