@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from marketo_provider.bounds import bounded_text
 from marketo_provider.sources.base import NEWLINE, QUOTE, Body, Piece, SourceError, Where
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.quotes import count_records, last_boundary, no_boundary, quote_error
@@ -40,7 +41,7 @@ class Part:
     @property
     def origin(self) -> str:
         """The files and byte ranges the part came from, for messages."""
-        return "; ".join(str(p) for p in self.pieces) or "no bytes"
+        return bounded_text((str(p) for p in self.pieces), noun="files") or "no bytes"
 
     @property
     def size(self) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from marketo_provider import api
 from marketo_provider.api import MarketoValueError, ObjectType, required_columns
 from marketo_provider.api.fields import Field, canonical_names
+from marketo_provider.bounds import LIST_ENDS, Ends
 from marketo_provider.sources.base import Body, SourceError
 from marketo_provider.sources.body import open_body
 from marketo_provider.sources.checks import CheckReport, RowChecks, RowRules
@@ -50,7 +51,7 @@ class Preflight:
     lines: int | None = None
     checks: CheckReport | None = None
     rules: RowRules | None = None
-    part_origins: tuple[str, ...] = ()  # the files and bytes of the first parts (up to 1,000)
+    part_origins: tuple[str, ...] = ()  # the files and bytes of the first and last parts (bounds.Ends)
     kept_out: int = 0  # records kept out of what is sent (predicted failures, earlier repeats, unchanged)
     changes: dict[str, int] | None = None  # rows new, changed, unchanged; keys vanished
 
@@ -142,14 +143,13 @@ def preflight(
             else None
         )
         changes: dict[str, int] | None = None
-        origins: list[str] = []
+        origins = Ends(LIST_ENDS)  # the first and last parts' origins, and how many parts
         kept_out = 0
         try:
             for part in iter_parts(
                 body, header, max_part_bytes=source.max_part_bytes, name=name, validate=True, report=report
             ):
-                if len(origins) < 1000:
-                    origins.append(part.origin)
+                origins.add(part.origin)
                 if checks is not None:
                     checks.check_part(part)
             found = checks.finish() if checks is not None else None
@@ -173,7 +173,7 @@ def preflight(
         lines=report.lines,
         checks=found,
         rules=rules,
-        part_origins=tuple(origins),
+        part_origins=tuple(origins.listed("parts")),
         kept_out=kept_out,
         changes=changes,
     )

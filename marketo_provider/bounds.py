@@ -1,0 +1,88 @@
+"""Bounds on what is shown: a list in an XCom value, a log line or a message keeps its first and
+last items and counts the rest, so its size does not grow with the input (200,000 files, 100,000
+columns). Everything here reads its input once, as a stream, keeping only what it shows."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+# Lists in the summary and the validate_only plan (``part_origins``) keep this many items at
+# each end; a marker item between them says how many were left out.
+LIST_ENDS = 10
+# Texts joining many items (a part's origin, its files and byte ranges) keep this many at each end.
+TEXT_ENDS = 3
+# Messages naming columns, files or values name this many, then count the rest.
+NAMED = 5
+# The most characters of one item (a file name, a column name, a value) shown.
+ITEM_CHARS = 300
+
+
+def cut(text: Any, most: int = ITEM_CHARS) -> str:
+    """``text`` cut to ``most`` characters (an ellipsis marks the cut)."""
+    text = str(text)
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+class Ends:
+    """The first and last ``ends`` items of a stream and how many there were."""
+
+    def __init__(self, ends: int) -> None:
+        self.ends = ends
+        self.first: list[str] = []
+        self.last: deque[str] = deque(maxlen=ends)
+        self.total = 0
+
+    def add(self, item: Any) -> None:
+        self.total += 1
+        if len(self.first) < self.ends:
+            self.first.append(cut(item))
+        else:
+            self.last.append(cut(item))
+
+    @property
+    def left_out(self) -> int:
+        return self.total - len(self.first) - len(self.last)
+
+    def listed(self, noun: str = "items") -> list[str]:
+        """The first and last items, and between them ``"… 1,234 more <noun> …"`` when some were
+        left out."""
+        middle = [f"… {self.left_out:,} more {noun} …"] if self.left_out else []
+        return [*self.first, *middle, *self.last]
+
+    @classmethod
+    def of(cls, items: Iterable[Any], ends: int) -> Ends:
+        found = cls(ends)
+        for item in items:
+            found.add(item)
+        return found
+
+
+def bounded_list(items: Iterable[Any], *, ends: int = LIST_ENDS, noun: str = "items") -> list[str]:
+    """``items`` as a list of at most ``2 * ends + 1`` strings: the first and last ``ends``, and
+    between them ``"… 1,234 more <noun> …"`` when some were left out."""
+    return Ends.of(items, ends).listed(noun)
+
+
+def bounded_text(items: Iterable[Any], *, sep: str = "; ", ends: int = TEXT_ENDS, noun: str = "items") -> str:
+    """``items`` joined by ``sep``, the first and last ``ends`` of them, with how many were left out
+    and the total when some were: ``"a; b; c; … 199,994 more …; x; y; z (200,000 files)"``."""
+    found = Ends.of(items, ends)
+    if not found.left_out:
+        return sep.join([*found.first, *found.last])
+    return (
+        sep.join([*found.first, f"… {found.left_out:,} more …", *found.last]) + f" ({found.total:,} {noun})"
+    )
+
+
+def named(items: Iterable[Any], *, most: int = NAMED, noun: str = "more", quote: bool = False) -> str:
+    """The first ``most`` items, comma-separated, then ``"and 99,995 more"``: for messages."""
+    shown: list[str] = []
+    total = 0
+    for item in items:
+        total += 1
+        if len(shown) < most:
+            shown.append(repr(cut(item)) if quote else cut(item))
+    text = ", ".join(shown)
+    return text + (f" and {total - len(shown):,} {noun}" if total > len(shown) else "")
