@@ -86,3 +86,16 @@ def named(items: Iterable[Any], *, most: int = NAMED, noun: str = "more", quote:
             shown.append(repr(cut(item)) if quote else cut(item))
     text = ", ".join(shown)
     return text + (f" and {total - len(shown):,} {noun}" if total > len(shown) else "")
+
+
+def columns_differ(found: tuple[str, ...], expected: tuple[str, ...]) -> str:
+    """How two headers differ, bounded: the first differing column and a few names of each."""
+    at = next((i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b), None)
+    if at is None:
+        at = min(len(found), len(expected))
+    mine = repr(cut(found[at])) if at < len(found) else "nothing"
+    theirs = repr(cut(expected[at])) if at < len(expected) else "nothing"
+    return (
+        f"it has {len(found):,} columns ({named(found, quote=True)}), the first file {len(expected):,} "
+        f"({named(expected, quote=True)}); column {at + 1} is {mine} where the first file has {theirs}"
+    )

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider.api import FileFormat
+from marketo_provider.bounds import columns_differ
 from marketo_provider.sources.base import Piece, SourceError, Where, read_up_to
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.listing import SourceFile
@@ -384,9 +385,8 @@ class ParquetBody:
             names = tuple(parquet.schema_arrow.names)
             if names != self._names:
                 raise SourceError(
-                    f"the columns of {file.name} differ from the first file's: it has "
-                    f"{', '.join(repr(n) for n in names)}, the first file "
-                    f"{', '.join(repr(n) for n in self._names)}; every file of {self.source.name} needs the same columns"
+                    f"the columns of {file.name} differ from the first file's: "
+                    f"{columns_differ(names, self._names)}; every file of {self.source.name} needs the same columns"
                 )
             check_schema(self._pa, parquet.schema_arrow, file.name)
         except BaseException:
