@@ -99,3 +99,29 @@ def columns_differ(found: tuple[str, ...], expected: tuple[str, ...]) -> str:
         f"it has {len(found):,} columns ({named(found, quote=True)}), the first file {len(expected):,} "
         f"({named(expected, quote=True)}); column {at + 1} is {mine} where the first file has {theirs}"
     )
+
+
+# ---- csv's field limit ----------------------------------------------------------------------------
+
+# One limit for every csv reader of a source and of result files: at least the largest part
+# (Marketo takes files up to MAX_IMPORT_FILE_BYTES, so no field of a part is longer), where csv's
+# own default (131,072 characters) fails a 200 KB note.
+CSV_FIELD_LIMIT = 10_000_000 + 64 * 1024
+
+
+def raise_csv_field_limit() -> int:
+    """Raise csv's (process-wide) field limit to :data:`CSV_FIELD_LIMIT`, never lower it."""
+    import csv
+
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+    return CSV_FIELD_LIMIT
+
+
+def field_too_long(exc: BaseException) -> bool:
+    """Whether a ``csv.Error`` is csv's field limit (its only signal is its text)."""
+    return "field larger than field limit" in str(exc)
+
+
+def field_too_long_text(line: int) -> str:
+    return f"has a field longer than {CSV_FIELD_LIMIT:,} bytes on line {line:,}"

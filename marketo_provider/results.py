@@ -32,6 +32,7 @@ from marketo_provider.api import (
     hide_secrets,
     server_text,
 )
+from marketo_provider.bounds import field_too_long, field_too_long_text, raise_csv_field_limit
 
 # Merged files are kept in memory up to this size, then spill to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -175,7 +176,7 @@ def _merge_traced(
     contributing = 0
     reasons = _ReasonCount()
     per_batch: dict[int, int] = {}
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
+    raise_csv_field_limit()
     for batch_id in batch_ids:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
             written = hook.download_result_file(
@@ -185,8 +186,8 @@ def _merge_traced(
                 continue
             one.seek(0)
             text = io.TextIOWrapper(one, encoding="utf-8", errors="replace", newline="")
+            rows = csv.reader(text, delimiter=delimiter)
             try:
-                rows = csv.reader(text, delimiter=delimiter)
                 first = next(rows, None) or [_reason_column(kind)]
                 find = finder(batch_id)
                 wrote = False
@@ -207,6 +208,11 @@ def _merge_traced(
                     per_batch[batch_id] = per_batch.get(batch_id, 0) + 1
                     wrote = True
                 contributing += wrote
+            except csv.Error as exc:
+                what = f"{kind} file of batch {batch_id}"
+                if field_too_long(exc):
+                    raise MarketoAnswerError(what, field_too_long_text(rows.line_num)) from None
+                raise MarketoAnswerError(what, f"cannot be read on line {rows.line_num:,}: {exc}") from None
             finally:
                 text.detach()
     for values, place, reason in more_rows:
@@ -266,16 +272,19 @@ def _count_reasons(
 ) -> int:
     """Count the rows of a result file (positioned anywhere) by their last column, the reason;
     returns how many rows it holds. A field may be as long as a part (a source's field is)."""
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
+    raise_csv_field_limit()
     stream.seek(body_start)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
     rows = 0
+    reader = csv.reader(text, delimiter=delimiter)
     try:
-        for row in csv.reader(text, delimiter=delimiter):
+        for row in reader:
             if row:
                 rows += 1
                 reasons.add(row[-1])
     except csv.Error as exc:
+        if field_too_long(exc):
+            raise MarketoAnswerError(what, field_too_long_text(reader.line_num + 1)) from None
         raise MarketoAnswerError(what, f"cannot be read after {rows:,} rows: {exc}") from None
     finally:
         text.detach()
