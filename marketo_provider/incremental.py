@@ -35,6 +35,7 @@ import errno
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -594,18 +595,27 @@ class ChangeState:
         )
 
     def unlock(self, owner: str) -> None:
-        """Release the lock if ``owner`` holds it; never another owner's, and idempotent."""
-        store = _lock_file(self.location)
-        with store.guarded():
-            found = store.read()
-            if found is None:
-                return
-            try:
-                lease = self._lease(found[0])
-            except StateDamagedError:
-                return  # not ours to judge: the next lock() names it
-            if lease.owner == owner:
-                store.delete(found[1])
+        """Release the lock if ``owner`` holds it; never another owner's, and idempotent. A state
+        folder that cannot be written any more is logged, not raised (the run is ending, often on
+        another error, and the lease ends by itself)."""
+        try:
+            store = _lock_file(self.location)
+            with store.guarded():
+                found = store.read()
+                if found is None:
+                    return
+                try:
+                    lease = self._lease(found[0])
+                except StateDamagedError:
+                    return  # not ours to judge: the next lock() names it
+                if lease.owner == owner:
+                    store.delete(found[1])
+        except Exception as exc:
+            logging.getLogger(__name__).warning(
+                "The lock %s could not be released (%s); its lease ends by itself",
+                self.location.where(LOCK),
+                hide_secrets(f"{type(exc).__name__}: {exc}"),
+            )
 
     def holder(self) -> Lease | None:
         """The lease ``lock.json`` holds now (None when free)."""

@@ -152,3 +152,14 @@ def test_a_lease_must_be_a_positive_number(tmp_path: Path) -> None:
     for bad in (0, -1, float("nan"), "60"):
         with pytest.raises(ValueError, match="lease_seconds must be a positive number"):
             state(tmp_path).lock("run", lease_seconds=bad)  # type: ignore[arg-type]
+
+
+def test_a_state_folder_gone_unwritable_mid_run_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "state"
+    state(folder).lock("run", lease_seconds=60)
+    folder.rename(tmp_path / "moved")
+    folder.write_text("a file where the folder was")
+    state(folder).unlock("run")
+    assert "lock.json could not be released" in caplog.text and "its lease ends by itself" in caplog.text
