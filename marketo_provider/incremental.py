@@ -120,9 +120,20 @@ class StateLocation:
 
     def _entry(self, name: str) -> Any:
         folder = self.folder()
+        entry = folder / _plain_name(name)
         if folder.protocol in ("", "file"):
             folder.mkdir(parents=True, exist_ok=True)
-        return folder / _plain_name(name)
+            # A link would lead reads (and writes) outside the folder; a folder is no file of ours.
+            self._refuse_odd(os.path.join(str(folder.path), name), name, links=True)
+        return entry
+
+    def _refuse_odd(self, local: str, name: str, *, links: bool) -> None:
+        if (links and os.path.islink(local)) or (os.path.isdir(local) and not os.path.islink(local)):
+            raise StateDamagedError(
+                self.where(name),
+                f"is a {'symbolic link' if os.path.islink(local) else 'folder'}, not a file this provider "
+                "writes; remove it",
+            )
 
     def read_bytes(self, name: str, most: int = MAX_JSON_BYTES, *, strict: bool = True) -> bytes | None:
         """The file's bytes (None when there is none); more than ``most`` is a damaged file (or,
@@ -164,7 +175,9 @@ class StateLocation:
     def write_bytes(self, name: str, data: bytes) -> None:
         local = self.local_dir()
         if local is not None:
-            _replace_local(os.path.join(local, _plain_name(name)), data)
+            path = os.path.join(local, _plain_name(name))
+            self._refuse_odd(path, name, links=False)  # a link is replaced, never written through
+            _replace_local(path, data)
             return
         with self._entry(name).open("wb") as handle:
             handle.write(data)

@@ -176,3 +176,44 @@ def test_state_path_that_is_a_file_or_read_only_is_not_writable(tmp_path: Path) 
         StateLocation(str(a_file)).check_writable()
     with pytest.raises(ValueError, match=r"state_path '.*a-file/under' cannot be written"):
         StateLocation(str(a_file / "under")).check_writable()
+
+
+@pytest.mark.parametrize("name", ["latest.json", "lock.json", "state-00000001.sqlite.gz"])
+def test_a_link_or_a_folder_in_place_of_a_state_file_is_refused(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "state"
+    store = kept(folder, tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text('{"format": 1}')
+    (folder / name).unlink(missing_ok=True)
+    (folder / name).symlink_to(outside)
+    with pytest.raises(
+        StateDamagedError, match=rf"{name} is a symbolic link, not a file this provider writes"
+    ):
+        if name == "lock.json":
+            store.lock("run", lease_seconds=60)
+        else:
+            store.load(str(tmp_path))
+    (folder / name).unlink()
+    (folder / name).mkdir()
+    with pytest.raises(StateDamagedError, match=rf"{name} is a folder"):
+        if name == "lock.json":
+            store.lock("run", lease_seconds=60)
+        else:
+            store.load(str(tmp_path))
+    assert outside.read_text() == '{"format": 1}'
+
+
+def test_full_refresh_replaces_a_linked_pointer_without_writing_through_it(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    store = kept(folder, tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (folder / "latest.json").unlink()
+    (folder / "latest.json").symlink_to(outside)
+    loaded = store.load(str(tmp_path), full_refresh=True)
+    assert loaded.path is None and "symbolic link" in loaded.why_full
+    built = tmp_path / "again.sqlite"
+    build_state(None, str(built), [(1, 1)])
+    store.write(str(built), loaded.generation, 1, "dag/task/refresh")
+    assert not (folder / "latest.json").is_symlink() and pointer(folder)["generation"] == 1
+    assert outside.read_text() == "keep me"
