@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider.api import MarketoError, MarketoValueError, hide_secrets
+from marketo_provider.bounds import cut
 
 POINTER = "latest.json"
 LOCK = "lock.json"
@@ -464,7 +465,10 @@ class Lease:
 
 
 def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):  # a lock from elsewhere: any number
+        return f"{epoch:.6g} (epoch seconds)"
 
 
 def _number(value: Any) -> float | None:
@@ -528,7 +532,7 @@ class ChangeState:
                 "lease_until as epoch seconds)",
                 recover,
             )
-        return Lease(owner, taken, until)
+        return Lease(cut(owner, 200), taken, until)  # messages name the owner: bounded
 
     def _locked(self, lease: Lease) -> StateLockedError:
         return StateLockedError(

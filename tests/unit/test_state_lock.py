@@ -163,3 +163,12 @@ def test_a_state_folder_gone_unwritable_mid_run_is_logged_not_raised(
     folder.write_text("a file where the folder was")
     state(folder).unlock("run")
     assert "lock.json could not be released" in caplog.text and "its lease ends by itself" in caplog.text
+
+
+def test_a_foreign_lock_with_a_huge_owner_or_time_gives_a_bounded_message(tmp_path: Path) -> None:
+    (tmp_path / "lock.json").write_text(
+        json.dumps({"format": 1, "owner": "x" * 500_000, "taken_at": 1e300, "lease_until": 1e300})
+    )
+    with pytest.raises(StateLockedError) as raised:
+        state(tmp_path).lock("run", lease_seconds=60)
+    assert len(str(raised.value)) < 1_000 and "(epoch seconds)" in str(raised.value)
