@@ -706,12 +706,14 @@ class ChangeState:
         if pointer["scope"] != self.scope:
             was, now = pointer["scope"], self.scope
             changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-            shown = ", ".join(f"{k}: {str(was.get(k))[:100]} -> {str(now.get(k))[:100]}" for k in changed[:5])
+            shown = ", ".join(
+                f"{cut(k, 100)}: {cut(was.get(k), 100)} -> {cut(now.get(k), 100)}" for k in changed[:5]
+            )
             more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
             return Loaded(
                 generation,
                 None,
-                f"the state at {where} was kept for another {', '.join(changed[:5])}{more} ({shown}): every row is sent",
+                f"the state at {where} was kept for another {', '.join(cut(k, 100) for k in changed[:5])}{more} ({shown}): every row is sent",
             )
         name = str(pointer["file"])
         path = os.path.join(folder, f"state-{generation}.sqlite")
