@@ -32,6 +32,7 @@ from marketo_provider.api import (
     hide_secrets,
     server_text,
 )
+from marketo_provider.bounds import field_too_long, field_too_long_text, raise_csv_field_limit
 
 # Merged files are kept in memory up to this size, then spill to a temporary file.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -176,7 +177,7 @@ def _merge_traced(
     contributing = 0
     reasons = _ReasonCount()
     per_batch: dict[int, int] = {}
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
+    raise_csv_field_limit()
     for batch_id in batch_ids:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as one:
             written = hook.download_result_file(
@@ -186,8 +187,8 @@ def _merge_traced(
                 continue
             one.seek(0)
             text = io.TextIOWrapper(one, encoding="utf-8", errors="replace", newline="")
+            rows = csv.reader(text, delimiter=delimiter)
             try:
-                rows = csv.reader(text, delimiter=delimiter)
                 first = next(rows, None) or [_reason_column(kind)]
                 find = finder(batch_id)
                 wrote = False
@@ -208,6 +209,11 @@ def _merge_traced(
                     per_batch[batch_id] = per_batch.get(batch_id, 0) + 1
                     wrote = True
                 contributing += wrote
+            except csv.Error as exc:
+                what = f"{kind} file of batch {batch_id}"
+                if field_too_long(exc):
+                    raise MarketoAnswerError(what, field_too_long_text(rows.line_num)) from None
+                raise MarketoAnswerError(what, f"cannot be read on line {rows.line_num:,}: {exc}") from None
             finally:
                 text.detach()
     sent_header = getattr(more_rows, "header", None)  # the names the refused rows were read under
@@ -273,16 +279,19 @@ def _count_reasons(
 ) -> int:
     """Count the rows of a result file (positioned anywhere) by their last column, the reason;
     returns how many rows it holds. A field may be as long as a part (a source's field is)."""
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_IMPORT_FILE_BYTES + 64 * 1024))
+    raise_csv_field_limit()
     stream.seek(body_start)
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
     rows = 0
+    reader = csv.reader(text, delimiter=delimiter)
     try:
-        for row in csv.reader(text, delimiter=delimiter):
+        for row in reader:
             if row:
                 rows += 1
                 reasons.add(row[-1])
     except csv.Error as exc:
+        if field_too_long(exc):
+            raise MarketoAnswerError(what, field_too_long_text(reader.line_num + 1)) from None
         raise MarketoAnswerError(what, f"cannot be read after {rows:,} rows: {exc}") from None
     finally:
         text.detach()
@@ -317,6 +326,7 @@ def storage_folder(path: str, conn_id: str | None, argument: str) -> Any:
     from airflow.sdk import ObjectStoragePath
 
     mask_uri_secrets(path)
+    path = _checked_uri(path, argument)
     try:
         return ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
     except Exception as exc:  # an unknown scheme, a malformed URI
@@ -324,6 +334,32 @@ def storage_folder(path: str, conn_id: str | None, argument: str) -> Any:
             f"{argument} {hide_secrets(path)!r} is not a location Airflow can write: {hide_secrets(str(exc))}. Use a local "
             "folder, file://, or an object storage URI whose provider is installed (s3://, gs://, ...)"
         ) from None
+
+
+def _checked_uri(path: str, argument: str) -> str:
+    """``path`` as ObjectStoragePath should read it: credentials in the URI are refused (Airflow
+    would take ``KEY:SECRET`` for a connection id and log it), and ``file://localhost/x`` is
+    ``file:///x`` (RFC 8089) where fsspec would read ``localhost/x`` relative to the working
+    directory; a ``file://`` URI naming another host is refused."""
+    if "://" not in path:
+        return path
+    scheme, rest = path.split("://", 1)
+    authority, _, below = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    conn_argument = argument.replace("_path", "_conn_id")
+    if at and (":" in userinfo or scheme.lower() == "file"):
+        raise MarketoValueError(
+            f"{argument} {hide_secrets(path)!r} has credentials written in it, which Airflow would take for a "
+            f"connection id (and log). Keep them in an Airflow connection and name it with {conn_argument}"
+        )
+    if scheme.lower() == "file" and host:
+        if host.lower() != "localhost":
+            raise MarketoValueError(
+                f"{argument} {path!r} names the host {host!r}: a file:// URI names a folder on this machine "
+                "(file:///path or file://localhost/path); reach another machine through its storage's URI"
+            )
+        return f"{scheme}:///{below}"
+    return path
 
 
 @dataclass(frozen=True)
@@ -394,7 +430,7 @@ def write_to_object_storage(
     with target.open("wb") as out:
         shutil.copyfileobj(merged.file, out, 1024 * 1024)
     # The URI as the user wrote it (ObjectStoragePath would put the conn id in it as userinfo).
-    return f"{results_path.rstrip('/')}/{name}"
+    return hide_secrets(f"{results_path.rstrip('/')}/{name}")
 
 
 @dataclass

@@ -25,10 +25,18 @@ GROUPS = {
     "tests/system/test_standalone.py": "airflow-deployment",
     # The sdist and wheel are built once for the module.
     "tests/system/test_packaging.py": "packaging",
+    # One S3 server (moto) for the module's lock and pointer tests.
+    "tests/integration/test_state_on_s3.py": "state-on-s3",
 }
 
 # Handed out first: the longest work. Everything else keeps its collection order.
-FIRST = ["airflow-deployment", "packaging", "tests/system/", "tests/e2e/"]
+FIRST = [
+    "airflow-deployment",
+    "packaging",
+    "tests/system/",
+    "tests/e2e/",
+    "tests/integration/test_many_files.py",
+]
 
 
 def _module(nodeid: str) -> str:

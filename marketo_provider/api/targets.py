@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from marketo_provider.api.errors import MarketoValueError
+from marketo_provider.bounds import named
 
 FAILURE_REASON_COLUMN = "Import Failure Reason"
 
@@ -362,10 +363,10 @@ def header_name_problems(names: Iterable[str], file_format: str | FileFormat) ->
                 break
     empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
     if empty:
-        problems.append(f"has empty column names (column {', '.join(empty)}); name every column")
+        problems.append(f"has empty column names (column {named(empty)}); name every column")
     padded = [n for n in names if n != n.strip()]
     if padded:
-        listed = ", ".join(repr(n) for n in padded)
+        listed = named(padded, quote=True)
         problems.append(
             f"has column names with leading or trailing spaces: {listed}; "
             "Marketo fails every row of such a file (missing.dedupe.fields). Remove the spaces."
@@ -373,5 +374,5 @@ def header_name_problems(names: Iterable[str], file_format: str | FileFormat) ->
     seen: set[str] = set()
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if duplicates:
-        problems.append(f"names these columns more than once: {', '.join(duplicates)}")
+        problems.append(f"names these columns more than once: {named(duplicates)}")
     return problems

@@ -123,7 +123,7 @@ class ChangedRows:
         """Take the state's lock for this run (renewed when this run holds it already)."""
         store = self.store()
         if store is not None:
-            store.lock(self.owner, lease_seconds=self.lease)
+            store.lock(self.owner, lease_seconds=self.lease, replace_damaged=self.full_refresh)
             self._locked = True
 
     def renew(self, seconds: float | None = None) -> None:

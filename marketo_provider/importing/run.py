@@ -138,6 +138,8 @@ class BulkImport:
         columns against describe, every record, every value), then what the user chose to do
         about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
         self.options.results.check_writable()
+        if self.options.state is not None:
+            self.options.state.check_writable()
         options = self.options
         loaded = self.changes.load() if self.changes.on else None
         checked = self._preflight(loaded.path if loaded is not None else None, ledger_path)

@@ -16,6 +16,7 @@ Parquet files' rows (when a source's first file is Parquet, ``content`` says so)
 walks the stages with every check, ``source_parts`` walks them to cut.
 """
 
+from marketo_provider.bounds import raise_csv_field_limit
 from marketo_provider.sources.base import DEFAULT_FETCH_SIZE, DEFAULT_MAX_PART_BYTES, Body, SourceError, Where
 from marketo_provider.sources.body import open_body
 from marketo_provider.sources.header import Header
@@ -25,6 +26,8 @@ from marketo_provider.sources.parts import Part, ScanReport, iter_parts, scan_so
 from marketo_provider.sources.preflight import Preflight, preflight, source_parts
 from marketo_provider.sources.query import RowsBody
 from marketo_provider.sources.quotes import count_records
+
+raise_csv_field_limit()  # every reader of a source's records takes a field as long as a part
 
 __all__ = [
     "DEFAULT_FETCH_SIZE",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from marketo_provider.bounds import columns_differ
 from marketo_provider.sources.base import (
     BOM,
     HEAD_BYTES,
@@ -319,9 +320,8 @@ def open_file_body(source: Source, file: SourceFile, header: Header, *, count_qu
         expected = header.source_names or header.names
         if record.names != expected:
             raise SourceError(
-                f"the header of {file.name} differs from the first file's: it has "
-                f"{', '.join(repr(n) for n in record.names)}, the first file "
-                f"{', '.join(repr(n) for n in expected)}; every file of {source.name} needs the same columns"
+                f"the header of {file.name} differs from the first file's: "
+                f"{columns_differ(record.names, expected)}; every file of {source.name} needs the same columns"
             )
         return _body_open(file, content, record.bom + len(record.line), record.rest, count_quotes)
     except BaseException:

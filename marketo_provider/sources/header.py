@@ -13,6 +13,7 @@ from typing import Any
 
 from marketo_provider import api
 from marketo_provider.api import FileFormat, ObjectType
+from marketo_provider.bounds import NAMED, cut, named
 from marketo_provider.sources.base import BOM, HEAD_BYTES, SourceError
 from marketo_provider.sources.content import Content
 from marketo_provider.sources.listing import SourceFile
@@ -58,7 +59,11 @@ def first_record(first: bytes, stream: Any, fmt: FileFormat, name: str) -> First
             break
         head += more
         if len(head) > _MAX_HEADER_BYTES:
-            raise SourceError(f"the first line of {name} is over 1 MB long; is the header missing?")
+            raise SourceError(
+                f"the first line of {name} is over {_MAX_HEADER_BYTES:,} bytes long: either the file has no "
+                "header line and its first record is that long, or its header names more columns than any "
+                "Marketo object has fields; give the columns with columns= or write a header line"
+            )
         end = record_end(head, bom)
     line = head[bom:end]
     try:
@@ -115,12 +120,13 @@ def map_header(
     missing = [k for k in mapping if k not in source_names]
     if missing:
         hints = []
-        for key in missing:
+        for key in missing[:NAMED]:
             close = difflib.get_close_matches(key, source_names, n=1, cutoff=0.6)
-            hints.append(f"{key!r}" + (f" (is {close[0]!r} meant?)" if close else ""))
+            hints.append(f"{cut(key)!r}" + (f" (is {cut(close[0])!r} meant?)" if close else ""))
+        more = f" and {len(missing) - NAMED:,} more" if len(missing) > NAMED else ""
         raise SourceError(
-            f"column_mapping names columns that {name} does not have: {', '.join(hints)}; "
-            f"its columns are {', '.join(repr(n) for n in source_names)}"
+            f"column_mapping names columns that {name} does not have: {', '.join(hints)}{more}; "
+            f"its {len(source_names):,} columns are {named(source_names, quote=True)}"
         )
     seen: dict[str, str] = {}
     for column in source_names:
@@ -163,7 +169,7 @@ def refuse_header_in_headerless(source: Source, file: SourceFile, content: Conte
     names.add(tuple(source.column_mapping.get(c, c).strip().casefold() for c in columns))
     if tuple(v.strip().casefold() for v in first) in names:
         raise SourceError(
-            f"{file.name} starts with a header line ({', '.join(first)}) although columns= says the files "
+            f"{file.name} starts with a header line ({named(first)}) although columns= says the files "
             "have none; leave columns unset to read the header from the files"
         )
 
@@ -207,9 +213,11 @@ def unknown_columns_problem(header: Header, known_fields: Iterable[str]) -> str 
     if not unknown:
         return None
     lines = []
-    for column in unknown:
+    for column in unknown[:NAMED]:  # the closest names of the first few: difflib is slow on many
         close = difflib.get_close_matches(column, known, n=3, cutoff=0.6)
-        lines.append(f"{column!r}" + (f" (closest: {', '.join(close)})" if close else ""))
+        lines.append(f"{cut(column)!r}" + (f" (closest: {', '.join(close)})" if close else ""))
+    if len(unknown) > NAMED:
+        lines.append(f"and {len(unknown) - NAMED:,} more ({len(unknown):,} of {len(header.names):,} columns)")
     fix = "Use the REST API names from Marketo's describe call"
     if header.source_names:
         fix += " (rename columns with column_mapping)"

@@ -116,7 +116,7 @@ def _walk(location: str, root: str, keep: PathFilter | None) -> list[SourceFile]
     two paths is kept under the first, and a link back to a folder it is in (a loop) is a
     :class:`SourceError` naming it. Names starting with ``.`` or ``_`` (markers and side files
     that unload and Spark-style writers leave beside the data) are skipped."""
-    files: dict[str, os.stat_result] = {}
+    files: dict[str, tuple[int, int, int]] = {}  # device, inode, size: a stat_result is ~1 KB
     walked: set[tuple[int, int]] = set()
 
     def loop(relative: str, why: str) -> SourceError:
@@ -155,7 +155,7 @@ def _walk(location: str, root: str, keep: PathFilter | None) -> list[SourceFile]
                     walked.add(key)
                     visit(entry.path, here, (*above, key))
             elif stat.S_ISREG(info.st_mode) and (keep is None or keep(here, False)):
-                files[relative] = info
+                files[relative] = (info.st_dev, info.st_ino, info.st_size)
 
     folder = root or "."
     if not os.path.isdir(folder):
@@ -166,10 +166,10 @@ def _walk(location: str, root: str, keep: PathFilter | None) -> list[SourceFile]
     seen: set[tuple[int, int]] = set()
     found = []
     for relative in sorted(files, key=lambda r: root + r):
-        info = files[relative]
-        if (info.st_dev, info.st_ino) not in seen:  # else the same file through a link
-            seen.add((info.st_dev, info.st_ino))
-            found.append(_local_file(root + relative, relative, info.st_size))
+        device, inode, size = files.pop(relative)
+        if (device, inode) not in seen:  # else the same file through a link
+            seen.add((device, inode))
+            found.append(_local_file(root + relative, relative, size))
     return found
 
 

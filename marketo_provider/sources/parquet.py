@@ -27,7 +27,9 @@ dictionary-encoded columns                   as their values
 ===========================================  =======================================================
 
 Nested columns (list, struct, map, union), binary columns and durations or intervals are refused
-before anything is sent, naming each such column. Offsets of the logical body count bytes of that
+before anything is sent, naming each such column; NaN and infinities, NUL in text, and dates or
+datetimes outside the years 1 to 9999 (as written, in the column's zone) are refused naming the
+column and row. Offsets of the logical body count bytes of that
 CSV, which is the same for the same files every time, so an import resumes mid-Parquet.
 """
 
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider.api import FileFormat
+from marketo_provider.bounds import columns_differ
 from marketo_provider.sources.base import Piece, SourceError, Where, read_up_to
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.listing import SourceFile
@@ -161,6 +164,15 @@ class _Writer:
         if _is_text(pa, t):
             text = pc.fill_null(column.cast(self.text), self._empty)
             held = _bytes_of(text)  # most columns hold none of these: then no value is looked at
+            if b"\0" in held:
+                self._refuse(
+                    pc.match_substring(text, "\0"),
+                    column_name,
+                    name,
+                    row0,
+                    "a NUL character, which Marketo "
+                    "cannot take in text (a CSV source with one is refused too): remove it",
+                )
             if b'"' in held:
                 text = pc.replace_substring(text, '"', '""')
             if any(c in held for c in self._special):
@@ -187,15 +199,41 @@ class _Writer:
                 text = _without_exponent(pa, text, pc.match_substring_regex(text, "[eE]"))
             return pc.fill_null(text, self._empty)
         if types.is_timestamp(t):
-            return pc.fill_null(self._timestamp(column), self._empty)
+            return pc.fill_null(self._timestamp(column, column_name, name, row0), self._empty)
         if types.is_time(t):  # 09:30:00, a fraction only when there is one
             text = pc.replace_substring_regex(column.cast(self.text), r"\.0+$", "")
             return pc.fill_null(text, self._empty)
-        if types.is_date(t) or types.is_integer(t) or types.is_boolean(t):
+        if types.is_date(t):
+            self._check_years(column, column_name, name, row0)
+            return pc.fill_null(column.cast(self.text), self._empty)
+        if types.is_integer(t) or types.is_boolean(t):
             return pc.fill_null(column.cast(self.text), self._empty)
         raise SourceError(f"import source {name}: column {column_name!r} is {_type_problem(pa, t)}")
 
-    def _timestamp(self, column: Any) -> Any:
+    def _refuse(self, bad: Any, column_name: str, name: str, row0: int, what: str) -> None:
+        """A :class:`SourceError` naming the first row where ``bad`` (a boolean array) holds."""
+        bad = self.pc.fill_null(bad, False)
+        if self.pc.any(bad).as_py():
+            row = row0 + self.pc.index(bad, True).as_py()
+            raise SourceError(f"import source {name} has {what} in column {column_name!r} (row {row:,})")
+
+    def _check_years(self, wall: Any, column_name: str, name: str, row0: int) -> None:
+        """Marketo's dates and datetimes are years 1 to 9999 (ISO 8601's four digits)."""
+        pc = self.pc
+        years = pc.year(wall)
+        bad = pc.or_(pc.greater(years, 9999), pc.less(years, 1))
+        if pc.any(pc.fill_null(bad, False)).as_py():
+            at = pc.index(pc.fill_null(bad, False), True).as_py()
+            self._refuse(
+                bad,
+                column_name,
+                name,
+                row0,
+                f"a date in the year {years[at].as_py()} (as written, in the column's "
+                "time zone), which Marketo cannot take: its dates are years 1 to 9999",
+            )
+
+    def _timestamp(self, column: Any, column_name: str = "", name: str = "", row0: int = 0) -> Any:
         """ISO 8601 with the offset, to the second: in the column's zone, else as UTC. Arrow's
         own text for a timestamp (``2026-01-31 08:30:00``) with a ``T`` and the offset: ten times
         faster than ``strftime``."""
@@ -214,6 +252,7 @@ class _Writer:
             found = pc.drop_null(pc.unique(shift))
             names = pa.array([_offset(s) for s in found.to_pylist()], self.text)
             offsets = pc.take(names, pc.index_in(shift, value_set=found))
+        self._check_years(wall, column_name, name, row0)
         text = pc.replace_substring(wall.cast(self.text), " ", "T", max_replacements=1)
         return pc.binary_join_element_wise(text, offsets, self._empty)
 
@@ -384,9 +423,8 @@ class ParquetBody:
             names = tuple(parquet.schema_arrow.names)
             if names != self._names:
                 raise SourceError(
-                    f"the columns of {file.name} differ from the first file's: it has "
-                    f"{', '.join(repr(n) for n in names)}, the first file "
-                    f"{', '.join(repr(n) for n in self._names)}; every file of {self.source.name} needs the same columns"
+                    f"the columns of {file.name} differ from the first file's: "
+                    f"{columns_differ(names, self._names)}; every file of {self.source.name} needs the same columns"
                 )
             check_schema(self._pa, parquet.schema_arrow, file.name)
         except BaseException:

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from marketo_provider.bounds import bounded_text
 from marketo_provider.sources.base import NEWLINE, QUOTE, Body, Piece, SourceError, Where
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.quotes import count_records, last_boundary, no_boundary, quote_error
-
-ORIGIN_RANGES = 10  # the byte ranges a part's origin names (rows kept out split a part's bytes)
 
 
 @dataclass(frozen=True)
@@ -47,12 +46,8 @@ class Part:
     @property
     def origin(self) -> str:
         """The files and byte ranges the part came from, for messages: a range per run of records
-        sent (rows kept out between them), the first :data:`ORIGIN_RANGES` of them named."""
-        shown = [str(p) for p in self.pieces[:ORIGIN_RANGES]]
-        more = len(self.pieces) - len(shown)
-        if more:
-            shown.append(f"and {more:,} more range{'' if more == 1 else 's'} to {self.pieces[-1]}")
-        return "; ".join(shown) or "no bytes"
+        sent (rows kept out between them), the first and last few named when there are many."""
+        return bounded_text((str(p) for p in self.pieces), noun="ranges") or "no bytes"
 
     @property
     def size(self) -> int:

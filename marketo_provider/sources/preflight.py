@@ -15,6 +15,7 @@ from typing import Any
 from marketo_provider import api
 from marketo_provider.api import MarketoValueError, ObjectType, required_columns
 from marketo_provider.api.fields import Field, canonical_names
+from marketo_provider.bounds import LIST_ENDS, Ends
 from marketo_provider.sources.base import NEWLINE, Body, SourceError
 from marketo_provider.sources.body import open_body
 from marketo_provider.sources.checks import CheckReport, RowRules
@@ -56,7 +57,7 @@ class Preflight:
     lines: int | None = None
     checks: CheckReport | None = None
     rules: RowRules | None = None
-    part_origins: tuple[str, ...] = ()  # the files and bytes of the first parts (up to 1,000)
+    part_origins: tuple[str, ...] = ()  # the files and bytes of the first and last parts (bounds.Ends)
     kept_out: int = 0  # records kept out of what is sent (predicted failures, earlier repeats, unchanged)
     changes: dict[str, int] | None = None  # rows new, changed, unchanged; keys vanished
     ledger: Ledger | None = None
@@ -163,13 +164,12 @@ def preflight(
                 values=policy.check_values,
                 previous=previous if policy.changed_rows_only else None,
             )
-        origins: list[str] = []
+        origins = Ends(LIST_ENDS)  # the first and last parts' origins, and how many parts
         try:
             for part in iter_parts(
                 body, header, max_part_bytes=source.max_part_bytes, name=name, validate=True, report=report
             ):
-                if len(origins) < 1000:
-                    origins.append(part.origin)
+                origins.add(part.origin)
                 if writer is not None:
                     writer.check_part(part)
             ledger = (
@@ -191,7 +191,7 @@ def preflight(
         lines=report.lines,
         checks=writer.report if writer is not None and policy.check_values else None,
         rules=rules,
-        part_origins=tuple(origins),
+        part_origins=tuple(origins.listed("parts")),
         kept_out=counts["rows_kept_out"] if counts else 0,
         changes=_changes(counts) if counts and policy.changed_rows_only else None,
         ledger=ledger,

@@ -111,10 +111,12 @@ class LineTracker:
         spans: list[_Span] = []
         raw: Any = part.data.obj  # the cutter's buffer; a part's view starts at its first byte
         base = part.header_len
+        first, counted_to = 0, base  # lines before each piece, counted once over the part
         for piece in part.pieces:
             a = base + piece.start - part.source_start
             b = base + piece.end - part.source_start
-            first = raw.count(NEWLINE, base, a)
+            first += raw.count(NEWLINE, counted_to, a)
+            counted_to = a
             if piece.rows:
                 start = self._next.get(piece.name, 1)
                 self._next[piece.name] = start + _records_in(raw, a, b)

@@ -143,17 +143,26 @@ class SandboxAPI:
         return ImportTarget(ObjectType.parse(path.rsplit("/", 1)[-1]))
 
 
+_MAX_DIGITS = 18  # a whole number of up to 18 digits fits any list this sandbox keeps
+
+
 def _int(query: dict[str, str], name: str, default: Any, least: int, most: int | None = None) -> Any:
     value = query.get(name)
     if value is None:
         return default
     if (
         not (value.isascii() and value.isdigit())
+        or len(value) > _MAX_DIGITS  # before int(): thousands of digits are refused by Python itself
         or int(value) < least
         or (most is not None and int(value) > most)
     ):
-        bound = f"from {least} to {most:,}" if most is not None else f"{least} or more"
-        raise _Problem(400, f"{name} must be a whole number {bound}, not '{value}'")
+        bound = (
+            f"from {least} to {most:,}"
+            if most is not None
+            else f"{least} or more, of at most {_MAX_DIGITS} digits"
+        )
+        shown = value if len(value) <= 40 else f"{value[:40]}… ({len(value):,} characters)"
+        raise _Problem(400, f"{name} must be a whole number {bound}, not '{shown}'")
     return int(value)
 
 

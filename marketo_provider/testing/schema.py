@@ -34,6 +34,11 @@ from marketo_provider.testing.spec import ObjectType
 
 SchemaSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Schema]
 
+# A schema file holds a few describe answers: a few MB at most. Larger files, and JSON nested
+# deeper than a describe answer ever is, are refused before they cost memory or the stack.
+MAX_SCHEMA_BYTES = 32 * 1024 * 1024
+MAX_SCHEMA_DEPTH = 32
+
 KEYS = (ObjectType.LEADS.value, ObjectType.PROGRAM_MEMBERS.value, ObjectType.CUSTOM_OBJECTS.value)
 _KEYS_TEXT = "leads, program_members and custom_objects"
 
@@ -50,7 +55,14 @@ def load_schema(source: SchemaSource) -> Schema:
         return read_schema(source, "schema")
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCHEMA_BYTES + 1)
+        if len(raw) > MAX_SCHEMA_BYTES:
+            raise SchemaError(
+                f"schema file {path} is larger than {MAX_SCHEMA_BYTES:,} bytes; a schema file holds a few "
+                "describe answers (leads, program_members, custom_objects), a few MB at most"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SchemaError(f"schema file {path} does not exist") from None
     except UnicodeDecodeError as exc:
@@ -61,7 +73,29 @@ def load_schema(source: SchemaSource) -> Schema:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        data = None  # nested deeper than Python's stack: refused below as too deep
+        depth = MAX_SCHEMA_DEPTH + 1
+    else:
+        depth = _depth(data)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise SchemaError(
+            f"{path} nests arrays and objects more than {MAX_SCHEMA_DEPTH} deep; describe answers nest a few levels"
+        )
     return read_schema(data, str(path))
+
+
+def _depth(data: Any) -> int:
+    """How deep arrays and objects nest in parsed JSON (without recursion)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_SCHEMA_DEPTH:
+                stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def read_schema(data: Any, source: str = "schema") -> Schema:

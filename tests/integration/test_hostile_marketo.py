@@ -366,7 +366,9 @@ def test_credentials_in_a_results_uri_are_masked_in_messages(caplog: pytest.LogC
 
     with pytest.raises(MarketoValueError) as refused:
         ResultsLocation.of("ftp://AKIAKEY:wJalrSECRET@127.0.0.1:1/x/").check_writable()
-    assert str(refused.value).startswith("results_path 'ftp://***@127.0.0.1:1/x/' cannot be written")
+    assert str(refused.value).startswith(
+        "results_path 'ftp://***@127.0.0.1:1/x/' has credentials written in it"
+    )
     # Remembered as secrets: whatever else prints them (a storage library, a log line) is cleaned too.
     assert redact("boto: unknown key AKIAKEY for wJalrSECRET") == "boto: unknown key *** for ***"
 
