@@ -47,7 +47,9 @@ class Part:
     def origin(self) -> str:
         """The files and byte ranges the part came from, for messages: a range per run of records
         sent (rows kept out between them), the first and last few named when there are many."""
-        return bounded_text((str(p) for p in self.pieces), noun="ranges") or "no bytes"
+        names = {p.name for p in self.pieces}
+        noun = "files" if len(names) == len(self.pieces) else "ranges"  # rows kept out split a file's bytes
+        return bounded_text((str(p) for p in self.pieces), noun=noun) or "no bytes"
 
     @property
     def size(self) -> int:

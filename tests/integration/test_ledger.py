@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from marketo_provider.api import ImportSpec
-from marketo_provider.importing import BulkImport, ImportOptions
+from marketo_provider.importing import BulkImport, ImportAbortedError, ImportOptions
 from marketo_provider.sources import Source, listing
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
@@ -148,3 +148,58 @@ def test_only_what_marketo_accounted_for_is_confirmed(
     # the next night sends again exactly the rows of the batch whose counts did not add up
     assert len(resent) == second["rows_processed"] == part["rows_processed"] + 3
     assert not (state / "lock.json").exists()
+
+
+def test_a_retry_that_lost_the_ledger_writes_it_again_reading_the_source_once_more(
+    marketo_env: MarketoSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    real = listing._local_file
+
+    def counting(path: str, label: str, size: int) -> listing.SourceFile:
+        found = real(path, label, size)
+        return listing.SourceFile(found.name, found.label, found.size, lambda: CountingFile(path, "rb"))
+
+    monkeypatch.setattr(listing, "_local_file", counting)
+    path = tmp_path / "leads.csv"
+    rows = [
+        f"u{i % 9000:05d}@example.com,Name{i},{'n/a' if i % 97 == 0 else i % 90}\n" for i in range(30_000)
+    ]
+    path.write_text("email,firstName,leadScore\n" + "".join(rows))
+    size = path.stat().st_size
+    source = Source.of(str(path), max_part_bytes=100_000)
+    options = ImportOptions.of(
+        poll_interval=0.05,
+        on_invalid_rows="skip",
+        on_repeated_keys="keep_last",
+        changed_rows_only=True,
+        state_path=str(tmp_path / "state"),
+    )
+    CountingFile.read_bytes = CountingFile.opened = 0
+    first = BulkImport(fast_hook(), ImportSpec.of("leads"), source, options, log=LOG, owner="dag/task/run")
+    begun = first.begin(None)
+    assert begun is not None
+    # one part goes, then an upload is refused and the task stops
+    marketo_env.inject_fault("/bulk/v1/leads.json", method="POST", code="1003", skip=1)
+    with pytest.raises(ImportAbortedError):
+        first.advance(begun)
+    assert len(begun.submitted) == 1 and not begun.all_submitted
+    saved = begun.to_json()
+    assert begun.ledger is not None
+    os.remove(begun.ledger["local"])  # the retry runs on another worker: no ledger there
+    for stored in (tmp_path / "state" / "ledgers").glob("*"):
+        stored.unlink()  # nor a stored copy
+    retry = BulkImport(fast_hook(), ImportSpec.of("leads"), source, options, log=LOG, owner="dag/task/run")
+    state = retry.begin(saved)
+    assert state is not None
+    while (wait := retry.advance(state)) is not None:
+        retry.wait(state, wait)
+    summary = retry.conclude(state, {}.__setitem__)
+    assert summary["rows_processed"] == 9000 and len(summary["batch_ids"]) == len(set(summary["batch_ids"]))
+    names = [r["firstName"] for r in marketo_env.imported_rows("leads")]
+    assert len(names) == len(set(names)) == 9000  # every row once
+    # pre-flight, the ledger written again, and one cut shared by the two tries (the first try's
+    # cut had read ahead up to a MiB of decompressed records and a part past its last part)
+    through = CountingFile.read_bytes - CountingFile.opened * 64 * 1024
+    assert through <= 3 * size + 1024 * 1024 + 100_000, (CountingFile.read_bytes, CountingFile.opened, size)
