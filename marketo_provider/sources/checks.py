@@ -25,7 +25,14 @@ from itertools import compress
 from typing import Any
 
 from marketo_provider.api import ObjectType
-from marketo_provider.api.fields import Field, Problem, Verdict, column_problems, empty_key_problem
+from marketo_provider.api.fields import (
+    Field,
+    GoodValues,
+    Problem,
+    Verdict,
+    column_problems,
+    empty_key_problem,
+)
 from marketo_provider.sources.base import NEWLINE, SourceError
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.parts import Part
@@ -173,6 +180,37 @@ def empty_key(object_type: ObjectType, keys: Sequence[str]) -> Problem:
 
 
 @dataclass(frozen=True)
+class RowProblems:
+    """Every problem of one row, in Marketo's order (the key, then the columns from the left), and
+    what becomes of the row: Marketo gives a row one reason, its first failing value's, so the row's
+    ``verdict`` and ``reason`` are those of its first problem predicted to fail (else its first
+    warning). A row with an integer that is no number fails even where an earlier value may."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def first(self) -> Problem:
+        return next((p for p in self.problems if p.verdict.predicted_failure), self.problems[0])
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.first.verdict
+
+    @property
+    def reason(self) -> str:
+        return self.first.reason
+
+    @property
+    def expected(self) -> str:
+        return self.first.expected
+
+    @property
+    def certain(self) -> bool:
+        """Adobe shows a row like it failing (one of its problems is certain to fail it)."""
+        return any(p.verdict is Verdict.FAILS for p in self.problems)
+
+
+@dataclass(frozen=True)
 class RowRules:
     """What the checks look at: the field of each column (None: not checked) and the key columns."""
 
@@ -181,6 +219,8 @@ class RowRules:
     key_names: tuple[str, ...]
     empty_key: Problem
     delimiter: str
+    # Values found good so far, so that a column's repeated values are matched once (bounded).
+    good: GoodValues = field(default_factory=GoodValues, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -237,19 +277,20 @@ class RowRules:
             rows = [row if len(row) == width else blank for row in rows]
         return (list(zip(*rows, strict=True)) if rows else []), found
 
-    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, Problem]:
-        """The first problem of each row that has one (the key first, then the columns in order,
-        as Marketo reports one reason a row), by the row's index."""
+    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, RowProblems]:
+        """The problems of each row that has any (the key first, then the columns in order), by the
+        row's index."""
         columns, found = self.columns(rows)
         return self.column_problems(columns, found, [i for i, row in enumerate(rows) if not row])
 
     def column_problems(
         self, columns: list[tuple[str, ...]], found: dict[int, Problem], blank: Sequence[int]
-    ) -> dict[int, Problem]:
+    ) -> dict[int, RowProblems]:
         """:meth:`problems` of rows already read a column at a time (``found``: width problems;
         ``blank``: the indices of blank lines, which are no rows)."""
         if not columns:
-            return found
+            return {i: RowProblems((problem,)) for i, problem in found.items()}
+        rows: dict[int, list[Problem]] = {i: [problem] for i, problem in found.items()}
         skip = set(blank)
         for k in self.keys:
             values = columns[k]
@@ -257,16 +298,15 @@ class RowRules:
                 continue
             for i, value in enumerate(values):
                 if not value and i not in found and i not in skip:
-                    found[i] = self.empty_key
+                    problems = rows.setdefault(i, [])
+                    if self.empty_key not in problems:
+                        problems.append(self.empty_key)
         for column, spec in enumerate(self.fields):
             if spec is None:
                 continue
-            for i, problem in column_problems(spec, columns[column]):
-                if i not in found or (
-                    found[i].verdict is Verdict.WARNS and problem.verdict is not Verdict.WARNS
-                ):
-                    found[i] = problem
-        return found
+            for i, problem in column_problems(spec, columns[column], self.good):
+                rows.setdefault(i, []).append(problem)
+        return {i: RowProblems(tuple(problems)) for i, problems in rows.items()}
 
     def key_of(self, row: Sequence[str]) -> tuple[str, ...] | None:
         if not self.keys or len(row) != len(self.fields):
@@ -277,8 +317,13 @@ class RowRules:
 
 @dataclass
 class CheckReport:
-    """What the checks found: rows predicted to fail (Adobe shows such rows failing, or they may
-    fail) and to be warned, by reason with their first locations, and repeated keys."""
+    """What the checks found: by reason, the rows predicted to fail (Adobe shows such rows failing,
+    or they may fail) and to be warned, with their first locations, and repeated keys.
+
+    A row is counted under every reason it has (a failing value and an invalid email address: under
+    both), and once in the totals: ``rows_failing`` (rows predicted to fail), ``rows_certain_to_fail``
+    and ``rows_warned`` (rows with a warning that are not predicted to fail, since Marketo does not
+    import those)."""
 
     records: int = 0
     failures: Counter[str] = field(default_factory=Counter)
@@ -289,27 +334,39 @@ class CheckReport:
     repeated_keys: int = 0  # keys found on more than one row
     repeated_rows: int = 0  # rows whose key is on an earlier row
     repeated_examples: list[str] = field(default_factory=list)
+    rows_failing: int = 0  # rows predicted to fail (or to possibly fail), each once
+    rows_certain_to_fail: int = 0  # rows Adobe shows failing, each once
+    rows_warned: int = 0  # rows predicted to be imported with a warning, each once
 
-    @property
-    def rows_failing(self) -> int:
-        return sum(self.failures.values())
+    def add(self, problems: Problem | RowProblems, where: Location | None) -> None:
+        """Count one row's problems (a :class:`Problem` alone, or every problem of the row)."""
+        row = problems if isinstance(problems, RowProblems) else RowProblems((problems,))
+        reasons = set()
+        for problem in row.problems:
+            reason = self._reason(problem)
+            if reason in reasons:
+                continue
+            reasons.add(reason)
+            counts = self.warnings if problem.verdict is Verdict.WARNS else self.failures
+            counts[reason] += 1
+            self.verdicts.setdefault(reason, problem.verdict)
+            self.expected.setdefault(reason, problem.expected)
+            places = self.examples.setdefault(reason, [])
+            if len(places) < EXAMPLES and where is not None:
+                places.append(str(where))
+        if row.verdict.predicted_failure:
+            self.rows_failing += 1
+            self.rows_certain_to_fail += row.certain
+        else:
+            self.rows_warned += 1
 
-    @property
-    def rows_certain_to_fail(self) -> int:
-        return sum(n for r, n in self.failures.items() if self.verdicts[r] is Verdict.FAILS)
-
-    @property
-    def rows_warned(self) -> int:
-        return sum(self.warnings.values())
-
-    def add(self, problem: Problem, where: Location | None) -> None:
-        counts = self.warnings if problem.verdict is Verdict.WARNS else self.failures
-        counts[problem.reason] += 1
-        self.verdicts.setdefault(problem.reason, problem.verdict)
-        self.expected.setdefault(problem.reason, problem.expected)
-        places = self.examples.setdefault(problem.reason, [])
-        if len(places) < EXAMPLES and where is not None:
-            places.append(str(where))
+    def _reason(self, problem: Problem) -> str:
+        """The problem's reason, as a reason has one verdict: should two problems of different
+        verdicts share their words (two fields of one display name), the later is told apart."""
+        known = self.verdicts.get(problem.reason)
+        if known is None or known is problem.verdict:
+            return problem.reason
+        return f"{problem.reason} ({problem.verdict.value.replace('_', ' ')})"
 
     def lines(self) -> list[str]:
         """One line per reason, most frequent first, for the log and for messages."""
