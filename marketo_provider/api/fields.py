@@ -116,12 +116,18 @@ _SHAPES: dict[str, tuple[str, Verdict, str]] = {
     "url": (_URL, Verdict.MAY_FAIL, "a URL with its protocol, e.g. http://example.com/"),
     "email": (_EMAIL, Verdict.WARNS, "an email address"),
 }
+TYPED = frozenset(_SHAPES)  # the types whose values have a shape (the others: a length at most)
+LENGTHY = frozenset({"string", "text", "textarea"})  # types with a length limit even without describe's
 _COMPILED = {kind: re.compile(rf"(?:{pattern})\Z") for kind, (pattern, _, _) in _SHAPES.items()}
 # What a column's joined values are matched against, a line a value: a line that does not match is
 # looked at alone (value_problem). Every line it matches is a good value; whole numbers of up to 9
 # digits are the integers sure to fit in 32 bits.
 _LINES = {
     kind: re.compile(rf"(?:{r'[+-]?[0-9]{1,9}' if kind == 'integer' else pattern}\n)*")
+    for kind, (pattern, _, _) in _SHAPES.items()
+}
+_LINES_OR_EMPTY = {
+    kind: re.compile(rf"(?:\n|{r'[+-]?[0-9]{1,9}' if kind == 'integer' else pattern}\n)*")
     for kind, (pattern, _, _) in _SHAPES.items()
 }
 _PAST_32_BITS = "past 32 bits"
@@ -184,6 +190,7 @@ class GoodValues:
         self.limit = limit
         self.size = 0
         self._by_type: dict[str, set[str]] = {}
+        self.unique: set[str] = set()  # the fields whose values were found not to repeat
 
     def of(self, data_type: str) -> set[str]:
         return self._by_type.get(data_type, set())
@@ -203,19 +210,19 @@ class GoodValues:
         self.size += len(known) - before
 
 
-def _bad_values(field: Field, values: Sequence[str]) -> dict[str, Problem]:
-    """The problem of each of ``values`` (distinct, none empty) that has one. Decided in C where the
-    values are all good: they are joined a line a value and matched at once; a line that does not
-    match is looked at alone, and matching goes on after it."""
+def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> list[tuple[int, Problem]]:
+    """``(index, problem)`` of each of ``values`` that has a problem (``empty``: some values may be
+    empty), in order. Decided in C where the values are good: they are joined a line a value and
+    matched at once; a line that does not match is looked at alone, and matching goes on after it."""
     joined = "\n".join(values) + "\n"
-    bad: dict[str, Problem] = {}
+    found: list[tuple[int, Problem]] = []
     if joined.count("\n") != len(values):  # values with line breaks: one at a time
-        for value in values:
+        for i, value in enumerate(values):
             problem = value_problem(field, value)
             if problem is not None:
-                bad[value] = problem
-        return bad
-    lines = _LINES[field.data_type]
+                found.append((i, problem))
+        return found
+    lines = (_LINES_OR_EMPTY if empty else _LINES)[field.data_type]
     end = len(joined)
     at = line = 0
     while True:
@@ -223,12 +230,12 @@ def _bad_values(field: Field, values: Sequence[str]) -> dict[str, Problem]:
         assert matched is not None  # the pattern matches no line at least
         stop = matched.end()
         if stop == end:
-            return bad
+            return found
         line += joined.count("\n", at, stop)
         value = values[line]
         problem = value_problem(field, value)
         if problem is not None:
-            bad[value] = problem
+            found.append((line, problem))
         at = stop + len(value) + 1
         line += 1
 
@@ -255,39 +262,46 @@ def _places(values: Sequence[str], bad: Mapping[str, Problem]) -> Iterable[tuple
 
 
 def column_problems(
-    field: Field, values: Sequence[str], good: GoodValues | None = None
+    field: Field, values: Sequence[str], good: GoodValues | None = None, longest: int | None = None
 ) -> Iterable[tuple[int, Problem]]:
-    """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order.
+    """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order
+    (``longest``: no value is longer, where the caller knows it).
 
-    A typed column is checked a distinct value at a time, and the common case (every value fine) is
-    decided in C: the distinct values not yet known good (``good``, which learns them) are joined
-    and matched at once; only values that do not fit are looked at one by one."""
+    The common case (every value fine) is decided in C. A column whose values repeat is checked a
+    distinct value at a time: the values not yet known good (``good``, which learns them) are
+    joined and matched at once. A column of values that do not repeat is joined and matched whole.
+    Only values that do not fit are looked at one by one."""
     kind = field.data_type
     if not values:
         return
     if kind in _SHAPES:
+        if good is not None and field.name in good.unique:
+            yield from _bad_lines(field, values, empty=True)
+            return
         distinct = set(values)
         distinct.discard("")
+        if good is not None and len(distinct) > len(values) // 2:
+            good.unique.add(field.name)  # from the next chunk on, matched whole
         known = good.of(kind) if good is not None else None
         if known:
             distinct -= known
         if not distinct:
             return
         new = list(distinct)
-        bad = _bad_values(field, new)
-        if good is not None and len(new) <= len(values) // 2:  # a column whose values repeat
+        bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
+        if good is not None and field.name not in good.unique:
             good.add(kind, (v for v in new if v not in bad) if bad else new)
         if bad:
             yield from _places(values, bad)
         return
     if kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
-        if max(map(len, values), default=0) <= limit:
+        if (longest if longest is not None else max(map(len, values), default=0)) <= limit:
             return
     elif kind in ("text", "textarea"):
-        if max(map(len, values), default=0) * 4 <= TEXT_MAX_BYTES:
+        if (longest if longest is not None else max(map(len, values), default=0)) * 4 <= TEXT_MAX_BYTES:
             return
-    elif field.length is None:
+    elif field.length is None or (longest is not None and longest <= field.length):
         return
     for i, value in enumerate(values):
         problem = value_problem(field, value)

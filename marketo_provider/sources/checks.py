@@ -19,13 +19,15 @@ import tempfile
 import zlib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
 
 from marketo_provider.api import ObjectType
 from marketo_provider.api.fields import (
+    LENGTHY,
+    TYPED,
     Field,
     GoodValues,
     Problem,
@@ -51,7 +53,24 @@ def stable_hash(text: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tuple[str, ...]], int] | None:
+class Columns(list[tuple[str, ...]]):
+    """A chunk's values a column at a time, split from ``text``, its records a line each (when
+    known): no value is longer than its longest line."""
+
+    def __init__(self, columns: Iterable[tuple[str, ...]], text: str | None = None) -> None:
+        super().__init__(columns)
+        self._text = text
+        self._longest: int | None = None
+
+    @property
+    def longest(self) -> int | None:
+        """The length of the longest line, found once, when asked for (None: not known)."""
+        if self._longest is None and self._text is not None:
+            self._longest = max(map(len, self._text.split("\n")))
+        return self._longest
+
+
+def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[Columns, int] | None:
     """The columns of whole records without quotes, split in C; None when a record is blank or of
     another width (the csv module then reads them)."""
     body = chunk[:-2] if chunk.endswith("\r\n") else chunk[:-1] if chunk.endswith("\n") else chunk
@@ -63,7 +82,7 @@ def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tupl
     flat = body.replace("\n", delimiter).split(delimiter)
     if len(flat) != n * width or not body:
         return None
-    return [tuple(flat[c::width]) for c in range(width)], n
+    return Columns((tuple(flat[c::width]) for c in range(width)), body), n
 
 
 @dataclass
@@ -91,11 +110,12 @@ def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
         end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
         if end == start:
             end = stop
-        chunk = bytes(raw[start:end]).decode("utf-8", "replace")
+        with memoryview(raw)[start:end] as view:  # decoded without a copy
+            chunk = str(view, "utf-8", "replace")
         flat = None if '"' in chunk else _columns_of_plain(chunk, rules.delimiter, width)
         if flat is not None:
-            columns, n = flat
-            yield Chunk(columns, {}, [], range(line, line + n), index, n)
+            plain, n = flat
+            yield Chunk(plain, {}, [], range(line, line + n), index, n)
             line += n  # no quotes: a record a line
             index += n
             start = end
@@ -301,12 +321,21 @@ class RowRules:
                     problems = rows.setdefault(i, [])
                     if self.empty_key not in problems:
                         problems.append(self.empty_key)
+        longest = columns.longest if isinstance(columns, Columns) and self._has_lengths else None
         for column, spec in enumerate(self.fields):
             if spec is None:
                 continue
-            for i, problem in column_problems(spec, columns[column], self.good):
+            for i, problem in column_problems(spec, columns[column], self.good, longest):
                 rows.setdefault(i, []).append(problem)
         return {i: RowProblems(tuple(problems)) for i, problems in rows.items()}
+
+    @property
+    def _has_lengths(self) -> bool:
+        """Some column's rule is a length (then the chunk's longest line may clear them all)."""
+        return any(
+            f is not None and f.data_type not in TYPED and (f.length is not None or f.data_type in LENGTHY)
+            for f in self.fields
+        )
 
     def key_of(self, row: Sequence[str]) -> tuple[str, ...] | None:
         if not self.keys or len(row) != len(self.fields):

@@ -294,3 +294,22 @@ def test_predictions_are_what_the_sandbox_refuses(data_type: str) -> None:
         assert predicted is (value_error(spec, value) is not None), value
         warned = problem is not None and problem.verdict is Verdict.WARNS
         assert warned is (value_warning(spec, value) is not None), value
+
+
+@pytest.mark.parametrize("data_type", list(VALUES_OF_TYPE))
+def test_a_column_of_values_that_do_not_repeat_is_matched_whole(data_type: str) -> None:
+    field = Field("f", data_type, display_name="F")
+    values = VALUES_OF_TYPE[data_type]
+    column = [*values, "", *(f"{v} {i}" for i, v in enumerate(values)), *(str(i) for i in range(50))]
+    expected = [(i, p) for i, v in enumerate(column) if (p := value_problem(field, v)) is not None]
+    good = GoodValues()
+    assert list(column_problems(field, column, good)) == expected
+    assert "f" in good.unique and good.size == 0  # values that do not repeat are not learnt
+    assert list(column_problems(field, column, good)) == expected  # matched whole, empty values among them
+
+
+def test_lengths_cleared_by_the_longest_line_of_a_chunk() -> None:
+    short = Field("code", "string", 5, "Code")
+    assert list(column_problems(short, ["ABCDEF"], longest=5)) == []  # the caller's bound is trusted
+    assert [i for i, _ in column_problems(short, ["ok", "ABCDEF"], longest=6)] == [1]
+    assert [i for i, _ in column_problems(Field("n", "text"), ["x" * 30_001], longest=30_001)] == [0]

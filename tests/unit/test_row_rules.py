@@ -105,3 +105,20 @@ def test_a_single_problem_is_still_counted() -> None:
     report.add(problem, None)
     report.add(RowProblems((problem,)), None)
     assert (report.rows_warned, report.warnings["Invalid email address"]) == (2, 2)
+
+
+def test_a_plain_chunk_is_split_into_columns_with_its_longest_line() -> None:
+    from marketo_provider.sources.checks import Columns, _columns_of_plain
+
+    split = _columns_of_plain("a@x.io,1,2026,\r\nb@x.io,22,2026-03-14,7\r\n", ",", 4)
+    assert split is not None
+    columns, n = split
+    assert n == 2 and isinstance(columns, Columns) and columns.longest == len("b@x.io,22,2026-03-14,7")
+    assert list(columns) == [("a@x.io", "b@x.io"), ("1", "22"), ("2026", "2026-03-14"), ("", "7")]
+    assert _columns_of_plain("a,b\nc\n", ",", 2) is None  # a record of another width
+    lengths = (Field("email", "email"), Field("code", "string", 3, "Code"), Field("notes", "text"))
+    rules = RowRules(lengths, (0,), ("email",), empty_key(ObjectType.LEADS, ["email"]), ",")
+    for text, bad in (("a@x.io,abc,n\nb@x.io,ab,note\n", []), ("a@x.io,abcd,n\nb@x.io,ab,note\n", [0])):
+        split = _columns_of_plain(text, ",", 3)
+        assert split is not None
+        assert sorted(rules.column_problems(split[0], {}, [])) == bad
