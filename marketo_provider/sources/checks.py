@@ -35,7 +35,7 @@ from marketo_provider.api.fields import (
     column_problems,
     empty_key_problem,
 )
-from marketo_provider.sources.base import NEWLINE, SourceError
+from marketo_provider.sources.base import NEWLINE, QUOTE, SourceError
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.quotes import last_boundary
@@ -107,12 +107,17 @@ def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
     index = 0
     width = len(rules.fields)
     while start < stop:
-        end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
+        limit = min(stop, start + CHUNK_BYTES)
+        last = raw.rfind(NEWLINE, start, limit)
+        # Without a quote, the records end at the last line break (found in C, as memchr finds it).
+        quoted = last < 0 or raw.find(QUOTE, start, limit if limit == stop else last) >= 0
+        end = last_boundary(raw, start, limit) if quoted else last + 1
         if end == start:
             end = stop
+            quoted = raw.find(QUOTE, start, end) >= 0
         with memoryview(raw)[start:end] as view:  # decoded without a copy
             chunk = str(view, "utf-8", "replace")
-        flat = None if '"' in chunk else _columns_of_plain(chunk, rules.delimiter, width)
+        flat = None if quoted else _columns_of_plain(chunk, rules.delimiter, width)
         if flat is not None:
             plain, n = flat
             yield Chunk(plain, {}, [], range(line, line + n), index, n)

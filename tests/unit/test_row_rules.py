@@ -3,9 +3,20 @@ the totals (no I/O)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from marketo_provider.api import ObjectType
 from marketo_provider.api.fields import Field, Verdict
-from marketo_provider.sources.checks import CheckReport, RowProblems, RowRules, empty_key
+from marketo_provider.sources import Source, source_parts
+from marketo_provider.sources.checks import (
+    CHUNK_BYTES,
+    CheckReport,
+    Columns,
+    RowProblems,
+    RowRules,
+    empty_key,
+    record_chunks,
+)
 
 FIELDS = (
     Field("email", "email", 255, "Email Address"),
@@ -108,7 +119,7 @@ def test_a_single_problem_is_still_counted() -> None:
 
 
 def test_a_plain_chunk_is_split_into_columns_with_its_longest_line() -> None:
-    from marketo_provider.sources.checks import Columns, _columns_of_plain
+    from marketo_provider.sources.checks import _columns_of_plain
 
     split = _columns_of_plain("a@x.io,1,2026,\r\nb@x.io,22,2026-03-14,7\r\n", ",", 4)
     assert split is not None
@@ -122,3 +133,41 @@ def test_a_plain_chunk_is_split_into_columns_with_its_longest_line() -> None:
         split = _columns_of_plain(text, ",", 3)
         assert split is not None
         assert sorted(rules.column_problems(split[0], {}, [])) == bad
+
+
+def test_chunks_of_a_part_read_every_record_plain_or_quoted(tmp_path: Path) -> None:
+    """Chunks of about a MiB: plain ones split in C, quoted ones read by the csv module, a last
+    record without a line break; every record read once, in order, with the line it starts on."""
+    lines = ["email,firstName,leadScore\n"]
+    expected: list[tuple[int, list[str]]] = []
+    line = 1
+    for i in range(100_000):
+        if 20_000 <= i < 20_050:
+            record = [f"q{i}@x.io", f"Line one\nline two, {i}", str(i)]
+            lines.append(f'{record[0]},"Line one\nline two, {i}",{i}\n')
+        else:
+            record = [f"p{i}@x.io", f"Name {i}", str(i)]
+            lines.append(",".join(record) + "\n")
+        line += 1
+        expected.append((line, record))
+        line += record[1].count("\n")
+    lines[-1] = lines[-1].rstrip("\n")  # the last record has no line break
+    path = tmp_path / "leads.csv"
+    path.write_text("".join(lines))
+    assert path.stat().st_size > 2 * CHUNK_BYTES
+    fields = (Field("email", "email"), Field("firstName", "string"), Field("leadScore", "integer"))
+    rules = RowRules(fields, (0,), ("email",), empty_key(ObjectType.LEADS, ["email"]), ",")
+    read: list[tuple[int, list[str]]] = []
+    plain = chunks = 0
+    with source_parts(Source.of(str(path), max_part_bytes=9_000_000)) as parts:
+        for part in parts:
+            for chunk in record_chunks(part, rules):
+                plain += isinstance(chunk.columns, Columns)
+                chunks += 1
+                assert chunk.n == len(chunk.columns[0]) and not chunk.found and not chunk.blank
+                read += [
+                    (s + 2, list(r))
+                    for s, r in zip(chunk.starts, zip(*chunk.columns, strict=True), strict=True)
+                ]
+    assert read == expected
+    assert 2 <= plain < chunks  # the chunks without quotes were split in C, the other read by csv
