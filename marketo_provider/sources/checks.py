@@ -208,8 +208,8 @@ def empty_key(object_type: ObjectType, keys: Sequence[str]) -> Problem:
 class RowProblems:
     """Every problem of one row, in Marketo's order (the key, then the columns from the left), and
     what becomes of the row: Marketo gives a row one reason, its first failing value's, so the row's
-    ``verdict`` and ``reason`` are those of its first problem predicted to fail (else its first
-    warning). A row with an integer that is no number fails even where an earlier value may."""
+    ``verdict`` and ``reason`` are those of its first problem predicted to fail (else of its first
+    warning); ``certain`` says whether one of its problems is one Adobe shows failing a row."""
 
     problems: tuple[Problem, ...]
 
@@ -231,7 +231,6 @@ class RowProblems:
 
     @property
     def certain(self) -> bool:
-        """Adobe shows a row like it failing (one of its problems is certain to fail it)."""
         return any(p.verdict is Verdict.FAILS for p in self.problems)
 
 
