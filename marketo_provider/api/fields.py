@@ -73,13 +73,29 @@ def fields_of_describe(result: Sequence[Mapping[str, Any]]) -> dict[str, Field]:
     return out
 
 
-# Whole numbers (integer, score, percent); numbers (float, currency) without exponent or grouping.
-_WHOLE = r"[+-]?\d+"
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
-_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-_DATETIME = _DATE + r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-_BOOLEAN = r"(?i:true|false)"
-_URL = r"(?i:[a-z][a-z0-9+.-]*://)\S+"
+# The values each type takes, as Adobe's Field Types page gives them; for dates and times, the
+# W3C date-time profile of ISO 8601 that it names (https://www.w3.org/TR/NOTE-datetime), with
+# calendar-valid parts. Digits are ASCII digits.
+_WHOLE = r"[+-]?[0-9]+"
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"  # no exponent, no grouping, a decimal point
+_MONTH = r"(?:0[1-9]|1[0-2])"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+# Years divisible by 4 but not by 100, or by 400 (the Gregorian calendar, year 0000 included).
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_DATE = rf"(?:[0-9]{{4}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+# hh 00-23, mm and ss 00-59, one or more digits of a second's fraction.
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?"
+# TZD: Z, or +hh:mm / -hh:mm within the offsets in use (UTC-12:00 to UTC+14:00). Adobe asks for the
+# offset ("best practice") without requiring it, as ISO 8601 does not: a local time is taken too.
+_OFFSET = r"(?:Z|\+(?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00)|-(?:(?:0[0-9]|1[01]):[0-5][0-9]|12:00))"
+# The six W3C levels: YYYY, YYYY-MM, YYYY-MM-DD, and the date with hh:mm, hh:mm:ss or hh:mm:ss.s.
+_DATETIME = rf"(?:{_DATE}(?:T{_TIME}{_OFFSET}?)?|[0-9]{{4}}(?:-{_MONTH})?)"
+_BOOLEAN = r"(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])"
+_URL = r"[A-Za-z][A-Za-z0-9+.-]*://\S+"
 _EMAIL = r"[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}"
 
 # dataType -> (pattern of a good value, verdict of a bad one, what a good value looks like)
@@ -90,22 +106,39 @@ _SHAPES: dict[str, tuple[str, Verdict, str]] = {
     "float": (_NUMBER, Verdict.MAY_FAIL, "a number"),
     "currency": (_NUMBER, Verdict.MAY_FAIL, "a number"),
     "boolean": (_BOOLEAN, Verdict.MAY_FAIL, "true or false"),
-    "date": (_DATE, Verdict.MAY_FAIL, "a date as YYYY-MM-DD"),
-    "datetime": (_DATETIME, Verdict.MAY_FAIL, "an ISO 8601 date and time, e.g. 2010-05-07T15:41:32-05:00"),
+    "date": (_DATE, Verdict.MAY_FAIL, "a calendar date as YYYY-MM-DD"),
+    "datetime": (
+        _DATETIME,
+        Verdict.MAY_FAIL,
+        "a W3C date and time (YYYY, YYYY-MM, YYYY-MM-DD, or YYYY-MM-DDThh:mm[:ss[.s]] "
+        "with Z or an offset as +hh:mm), e.g. 2010-05-07T15:41:32-05:00",
+    ),
     "url": (_URL, Verdict.MAY_FAIL, "a URL with its protocol, e.g. http://example.com/"),
     "email": (_EMAIL, Verdict.WARNS, "an email address"),
 }
+TYPED = frozenset(_SHAPES)  # the types whose values have a shape (the others: a length at most)
+LENGTHY = frozenset({"string", "text", "textarea"})  # types with a length limit even without describe's
 _COMPILED = {kind: re.compile(rf"(?:{pattern})\Z") for kind, (pattern, _, _) in _SHAPES.items()}
-# Joined values every one of which is empty or good (spaces around them allowed).
-_ALL_GOOD = {
-    kind: re.compile(rf"(?:(?:{pattern})?\n)*(?:{pattern})?") for kind, (pattern, _, _) in _SHAPES.items()
+# What a column's joined values are matched against, a line a value: a subset of the good values
+# that is cheap to match (ASCII classes, little backtracking). Every line it matches is a good
+# value; a line it does not match is looked at alone (value_problem decides). Whole numbers of up to
+# 9 digits are the integers sure to fit in 32 bits; numbers have no leading point here, emails the
+# characters most addresses are made of.
+_FAST = {
+    **{kind: pattern for kind, (pattern, _, _) in _SHAPES.items()},
+    "integer": r"[+-]?[0-9]{1,9}",
+    "float": r"[+-]?[0-9]+\.?[0-9]*",
+    "currency": r"[+-]?[0-9]+\.?[0-9]*",
+    "email": r"[0-9A-Za-z._%+'-]+@[0-9A-Za-z.-]+\.[A-Za-z]{2,}",
 }
-_WHOLE_TYPES = ("integer", "score", "percent")
-# A line of joined values that is neither empty nor a good value (spaces around it allowed).
-_BAD_LINES = {
-    kind: re.compile(rf"^(?![ \t]*(?:{pattern})?[ \t]*$).*$", re.M)
-    for kind, (pattern, _, _) in _SHAPES.items()
-}
+_LINES = {kind: re.compile(rf"(?:{pattern}\n)*") for kind, pattern in _FAST.items()}
+_LINES_OR_EMPTY = {kind: re.compile(rf"(?:\n|{pattern}\n)*") for kind, pattern in _FAST.items()}
+_PAST_32_BITS = "past 32 bits"
+
+# Good values remembered for an import, over all its columns (a column's repeated values, such as
+# dates, flags and scores, are matched once), and the longest value remembered.
+GOOD_VALUES = 65_536
+GOOD_VALUE_CHARS = 64
 
 
 def _int32(value: str) -> bool:
@@ -114,7 +147,7 @@ def _int32(value: str) -> bool:
 
 def value_problem(field: Field, value: str) -> Problem | None:
     """What is wrong with ``value`` for ``field`` (an empty value is no value: never a problem
-    here; required columns are checked on their own)."""
+    here; required columns are checked on their own). Spaces around a value are not part of it."""
     if value == "":
         return None
     kind = field.data_type
@@ -126,8 +159,12 @@ def value_problem(field: Field, value: str) -> Problem | None:
                 return Problem(verdict, "Invalid email address")
             return Problem(verdict, f"Invalid data type in field {field.label}", good)
         if kind == "integer" and not _int32(value.strip()):
+            # A whole number Marketo's integer may not hold: a reason of its own, since its verdict
+            # (may fail) is not that of a value that is no whole number at all (fails).
             return Problem(
-                Verdict.MAY_FAIL, f"Invalid data type in field {field.label}", "a 32-bit whole number"
+                Verdict.MAY_FAIL,
+                f"Invalid data type in field {field.label} ({_PAST_32_BITS})",
+                "a whole number from -2147483648 to 2147483647",
             )
         return None
     if kind == "string":
@@ -148,45 +185,126 @@ def value_problem(field: Field, value: str) -> Problem | None:
     return None
 
 
-def column_problems(field: Field, values: Sequence[str]) -> Iterable[tuple[int, Problem]]:
-    """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order.
+class GoodValues:
+    """Values already found good, by data type, up to :data:`GOOD_VALUES` of them (whether a value
+    of a typed field is good depends on the type alone)."""
 
-    The common case (every value fine) is decided in C: the values are joined and the column's
-    pattern is matched against all of them at once; only the values that do not fit are looked at
-    one by one."""
+    def __init__(self, limit: int = GOOD_VALUES) -> None:
+        self.limit = limit
+        self.size = 0
+        self._by_type: dict[str, set[str]] = {}
+        self.unique: set[str] = set()  # the fields whose values were found not to repeat
+
+    def of(self, data_type: str) -> set[str]:
+        return self._by_type.get(data_type, set())
+
+    def add(self, data_type: str, values: Iterable[str]) -> None:
+        if self.size >= self.limit:
+            return
+        known = self._by_type.setdefault(data_type, set())
+        before = len(known)
+        room = self.limit - self.size
+        for value in values:
+            if len(value) <= GOOD_VALUE_CHARS:
+                known.add(value)
+                room -= 1
+                if room <= 0:
+                    break
+        self.size += len(known) - before
+
+
+def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> list[tuple[int, Problem]]:
+    """``(index, problem)`` of each of ``values`` that has a problem (``empty``: some values may be
+    empty), in order. Decided in C where the values are good: they are joined a line a value and
+    matched at once; a line that does not match is looked at alone, and matching goes on after it."""
+    joined = "\n".join(values) + "\n"
+    found: list[tuple[int, Problem]] = []
+    if joined.count("\n") != len(values):  # values with line breaks: one at a time
+        for i, value in enumerate(values):
+            problem = value_problem(field, value)
+            if problem is not None:
+                found.append((i, problem))
+        return found
+    lines = (_LINES_OR_EMPTY if empty else _LINES)[field.data_type]
+    end = len(joined)
+    at = line = 0
+    while True:
+        matched = lines.match(joined, at)
+        assert matched is not None  # the pattern matches no line at least
+        stop = matched.end()
+        if stop == end:
+            return found
+        line += joined.count("\n", at, stop)
+        value = values[line]
+        problem = value_problem(field, value)
+        if problem is not None:
+            found.append((line, problem))
+        at = stop + len(value) + 1
+        line += 1
+
+
+def _places(values: Sequence[str], bad: Mapping[str, Problem]) -> Iterable[tuple[int, Problem]]:
+    """``(index, problem)`` of the values that are in ``bad``, in order: a few bad values are found
+    by C scans of the column, many by one pass."""
+    if len(bad) > 8:
+        for i, value in enumerate(values):
+            problem = bad.get(value)
+            if problem is not None:
+                yield i, problem
+        return
+    found = []
+    for value, problem in bad.items():
+        at = -1
+        while True:
+            try:
+                at = values.index(value, at + 1)
+            except ValueError:
+                break
+            found.append((at, problem))
+    yield from sorted(found, key=lambda item: item[0])
+
+
+def column_problems(
+    field: Field, values: Sequence[str], good: GoodValues | None = None, longest: int | None = None
+) -> Iterable[tuple[int, Problem]]:
+    """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order
+    (``longest``: no value is longer, where the caller knows it).
+
+    The common case (every value fine) is decided in C. A column whose values repeat is checked a
+    distinct value at a time: the values not yet known good (``good``, which learns them) are
+    joined and matched at once. A column of values that do not repeat is joined and matched whole.
+    Only values that do not fit are looked at one by one."""
     kind = field.data_type
     if not values:
         return
     if kind in _SHAPES:
-        joined = "\n".join(values)
-        if joined.count("\n") == len(values) - 1:
-            if kind in _WHOLE_TYPES and joined.replace("\n", "").isdigit() and max(map(len, values)) <= 9:
-                return  # unsigned whole numbers that fit in 32 bits
-            if _ALL_GOOD[kind].fullmatch(joined) and (kind != "integer" or max(map(len, values)) <= 9):
-                return  # every value fits: decided in one pass in C
-            bad_lines = _BAD_LINES[kind]
-            line = 0
-            at = 0
-            for match in bad_lines.finditer(joined):
-                line += joined.count("\n", at, match.start())
-                at = match.start()
-                problem = value_problem(field, values[line])
-                if problem is not None:
-                    yield line, problem
-            if kind == "integer":
-                for i, value in enumerate(values):
-                    problem = value_problem(field, value) if len(value) > 9 else None
-                    if problem is not None and problem.expected == "a 32-bit whole number":
-                        yield i, problem
+        if good is not None and field.name in good.unique:
+            yield from _bad_lines(field, values, empty=True)
             return
-    elif kind == "string":
+        distinct = set(values)
+        distinct.discard("")
+        if good is not None and len(distinct) > len(values) // 2:
+            good.unique.add(field.name)  # from the next chunk on, matched whole
+        known = good.of(kind) if good is not None else None
+        if known:
+            distinct -= known
+        if not distinct:
+            return
+        new = list(distinct)
+        bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
+        if good is not None and field.name not in good.unique:
+            good.add(kind, (v for v in new if v not in bad) if bad else new)
+        if bad:
+            yield from _places(values, bad)
+        return
+    if kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
-        if max(map(len, values), default=0) <= limit:
+        if (longest if longest is not None else max(map(len, values), default=0)) <= limit:
             return
     elif kind in ("text", "textarea"):
-        if max(map(len, values), default=0) * 4 <= TEXT_MAX_BYTES:
+        if (longest if longest is not None else max(map(len, values), default=0)) * 4 <= TEXT_MAX_BYTES:
             return
-    elif field.length is None:
+    elif field.length is None or (longest is not None and longest <= field.length):
         return
     for i, value in enumerate(values):
         problem = value_problem(field, value)

@@ -19,14 +19,23 @@ import tempfile
 import zlib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
 
 from marketo_provider.api import ObjectType
-from marketo_provider.api.fields import Field, Problem, Verdict, column_problems, empty_key_problem
-from marketo_provider.sources.base import NEWLINE, SourceError
+from marketo_provider.api.fields import (
+    LENGTHY,
+    TYPED,
+    Field,
+    GoodValues,
+    Problem,
+    Verdict,
+    column_problems,
+    empty_key_problem,
+)
+from marketo_provider.sources.base import NEWLINE, QUOTE, SourceError
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.quotes import last_boundary
@@ -44,7 +53,24 @@ def stable_hash(text: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tuple[str, ...]], int] | None:
+class Columns(list[tuple[str, ...]]):
+    """A chunk's values a column at a time, split from ``text``, its records a line each (when
+    known): no value is longer than its longest line."""
+
+    def __init__(self, columns: Iterable[tuple[str, ...]], text: str | None = None) -> None:
+        super().__init__(columns)
+        self._text = text
+        self._longest: int | None = None
+
+    @property
+    def longest(self) -> int | None:
+        """The length of the longest line, found once, when asked for (None: not known)."""
+        if self._longest is None and self._text is not None:
+            self._longest = max(map(len, self._text.split("\n")))
+        return self._longest
+
+
+def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[Columns, int] | None:
     """The columns of whole records without quotes, split in C; None when a record is blank or of
     another width (the csv module then reads them)."""
     body = chunk[:-2] if chunk.endswith("\r\n") else chunk[:-1] if chunk.endswith("\n") else chunk
@@ -56,7 +82,7 @@ def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[list[tupl
     flat = body.replace("\n", delimiter).split(delimiter)
     if len(flat) != n * width or not body:
         return None
-    return [tuple(flat[c::width]) for c in range(width)], n
+    return Columns((tuple(flat[c::width]) for c in range(width)), body), n
 
 
 @dataclass
@@ -82,14 +108,20 @@ def record_chunks(part: Part, rules: RowRules) -> Iterator[Chunk]:
     index = 0
     width = len(rules.fields)
     while start < stop:
-        end = last_boundary(raw, start, min(stop, start + CHUNK_BYTES))
+        limit = min(stop, start + CHUNK_BYTES)
+        last = raw.rfind(NEWLINE, start, limit)
+        # Without a quote, the records end at the last line break (found in C, as memchr finds it).
+        quoted = last < 0 or raw.find(QUOTE, start, limit if limit == stop else last) >= 0
+        end = last_boundary(raw, start, limit) if quoted else last + 1
         if end == start:
             end = stop
-        chunk = bytes(raw[start:end]).decode("utf-8", "replace")
-        flat = None if '"' in chunk else _columns_of_plain(chunk, rules.delimiter, width)
+            quoted = raw.find(QUOTE, start, end) >= 0
+        with memoryview(raw)[start:end] as view:  # decoded without a copy
+            chunk = str(view, "utf-8", "replace")
+        flat = None if quoted else _columns_of_plain(chunk, rules.delimiter, width)
         if flat is not None:
-            columns, n = flat
-            yield Chunk(columns, {}, [], range(line, line + n), index, n)
+            plain, n = flat
+            yield Chunk(plain, {}, [], range(line, line + n), index, n)
             line += n  # no quotes: a record a line
             index += n
             start = end
@@ -174,6 +206,36 @@ def empty_key(object_type: ObjectType, keys: Sequence[str]) -> Problem:
 
 
 @dataclass(frozen=True)
+class RowProblems:
+    """Every problem of one row, in Marketo's order (the key, then the columns from the left), and
+    what becomes of the row: Marketo gives a row one reason, its first failing value's, so the row's
+    ``verdict`` and ``reason`` are those of its first problem predicted to fail (else of its first
+    warning); ``certain`` says whether one of its problems is one Adobe shows failing a row."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def first(self) -> Problem:
+        return next((p for p in self.problems if p.verdict.predicted_failure), self.problems[0])
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.first.verdict
+
+    @property
+    def reason(self) -> str:
+        return self.first.reason
+
+    @property
+    def expected(self) -> str:
+        return self.first.expected
+
+    @property
+    def certain(self) -> bool:
+        return any(p.verdict is Verdict.FAILS for p in self.problems)
+
+
+@dataclass(frozen=True)
 class RowRules:
     """What the checks look at: the field of each column (None: not checked) and the key columns."""
 
@@ -182,6 +244,8 @@ class RowRules:
     key_names: tuple[str, ...]
     empty_key: Problem
     delimiter: str
+    # Values found good so far, so that a column's repeated values are matched once (bounded).
+    good: GoodValues = field(default_factory=GoodValues, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -238,19 +302,20 @@ class RowRules:
             rows = [row if len(row) == width else blank for row in rows]
         return (list(zip(*rows, strict=True)) if rows else []), found
 
-    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, Problem]:
-        """The first problem of each row that has one (the key first, then the columns in order,
-        as Marketo reports one reason a row), by the row's index."""
+    def problems(self, rows: Sequence[Sequence[str]]) -> dict[int, RowProblems]:
+        """The problems of each row that has any (the key first, then the columns in order), by the
+        row's index."""
         columns, found = self.columns(rows)
         return self.column_problems(columns, found, [i for i, row in enumerate(rows) if not row])
 
     def column_problems(
         self, columns: list[tuple[str, ...]], found: dict[int, Problem], blank: Sequence[int]
-    ) -> dict[int, Problem]:
+    ) -> dict[int, RowProblems]:
         """:meth:`problems` of rows already read a column at a time (``found``: width problems;
         ``blank``: the indices of blank lines, which are no rows)."""
         if not columns:
-            return found
+            return {i: RowProblems((problem,)) for i, problem in found.items()}
+        rows: dict[int, list[Problem]] = {i: [problem] for i, problem in found.items()}
         skip = set(blank)
         for k in self.keys:
             values = columns[k]
@@ -258,16 +323,24 @@ class RowRules:
                 continue
             for i, value in enumerate(values):
                 if not value and i not in found and i not in skip:
-                    found[i] = self.empty_key
+                    problems = rows.setdefault(i, [])
+                    if self.empty_key not in problems:
+                        problems.append(self.empty_key)
+        longest = columns.longest if isinstance(columns, Columns) and self._has_lengths else None
         for column, spec in enumerate(self.fields):
             if spec is None:
                 continue
-            for i, problem in column_problems(spec, columns[column]):
-                if i not in found or (
-                    found[i].verdict is Verdict.WARNS and problem.verdict is not Verdict.WARNS
-                ):
-                    found[i] = problem
-        return found
+            for i, problem in column_problems(spec, columns[column], self.good, longest):
+                rows.setdefault(i, []).append(problem)
+        return {i: RowProblems(tuple(problems)) for i, problems in rows.items()}
+
+    @property
+    def _has_lengths(self) -> bool:
+        """Some column's rule is a length (then the chunk's longest line may clear them all)."""
+        return any(
+            f is not None and f.data_type not in TYPED and (f.length is not None or f.data_type in LENGTHY)
+            for f in self.fields
+        )
 
     def key_of(self, row: Sequence[str]) -> tuple[str, ...] | None:
         if not self.keys or len(row) != len(self.fields):
@@ -278,8 +351,13 @@ class RowRules:
 
 @dataclass
 class CheckReport:
-    """What the checks found: rows predicted to fail (Adobe shows such rows failing, or they may
-    fail) and to be warned, by reason with their first locations, and repeated keys."""
+    """What the checks found: by reason, the rows predicted to fail (Adobe shows such rows failing,
+    or they may fail) and to be warned, with their first locations, and repeated keys.
+
+    A row is counted under every reason it has (a failing value and an invalid email address: under
+    both), and once in the totals: ``rows_failing`` (rows predicted to fail), ``rows_certain_to_fail``
+    and ``rows_warned`` (rows with a warning that are not predicted to fail, since Marketo does not
+    import those)."""
 
     records: int = 0
     failures: Counter[str] = field(default_factory=Counter)
@@ -290,27 +368,39 @@ class CheckReport:
     repeated_keys: int = 0  # keys found on more than one row
     repeated_rows: int = 0  # rows whose key is on an earlier row
     repeated_examples: list[str] = field(default_factory=list)
+    rows_failing: int = 0  # rows predicted to fail (or to possibly fail), each once
+    rows_certain_to_fail: int = 0  # rows Adobe shows failing, each once
+    rows_warned: int = 0  # rows predicted to be imported with a warning, each once
 
-    @property
-    def rows_failing(self) -> int:
-        return sum(self.failures.values())
+    def add(self, problems: Problem | RowProblems, where: Location | None) -> None:
+        """Count one row's problems (a :class:`Problem` alone, or every problem of the row)."""
+        row = problems if isinstance(problems, RowProblems) else RowProblems((problems,))
+        reasons = set()
+        for problem in row.problems:
+            reason = self._reason(problem)
+            if reason in reasons:
+                continue
+            reasons.add(reason)
+            counts = self.warnings if problem.verdict is Verdict.WARNS else self.failures
+            counts[reason] += 1
+            self.verdicts.setdefault(reason, problem.verdict)
+            self.expected.setdefault(reason, problem.expected)
+            places = self.examples.setdefault(reason, [])
+            if len(places) < EXAMPLES and where is not None:
+                places.append(str(where))
+        if row.verdict.predicted_failure:
+            self.rows_failing += 1
+            self.rows_certain_to_fail += row.certain
+        else:
+            self.rows_warned += 1
 
-    @property
-    def rows_certain_to_fail(self) -> int:
-        return sum(n for r, n in self.failures.items() if self.verdicts[r] is Verdict.FAILS)
-
-    @property
-    def rows_warned(self) -> int:
-        return sum(self.warnings.values())
-
-    def add(self, problem: Problem, where: Location | None) -> None:
-        counts = self.warnings if problem.verdict is Verdict.WARNS else self.failures
-        counts[problem.reason] += 1
-        self.verdicts.setdefault(problem.reason, problem.verdict)
-        self.expected.setdefault(problem.reason, problem.expected)
-        places = self.examples.setdefault(problem.reason, [])
-        if len(places) < EXAMPLES and where is not None:
-            places.append(str(where))
+    def _reason(self, problem: Problem) -> str:
+        """The problem's reason, as a reason has one verdict: should two problems of different
+        verdicts share their words (two fields of one display name), the later is told apart."""
+        known = self.verdicts.get(problem.reason)
+        if known is None or known is problem.verdict:
+            return problem.reason
+        return f"{problem.reason} ({problem.verdict.value.replace('_', ' ')})"
 
     def lines(self) -> list[str]:
         """One line per reason, most frequent first, for the log and for messages."""

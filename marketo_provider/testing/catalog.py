@@ -6,7 +6,6 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 from marketo_provider.testing.errors import SandboxError
@@ -294,16 +293,60 @@ class Catalog:
 # The values each field type takes, as Adobe's "Field Types" page lists them. Where Adobe's bulk
 # import pages show no example of a bad value (every type but integer and email), the sandbox still
 # fails the row: it is strict where the docs are silent, so that a client passing here passes there.
-_INT_RE = re.compile(r"[+-]?\d+")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+# Digits are ASCII digits.
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
+# Dates and times: Adobe gives W3C format (ISO 8601), i.e. the W3C date-time profile
+# (https://www.w3.org/TR/NOTE-datetime) and its six levels: YYYY, YYYY-MM, YYYY-MM-DD,
+# YYYY-MM-DDThh:mmTZD, YYYY-MM-DDThh:mm:ssTZD, YYYY-MM-DDThh:mm:ss.sTZD, where TZD is Z, +hh:mm or
+# -hh:mm. Adobe calls the offset best practice, not a must (ISO 8601 has local times too), so a time
+# without one is taken. No other form is (a space for the T, a comma before the fraction, an offset
+# without its colon or without its minutes).
+_W3C_RE = re.compile(
+    r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2})"
+    r"(?:T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.[0-9]+)?)?"
+    r"(?:Z|(?P<sign>[+-])(?P<off_hours>[0-9]{2}):(?P<off_minutes>[0-9]{2}))?)?)?)?"
+)
+# The UTC offsets in use run from -12:00 to +14:00, in minutes.
+OFFSET_MINUTES = (-12 * 60, 14 * 60)
 # Adobe's field types page: integer, score and percent fields take whole numbers.
 WHOLE_NUMBER_TYPES = ("integer", "score", "percent")
 TEXT_AREA_BYTES = 30_000  # a text area field holds up to 30,000 bytes
 STRING_LENGTH = 255  # a string field, when describe gives no length
+
+
+def _days_in_month(year: int, month: int) -> int:
+    """The Gregorian calendar's days in a month (a leap year: divisible by 4, not by 100 unless by 400)."""
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _w3c_datetime(value: str, *, date_only: bool) -> bool:
+    """Whether ``value`` is a W3C date-time of real calendar parts (``date_only``: a complete date
+    and nothing more, as date fields take)."""
+    found = _W3C_RE.fullmatch(value)
+    if found is None:
+        return False
+    parts = {k: int(v) for k, v in found.groupdict().items() if v is not None and k != "sign"}
+    if date_only and ("day" not in parts or "hour" in parts):
+        return False
+    if "month" in parts and not 1 <= parts["month"] <= 12:
+        return False
+    if "day" in parts and not 1 <= parts["day"] <= _days_in_month(parts["year"], parts["month"]):
+        return False
+    if parts.get("hour", 0) > 23 or parts.get("minute", 0) > 59 or parts.get("second", 0) > 59:
+        return False
+    if found["sign"] is not None:
+        if parts["off_minutes"] > 59:
+            return False
+        offset = parts["off_hours"] * 60 + parts["off_minutes"]
+        low, high = OFFSET_MINUTES
+        if not low <= (-offset if found["sign"] == "-" else offset) <= high:
+            return False
+    return True
 
 
 def _fits(kind: str, value: str) -> bool:
@@ -314,22 +357,8 @@ def _fits(kind: str, value: str) -> bool:
         return bool(_NUMBER_RE.fullmatch(value))
     if kind == "boolean":
         return value.lower() in ("true", "false")
-    if kind == "date":
-        if not _DATE_RE.fullmatch(value):
-            return False
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            return False
-        return True
-    if kind == "datetime":
-        if not _DATETIME_RE.fullmatch(value):
-            return False
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return False
-        return True
+    if kind in ("date", "datetime"):
+        return _w3c_datetime(value, date_only=kind == "date")
     if kind == "url":
         return bool(_URL_RE.fullmatch(value))
     return True

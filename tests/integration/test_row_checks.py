@@ -23,6 +23,7 @@ from marketo_provider.sources import QuerySource, Source, SourceError, preflight
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
 from tests.helpers import _field, write_schema
+from tests.unit.test_fields import VALUES_OF_TYPE
 
 LOG = logging.getLogger("tests.row_checks")
 
@@ -339,3 +340,82 @@ def test_validate_only_plan_says_what_would_fail(typed_sandbox: MarketoSandbox, 
     assert plan["part_origins"][0].startswith(f"leads.csv bytes {header_bytes:,}-")
     assert typed_sandbox.calls_to("/bulk/v1/*") == []
     assert ImportState.from_json({**ImportState("x", "leads", None, 1.0).to_json()}).row_checks is None
+
+
+# The column of EVERY_TYPE that holds each documented type.
+COLUMN_OF_TYPE = {
+    "integer": "leadScore", "score": "priority", "percent": "discount", "float": "weight",
+    "currency": "annualRevenue", "boolean": "unsubscribed", "date": "dateOfBirth", "datetime": "lastSeen",
+    "url": "website", "email": "email",
+}  # fmt: skip
+LENGTHS = {
+    "code": ["ABCDE", "ABCDEF", "é" * 5, "é" * 6],  # a string of length 5
+    "firstName": ["x" * 255, "x" * 256],  # a string of describe's default 255
+    "notes": ["é" * 15_000, "é" * 15_001, "x" * 30_000, "x" * 30_001],  # a text area: 30,000 bytes
+}
+
+
+def every_value_rows() -> list[list[str]]:
+    """The header, then a row for each value of each documented type (good, bad, impossible and
+    forms Adobe is silent on) among good values, and rows with more than one problem."""
+    rows = [COLUMNS]
+    n = 0
+
+    def row(**values: str) -> None:
+        nonlocal n
+        n += 1
+        rows.append([{**GOOD, "email": f"row{n}@example.com", **values}[c] for c in COLUMNS])
+
+    for data_type, values in VALUES_OF_TYPE.items():
+        for value in values:
+            row(**{COLUMN_OF_TYPE[data_type]: value})
+    for column, values in LENGTHS.items():
+        for value in values:
+            row(**{column: value})
+    row(leadScore="n/a", email="not-an-email")  # fails, and its email would be warned
+    row(dateOfBirth="2026-02-30", lastSeen="2026-03-14 10:00", leadScore="9999999999")  # may fail thrice
+    row(lastSeen="2026-03-14", priority="high", email="")  # an empty key, and more
+    return rows
+
+
+def test_every_documented_type_predicted_exactly_as_the_sandbox_refuses(
+    typed_sandbox: MarketoSandbox, tmp_path: Path
+) -> None:
+    """What pre-flight predicts fails or may fail is exactly what the sandbox (the same documented
+    rules in its own code) refuses, for the reason it gives; nothing it imports is predicted to fail;
+    what it warns about is predicted warned."""
+    rows = every_value_rows()
+    path = tmp_path / "leads.csv"
+    path.write_bytes(csv_bytes(rows))
+    source = Source.of(str(path), max_part_bytes=64_000)
+    checked = preflight(source, object_type="leads", describe=fast_hook().describe)
+    assert checked.checks is not None and checked.rules is not None and checked.parts is not None
+    assert checked.parts > 1
+    predicted = checked.rules.problems(rows[1:])  # by index of the record; its line is index + 2
+    failing = {i + 2: p.reason for i, p in predicted.items() if p.verdict.predicted_failure}
+    warned = {i + 2: p.reason for i, p in predicted.items() if not p.verdict.predicted_failure}
+    assert len(failing) > 60 and warned
+
+    xcom: dict[str, Any] = {}
+    summary = run_import(source, xcom)
+    refused = {int(r["Source Line"]): r["Import Failure Reason"] for r in merged_rows(xcom["failures"])}
+    assert refused == {line: reason.removesuffix(" (past 32 bits)") for line, reason in failing.items()}
+    imported = len(rows) - 1 - len(refused)
+    assert (summary["rows_processed"], summary["rows_failed"]) == (imported, len(refused))
+    assert len(typed_sandbox.imported_rows("leads")) == imported
+    sandbox_warned = {
+        int(r["Source Line"]): r["Import Warning Reason"] for r in merged_rows(xcom["warnings"])
+    }
+    assert sandbox_warned == warned
+
+    # The plan counts each problem under its reason and each row once in the totals.
+    report = checked.checks
+    assert report.rows_failing == len(failing) and report.rows_warned == len(warned)
+    every_reason = Counter(r for p in predicted.values() for r in {q.reason for q in p.problems})
+    assert {**report.failures, **report.warnings} == dict(every_reason)
+    assert report.warnings["Invalid email address"] == len(warned) + 1  # one row also fails
+    assert report.verdicts["Invalid data type in field Lead Score"].value == "fails"
+    assert report.verdicts["Invalid data type in field Lead Score (past 32 bits)"].value == "may_fail"
+    assert report.rows_certain_to_fail == sum(
+        1 for p in predicted.values() if any(q.verdict.value == "fails" for q in p.problems)
+    )
