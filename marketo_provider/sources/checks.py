@@ -13,15 +13,10 @@ from __future__ import annotations
 import csv
 import enum
 import io
-import os
-import sqlite3
-import tempfile
 import zlib
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Any
 
 from marketo_provider.api import ObjectType
@@ -39,7 +34,7 @@ from marketo_provider.sources.base import NEWLINE, QUOTE, SourceError
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.quotes import last_boundary
-from marketo_provider.sources.records import LineTracker, Location, part_rows
+from marketo_provider.sources.records import Location
 
 EXAMPLES = 5  # locations kept per reason
 CHUNK_BYTES = 1024 * 1024  # records read and checked at a time
@@ -143,16 +138,6 @@ def key_column(columns: list[tuple[str, ...]], rules: RowRules) -> Sequence[str]
     if len(rules.keys) == 1:
         return columns[rules.keys[0]]
     return ["\x1f".join(k) if all(k) else "" for k in zip(*(columns[c] for c in rules.keys), strict=True)]
-
-
-def fingerprints(part: Part, rules: RowRules) -> Iterator[tuple[int, int]]:
-    """``(key, fingerprint)`` of every keyed record of a part, in order (stable across processes)."""
-    for chunk in record_chunks(part, rules):
-        if not chunk.columns:
-            continue
-        keys = key_column(chunk.columns, rules)
-        values = ["\x1f".join(row) for row in zip(*chunk.columns, strict=True)]
-        yield from compress(zip(map(stable_hash, keys), map(stable_hash, values), strict=True), keys)
 
 
 def _starts(rows: Sequence[Sequence[str]], line: int) -> list[int]:
@@ -447,191 +432,3 @@ class CheckReport:
             "rows_repeating_a_key": self.repeated_rows,
             "repeated_key_examples": list(self.repeated_examples),
         }
-
-
-class RowChecks:
-    """The checks over parts given in order from the start of a source. Keys go to an SQLite file
-    in a temporary folder, removed by :meth:`close`; the ordinals (from 0, blank lines counted) of
-    rows to keep out are kept there too."""
-
-    def __init__(
-        self,
-        rules: RowRules,
-        *,
-        values: bool = True,
-        keys: bool = True,
-        fingerprints: bool = False,
-        previous: str | None = None,
-    ) -> None:
-        """``fingerprints``: keep each keyed row's key and the fingerprint of its values (stable
-        across processes), to compare with ``previous``, the confirmed state of the last import (an
-        SQLite file with a table ``state(k, f)``), or to build the next one."""
-        self.rules = rules
-        self.report = CheckReport()
-        self._values = values
-        self._keys = keys and bool(rules.keys)
-        self._lines = LineTracker()
-        self._folder = tempfile.TemporaryDirectory(prefix="marketo-checks-")
-        self._db = sqlite3.connect(os.path.join(self._folder.name, "checks.db"))
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-16000"):
-            self._db.execute(f"PRAGMA {pragma}")
-        # A key's hash, the row's ordinal and the line (in its part) it starts on.
-        self._db.execute("CREATE TABLE keys (h INTEGER, o INTEGER, line INTEGER)")
-        self._parts: list[Any] = []  # each part's PartLines, to say where a repeated key is
-        self._firsts: list[int] = []  # each part's first ordinal
-        self._db.execute("CREATE TABLE invalid (o INTEGER)")
-        self._fingerprints = fingerprints and bool(rules.keys)
-        if self._fingerprints:
-            self._db.execute("CREATE TABLE seen (k INTEGER, f INTEGER, o INTEGER)")
-        self._previous = previous is not None and self._fingerprints
-        if self._previous:
-            self._db.execute("ATTACH DATABASE ? AS prev", (f"file:{previous}?mode=ro",))
-            self._db.execute("PRAGMA prev.cache_size=-32000")
-        self._finished = False
-
-    def check_part(self, part: Part) -> None:
-        """Check the records of the next part, a chunk of whole records at a time (bounded memory)."""
-        lines = self._lines.lines(part)
-        self._parts.append(lines)
-        self._firsts.append(self.report.records)
-        p = len(self._parts) - 1
-        for chunk in record_chunks(part, self.rules):
-            self._check_columns(
-                chunk.columns, chunk.found, chunk.blank, chunk.starts, lines, p, chunk.index, chunk.n
-            )
-
-    def _check_columns(
-        self,
-        columns: list[tuple[str, ...]],
-        found: dict[int, Problem],
-        blank: Sequence[int],
-        starts: Sequence[int],
-        lines: Any,
-        p: int,
-        index: int,
-        n: int,
-    ) -> None:
-        first = self.report.records
-        self.report.records += n
-        if self._values:
-            invalid = []
-            for i, problem in sorted(self.rules.column_problems(columns, found, blank).items()):
-                self.report.add(problem, lines.locate(starts[i], index + i))
-                if problem.verdict.predicted_failure:
-                    invalid.append((first + i,))
-            self._db.executemany("INSERT INTO invalid VALUES (?)", invalid)
-        if (self._keys or self._fingerprints) and columns:
-            keys = key_column(columns, self.rules)
-            if self._keys:
-                entries = zip(map(hash, keys), range(first, first + n), starts, strict=True)
-                self._db.executemany("INSERT INTO keys VALUES (?, ?, ?)", compress(entries, keys))
-            if self._fingerprints:
-                values = ["\x1f".join(row) for row in zip(*columns, strict=True)]
-                seen = zip(
-                    map(stable_hash, keys), map(stable_hash, values), range(first, first + n), strict=True
-                )
-                self._db.executemany("INSERT INTO seen VALUES (?, ?, ?)", compress(seen, keys))
-
-    def finish(self) -> CheckReport:
-        """Group the keys: how many repeat, and where the first of them are."""
-        if self._finished:
-            return self.report
-        self._finished = True
-        if not self._keys:
-            return self.report
-        db = self._db
-        db.execute(
-            "CREATE TABLE repeated AS SELECT h, COUNT(*) AS n, MIN(o) AS first, MAX(o) AS last "
-            "FROM keys GROUP BY h HAVING n > 1"
-        )
-        keys, rows = db.execute("SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM repeated").fetchone()
-        self.report.repeated_keys, self.report.repeated_rows = int(keys), int(rows)
-        names = " and ".join(self.rules.key_names)
-        examples = db.execute("SELECT h, n FROM repeated ORDER BY first LIMIT ?", (EXAMPLES,)).fetchall()
-        for h, n in examples:
-            places = [
-                self._place(o, line)
-                for o, line in db.execute("SELECT o, line FROM keys WHERE h = ? ORDER BY o LIMIT 3", (h,))
-            ]
-            more = f" and {n - len(places)} more" if n > len(places) else ""
-            self.report.repeated_examples.append(f"the same {names} on {', '.join(places)}{more}")
-        return self.report
-
-    def _place(self, ordinal: int, line: int) -> str:
-        p = bisect_right(self._firsts, ordinal) - 1
-        return _where(self._parts[p].locate(line, ordinal - self._firsts[p]))
-
-    def _dropped_query(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool) -> str:
-        self.finish()
-        parts = []
-        if unchanged and self._previous:
-            parts.append("SELECT s.o AS o FROM seen s JOIN prev.state p ON p.k = s.k AND p.f = s.f")
-        if invalid and self._values:
-            parts.append("SELECT o FROM invalid")
-        if earlier_repeats and self._keys:
-            parts.append(
-                "SELECT keys.o AS o FROM keys JOIN repeated ON keys.h = repeated.h WHERE keys.o < repeated.last"
-            )
-        return " UNION ".join(parts)
-
-    def dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> Iterator[int]:
-        """The ordinals of the rows to keep out, in order: those predicted to fail, those whose key
-        is on a later row, and those whose values are as the previous import confirmed them."""
-        query = self._dropped_query(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
-        if query:
-            for (o,) in self._db.execute(f"{query} ORDER BY o"):
-                yield int(o)
-
-    def count_dropped(self, *, invalid: bool, earlier_repeats: bool, unchanged: bool = False) -> int:
-        """How many rows :meth:`dropped` would keep out."""
-        query = self._dropped_query(invalid=invalid, earlier_repeats=earlier_repeats, unchanged=unchanged)
-        return int(self._db.execute(f"SELECT COUNT(*) FROM ({query})").fetchone()[0]) if query else 0
-
-    def changes(self) -> dict[str, int]:
-        """Rows new (their key was not confirmed before), changed, unchanged, and keys vanished
-        (confirmed before, not in the source now), against the previous state."""
-        db = self._db
-        if not self._previous:
-            total = db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] if self._fingerprints else 0
-            return {"rows_new": int(total), "rows_changed": 0, "rows_unchanged": 0, "keys_vanished": 0}
-        unchanged, changed, new = db.execute(
-            "SELECT SUM(p.f = s.f), SUM(p.f != s.f), SUM(p.k IS NULL) FROM seen s LEFT JOIN prev.state p ON p.k = s.k"
-        ).fetchone()
-        # Keys of the source that were confirmed before (a sort, not a distinct count: far cheaper).
-        (kept,) = db.execute(
-            "SELECT COUNT(*) FROM (SELECT k FROM seen GROUP BY k) s JOIN prev.state p ON p.k = s.k"
-        ).fetchone()
-        before = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()[0]
-        return {
-            "rows_new": int(new or 0),
-            "rows_changed": int(changed or 0),
-            "rows_unchanged": int(unchanged or 0),
-            "keys_vanished": int(before) - int(kept),
-        }
-
-    def close(self) -> None:
-        self._db.close()
-        self._folder.cleanup()
-
-
-def _where(location: Location | None) -> str:
-    return str(location) if location is not None else "?"
-
-
-REFUSED_PREFIX = "Refused before upload: "
-
-
-def refused_rows(parts: Iterator[Part], rules: RowRules) -> Iterator[tuple[list[str], Location | None, str]]:
-    """The rows predicted to fail, with their place and the reason they were kept out, from parts
-    cut in order from the start of a source (``on_invalid_rows="skip"``)."""
-    tracker = LineTracker()
-    for part in parts:
-        lines = tracker.lines(part)
-        starts: list[int] = []
-        rows: list[list[str]] = []
-        for line, row in part_rows(part, rules.delimiter):
-            starts.append(line)
-            rows.append(row)
-        for i, problem in sorted(rules.problems(rows).items()):
-            if problem.verdict.predicted_failure:
-                yield rows[i], lines.locate(starts[i], i), REFUSED_PREFIX + problem.reason

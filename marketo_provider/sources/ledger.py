@@ -211,7 +211,7 @@ class LedgerWriter:
                 for i, problem in sorted(found.items()):
                     self.report.add(problem, lines.locate(chunk.starts[i], chunk.index + i))
                     if problem.verdict.predicted_failure:
-                        bad[i] = 2 if problem is self.rules.empty_key else 1
+                        bad[i] = 2 if problem.first == self.rules.empty_key else 1
                         row = chunk.rows[i] if chunk.rows is not None else [c[i] for c in columns]
                         problems.append((first + i, problem.reason, json.dumps(list(row))))
             if problems:
