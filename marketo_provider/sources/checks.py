@@ -1,11 +1,11 @@
 """The checks stage: every record's values against Marketo's field types (from the describe call
-pre-flight makes), empty keys, rows of the wrong width, and repeated keys, before anything is sent.
+pre-flight makes), empty keys and rows of the wrong width, before anything is sent.
 
 It reads the parts the cutter makes (whole records, with the pieces of files they came from), so
 it costs a pass of the source that pre-flight makes anyway. Column values are checked a column at a
 time, matched in C against the field's pattern (:func:`marketo_provider.api.fields.column_problems`).
-Repeated keys are found in bounded memory, whatever the source's size: a hash of each key goes into
-an SQLite table on disk, which groups them once the pass is over.
+What is found goes into the import's ledger (:mod:`marketo_provider.sources.ledger`), which also
+finds repeated keys, in bounded memory whatever the source's size.
 """
 
 from __future__ import annotations
