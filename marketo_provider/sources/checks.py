@@ -48,6 +48,23 @@ def stable_hash(text: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+_HIGH = 1 << 31
+_WRAP = 1 << 64
+
+
+def stable_hashes(texts: Iterable[str]) -> list[int]:
+    """:func:`stable_hash` of many texts, the checksums computed in C over the whole list."""
+    high, low = stable_hash_halves(texts)
+    return [(c << 32 | a) - _WRAP if c >= _HIGH else c << 32 | a for c, a in zip(high, low, strict=True)]
+
+
+def stable_hash_halves(texts: Iterable[str]) -> tuple[list[int], list[int]]:
+    """The two checksums :func:`stable_hash` puts side by side, of many texts, computed in C (SQLite
+    puts them together as it stores them: ``(high << 32) | low`` is the same signed integer)."""
+    data = [t.encode("utf-8", "surrogatepass") for t in texts]
+    return list(map(zlib.crc32, data)), list(map(zlib.adler32, data))
+
+
 class Columns(list[tuple[str, ...]]):
     """A chunk's values a column at a time, split from ``text``, its records a line each (when
     known): no value is longer than its longest line."""

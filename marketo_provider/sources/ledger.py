@@ -40,6 +40,7 @@ from marketo_provider.sources.checks import (
     key_column,
     record_chunks,
     stable_hash,
+    stable_hash_halves,
 )
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.records import LineTracker, Location
@@ -224,22 +225,31 @@ class LedgerWriter:
                     joined = [_SEP.join(r) for r in chunk.rows]
                 else:
                     joined = [_SEP.join(r) for r in zip(*columns, strict=True)]
-                key_hashes = [stable_hash(k) if k else None for k in keys]
-                value_hashes: list[int | None] = list(map(stable_hash, joined))
+                # The halves of each hash: SQLite puts them together as it stores the row.
+                key_high, key_low = stable_hash_halves(keys)
+                value_high, value_low = stable_hash_halves(joined)
+                key_hi: list[int | None] = list(key_high)
+                value_hi: list[int | None] = list(value_high)
+                if "" in keys:
+                    for i, k in enumerate(keys):
+                        if not k:
+                            key_hi[i] = None
             else:  # only blank lines
-                key_hashes = [None] * n
-                value_hashes = [None] * n
+                key_hi = value_hi = [None] * n
+                key_low = value_low = [0] * n
             for i in chunk.blank:
-                key_hashes[i] = None
-                value_hashes[i] = None
+                key_hi[i] = None
+                value_hi[i] = None
             self._db.executemany(
-                "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rows VALUES (?, (? << 32) | ?, (? << 32) | ?, ?, ?, ?)",
                 zip(
                     range(first, first + n),
-                    key_hashes,
-                    value_hashes,
+                    key_hi,
+                    key_low,
+                    value_hi,
+                    value_low,
                     places.lines,
-                    [file_ids[i] for i in places.file_of],
+                    [file_ids[0]] * n if len(file_ids) == 1 else [file_ids[i] for i in places.file_of],
                     [bad.get(i, 0) for i in range(n)] if bad else [0] * n,
                     strict=True,
                 ),

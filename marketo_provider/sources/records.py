@@ -68,6 +68,15 @@ class PartLines:
         n = len(starts)
         if not spans:
             return Places([("", False)], [0] * n, [0] * n)
+        if len(spans) == 1:  # one file (most parts): the lines follow from the starts at once
+            span = spans[0]
+            if span.piece.rows:
+                base = span.file_line + first_record
+                return Places(files, [0] * n, list(range(base, base + n)))
+            shift = span.file_line - span.first
+            if isinstance(starts, range):
+                return Places(files, [0] * n, list(range(starts.start + shift, starts.stop + shift)))
+            return Places(files, [0] * n, [v + shift for v in starts])
         file_of: list[int] = []
         lines: list[int] = []
         # The records each span holds: those starting on or after its first line, before the next's.
