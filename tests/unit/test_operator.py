@@ -37,6 +37,11 @@ def test_timeout_message_names_running_batches() -> None:
         ({"list_id": "abc"}, "list_id must be a whole number"),
         ({"object_type": "program_members", "program_id": 3}, "program_member_status is required"),
         ({"results_path": "nosuchscheme://bucket/results/"}, "results_path 'nosuchscheme://bucket/results/'"),
+        (
+            {"on_invalid_rows": "skip", "wait_for_completion": False},
+            "on_invalid_rows='skip' with wait_for_completion=False needs results_path",
+        ),
+        ({"on_invalid_rows": "skip", "check_values": False}, "on_invalid_rows='skip' needs check_values=True"),
     ],
 )
 def test_bad_arguments_fail_without_retries_before_anything_is_sent(
