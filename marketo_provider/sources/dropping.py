@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Any
 
-from marketo_provider.sources.base import NEWLINE, OUT_CHUNK, Body, Piece, SourceError, Where
+from marketo_provider.sources.base import NEWLINE, OUT_CHUNK, QUOTE, Body, Piece, SourceError, Where
 from marketo_provider.sources.quotes import count_records, last_boundary, record_end
 
 
@@ -84,6 +85,8 @@ class DroppingBody:
         start_pos = self._pos + (len(self._out) - self._out_at)
         if self._next_drop is None or self._next_drop >= self._ordinal + records:
             out = bytes(carry[:end])
+        elif carry.find(QUOTE, 0, end) < 0:
+            out = self._leave_out_lines(bytes(carry[:end]), records, start_pos)
         else:
             kept = bytearray()
             at = 0
@@ -92,15 +95,12 @@ class DroppingBody:
                 stop = record_end(carry, at)
                 stop = end if stop < 0 or stop > end else stop
                 if ordinal == self._next_drop:
-                    self._dropped.append(
-                        _Dropped(
-                            self._carry_at + at,
-                            self._carry_at + stop,
-                            carry.count(NEWLINE, at, stop),
-                            start_pos + len(kept),
-                        )
+                    self._note_dropped(
+                        self._carry_at + at,
+                        self._carry_at + stop,
+                        carry.count(NEWLINE, at, stop),
+                        start_pos + len(kept),
                     )
-                    self.records_dropped += 1
                     self._next_drop = next(self._drops, None)
                 else:
                     kept += carry[at:stop]
@@ -113,6 +113,44 @@ class DroppingBody:
         self._out = self._out[self._out_at :] + out
         self._out_at = 0
         return True
+
+    def _leave_out_lines(self, data: bytes, records: int, start_pos: int) -> bytes:
+        """The records of ``data`` (no quotes: a record a line) less those left out, found with a
+        split in C; each run of records left out is noted once."""
+        lines = data.split(NEWLINE)
+        ends = list(accumulate(len(line) + 1 for line in lines))  # where each record ends
+        ends[-1] = len(data)  # (a last record without a line break ends with the data)
+        first = self._ordinal
+        kept: list[bytes] = []
+        sent = start_pos  # where the next kept byte goes in what is handed on
+        done = 0  # the next record not yet kept or left out
+        while self._next_drop is not None and self._next_drop < first + records:
+            a = self._next_drop - first
+            b = a + 1
+            self._next_drop = next(self._drops, None)
+            while self._next_drop is not None and self._next_drop == first + b and b < records:
+                b += 1
+                self._next_drop = next(self._drops, None)
+            start = ends[a - 1] if a else 0
+            if a > done:
+                kept.append(data[(ends[done - 1] if done else 0) : start])
+                sent += len(kept[-1])
+            stop = ends[b - 1]
+            newlines = data.count(NEWLINE, start, stop)
+            self._note_dropped(self._carry_at + start, self._carry_at + stop, newlines, sent, b - a)
+            done = b
+        if done < records:
+            kept.append(data[(ends[done - 1] if done else 0) :])
+        return b"".join(kept)
+
+    def _note_dropped(self, start: int, end: int, newlines: int, at: int, records: int = 1) -> None:
+        """A run of records left out (one with the run just before it when they touch)."""
+        last = self._dropped[-1] if self._dropped else None
+        if last is not None and last.at == at and last.end == start:
+            self._dropped[-1] = _Dropped(last.start, end, last.newlines + newlines, at)
+        else:
+            self._dropped.append(_Dropped(start, end, newlines, at))
+        self.records_dropped += records
 
     def skip_to(self, offset: int) -> None:
         scratch = memoryview(bytearray(OUT_CHUNK))

@@ -41,7 +41,10 @@ def test_timeout_message_names_running_batches() -> None:
             {"on_invalid_rows": "skip", "wait_for_completion": False},
             "on_invalid_rows='skip' with wait_for_completion=False needs results_path",
         ),
-        ({"on_invalid_rows": "skip", "check_values": False}, "on_invalid_rows='skip' needs check_values=True"),
+        (
+            {"on_invalid_rows": "skip", "check_values": False},
+            "on_invalid_rows='skip' needs check_values=True",
+        ),
     ],
 )
 def test_bad_arguments_fail_without_retries_before_anything_is_sent(
