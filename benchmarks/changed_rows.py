@@ -155,8 +155,9 @@ def conclusion(rows: int, failing: int) -> None:
         started = time.perf_counter()
         summary = run.conclude(begun, lambda key, value: None)
         seconds = time.perf_counter() - started
+        size = path.stat().st_size
     print(
-        f"concluding an import of {path.stat().st_size / 1e6:.0f} MB with {summary['rows_failed']:,} failed rows "
+        f"concluding an import of {size / 1e6:.0f} MB with {summary['rows_failed']:,} failed rows "
         f"(merge, trace, state): {seconds:.2f} s (target < 5): {'met' if seconds < 5 else 'NOT met'}"
     )
 
