@@ -22,6 +22,7 @@ from marketo_provider.importing import (
 )
 from marketo_provider.importing.journal import Journal
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
+from marketo_provider.plan_table import plan_lines
 from marketo_provider.sources import AnySource, Source, resolve_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
@@ -276,7 +277,7 @@ class MarketoBulkImportOperator(BaseOperator):
         try:
             if self.validate_only:
                 plan = run.plan()
-                self.log.info("validate_only: every check passed, nothing imported: %s", plan)
+                self.log.info("%s", "\n".join(plan_lines(plan)))
                 return plan
             state = run.begin(_load(context, self.log, Journal.of(context, run.options)))
             if state is None:

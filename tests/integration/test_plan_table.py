@@ -1,0 +1,92 @@
+"""The validate_only plan in the task log: a short table naming the source once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marketo_provider.plan_table import plan_lines
+from marketo_provider.testing import MarketoSandbox
+from tests.helpers import leads_csv
+
+
+def test_the_plan_is_logged_as_a_table(
+    marketo_env: MarketoSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+
+    data, expected = leads_csv(200, fail_every=20, warn_every=30)
+    source = tmp_path / "leads.csv"
+    source.write_bytes(data)
+
+    class TI:
+        def xcom_push(self, key: str, value: Any) -> None:
+            raise AssertionError("validate_only pushes nothing but its return value")
+
+    op = MarketoBulkImportOperator(
+        task_id="plan", source=str(source), max_part_bytes=3_000, validate_only=True
+    )
+    plan = op.execute({"ti": TI()})  # type: ignore[arg-type]
+    lines = plan_lines(plan)
+    assert lines[0] == f"validate_only: every check passed, nothing imported. {source} into leads:"
+    table = "\n".join(lines)
+    assert table.count(str(source)) == 1  # the source named once, not on every place
+    rows = {
+        line.split("  ")[1].strip(): line for line in lines[1:] if line.startswith("  ") and "  " in line[2:]
+    }
+    assert rows["records in the source"].split()[-1] == "200"
+    assert rows["kept out"].split()[-1] == "0"
+    assert rows["to send"].split()[2:5] == ["200", "in", f"{plan['parts']}"]
+    assert rows["predicted to fail"].split()[-1] == str(expected["failed"])
+    reason = next(line for line in lines if "Invalid data type in field Lead Score" in line)
+    assert reason.endswith("lines 21, 41, 61, 81, 101")  # the first five places, as lines of the source
+    assert str(expected["failed"]) in reason.split("(expected a whole number)")[1]
+    assert rows["predicted to warn"].split()[-1] == str(expected["warned"])
+    parts = lines[lines.index("  parts:") + 1 :]
+    assert [p.split(None, 1)[1] for p in parts] == plan["part_origins"] and len(parts) == plan["parts"] >= 3
+    logged = capsys.readouterr().out  # the task log (Airflow's structured logging writes it out)
+    assert table in logged
+    assert "{'validate_only': True" not in logged  # the dict is not logged any more
+
+
+def test_a_plan_of_a_folder_names_each_file_and_the_causes_kept_out() -> None:
+    plan = {
+        "validate_only": True,
+        "target": "program members of program 1044",
+        "source": "s3://***@exports/leads/",
+        "parts": 2,
+        "part_origins": ["a.csv bytes 30-900", "b.csv bytes 30-700"],
+        "bytes": 1540,
+        "records": 30,
+        "records_to_send": 27,
+        "rows_kept_out_by_cause": {"predicted to fail": 2, "earlier repeats of a key": 1},
+        "row_checks": {
+            "rows_predicted_to_fail": 2,
+            "rows_predicted_warned": 0,
+            "failures": {
+                "Value for required field 'email' not specified": {
+                    "rows": 2,
+                    "first": ["a.csv, line 3", "b.csv, line 9"],
+                }
+            },
+            "warnings": {},
+            "rows_repeating_a_key": 2,
+            "repeated_keys": 1,
+        },
+        "changes": {"new": 20, "changed": 7, "unchanged": 3},
+    }
+    lines = plan_lines(plan)
+    assert lines[0].endswith("s3://***@exports/leads/ into program members of program 1044:")
+    text = "\n".join(lines)
+    assert "a.csv, line 3; b.csv, line 9" in text  # places in other files keep their file's name
+    kept = next(line for line in lines if line.strip().startswith("kept out"))
+    assert kept.split()[-1] == "3"
+    assert any(
+        line.strip().startswith("earlier repeats of a key") and line.split()[-1] == "1" for line in lines
+    )
+    assert any(line.strip().startswith("rows repeating a key") and " 2  1 keys" in line for line in lines)
+    assert any(
+        line.strip().startswith("changed_rows_only: unchanged") and line.split()[-1] == "3" for line in lines
+    )
