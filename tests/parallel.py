@@ -25,6 +25,8 @@ GROUPS = {
     "tests/system/test_standalone.py": "airflow-deployment",
     # The sdist and wheel are built once for the module.
     "tests/system/test_packaging.py": "packaging",
+    # The imports the plugin's endpoints are read from are run once for the module.
+    "tests/e2e/test_import_view.py": "import-view",
 }
 
 # Handed out first: the longest work. Everything else keeps its collection order.

@@ -167,8 +167,8 @@ def _parts(summary: Mapping[str, Any]) -> str:
         ]
         rows.append(
             [
-                f'<td class="n">{_n(part)}</td>',
-                f'<td class="n">{_n(b.get("batch_id"))}</td>',
+                f'<td class="n">{_e(part)}</td>',
+                f'<td class="n">{_e(b.get("batch_id"))}</td>',  # ids, not amounts: no separators
                 f"<td>{_e(b.get('status'))}</td>",
                 f'<td class="n">{_n(b.get("rows_processed"))}</td>',
                 f'<td class="n">{_n(b.get("rows_failed"))}</td>',

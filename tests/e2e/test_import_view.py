@@ -1,0 +1,272 @@
+"""The "Marketo import" plugin's endpoints on Airflow's own API app (``create_app``, the plugin
+loaded from the installed package's entry point) after real imports run with ``dag.test()``
+against the sandbox: what a reader of the DAG sees, and what a caller without a login or without
+the DAG's read permission does not."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+from marketo_provider.testing import MarketoSandbox
+from marketo_provider.testing.dags import run_dag
+from tests.e2e.conftest import task_xcom
+from tests.helpers import leads_csv
+
+IMPORT_DAG = "marketo_view_import"
+OTHER_DAG = "marketo_view_other"
+PREFIX = "/marketo-import"
+
+
+class DagScopedAuthManager(SimpleAuthManager):
+    """Airflow's simple auth manager, except that the user ``outsider`` may read OTHER_DAG only:
+    the plugin must ask about the DAG the request names."""
+
+    def is_authorized_dag(
+        self, *, method: Any, user: Any, access_entity: Any = None, details: Any = None
+    ) -> bool:
+        if user.username == "outsider":
+            return method == "GET" and details is not None and details.id == OTHER_DAG
+        return super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details
+        )
+
+
+@dataclass
+class Deployment:
+    client: Any
+    tokens: dict[str, str]
+    run_id: str
+    other_run_id: str
+    source: Path
+    results: Path
+    expected: dict[str, int]
+    summary: dict[str, Any]
+
+    def get(self, path: str, user: str | None = "viewer", **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return self.client.get(PREFIX + path, params=params, headers=headers)
+
+    def ti(self, task_id: str, dag_id: str = IMPORT_DAG, map_index: str = "-1") -> dict[str, str]:
+        run_id = self.run_id if dag_id == IMPORT_DAG else self.other_run_id
+        return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+
+
+@pytest.fixture(scope="module")
+def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from marketo_provider.hooks.marketo import clear_token_cache
+    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+
+    tmp = tmp_path_factory.mktemp("view")
+    data, expected = leads_csv(200, fail_every=20, warn_every=30)
+    source = tmp / "leads.csv"
+    source.write_bytes(data)
+    results = tmp / "results"
+    saved = dict(os.environ)
+    clear_token_cache()
+    try:
+        with MarketoSandbox(queued_seconds=0.05, import_seconds=0.1) as sandbox:
+            os.environ.update(sandbox.env())
+            start = pendulum.datetime(2026, 1, 1)
+            with DAG(IMPORT_DAG, schedule=None, start_date=start) as dag:
+                common = {"source": str(source), "poll_interval": 0.05, "max_part_bytes": 3_000}
+                MarketoBulkImportOperator(task_id="to_folder", results_path=f"file://{results}/", **common)
+                MarketoBulkImportOperator(task_id="to_xcom", **common)
+                MarketoBulkImportOperator(task_id="plan", validate_only=True, **common)
+                EmptyOperator(task_id="not_an_import")
+            run = run_dag(dag)
+            assert run.state == "success"
+            with DAG(OTHER_DAG, schedule=None, start_date=start) as other:
+                EmptyOperator(task_id="nothing")
+            other_run = run_dag(other)
+            summary = task_xcom(run, "to_folder")
+        os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = f"{__name__}.DagScopedAuthManager"
+        from airflow.api_fastapi.app import create_app, get_auth_manager
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from fastapi.testclient import TestClient
+
+        client = TestClient(create_app("core"))
+        manager = get_auth_manager()
+        assert isinstance(manager, DagScopedAuthManager)
+        tokens = {
+            name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
+            for name, role in (("viewer", "viewer"), ("outsider", "viewer"), ("no_role", None))
+        }
+        yield Deployment(client, tokens, run.run_id, other_run.run_id, source, results, expected, summary)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def cells(html: str, attribute: str) -> dict[str, str]:
+    """``data-count`` (or another attribute) -> the text of that element, from the page."""
+    from html.parser import HTMLParser
+
+    found: dict[str, str] = {}
+
+    class Parser(HTMLParser):
+        key: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.key = dict(attrs).get(attribute) or self.key
+
+        def handle_data(self, data: str) -> None:
+            if self.key is not None:
+                found[self.key] = data
+                self.key = None
+
+    Parser().feed(html)
+    return found
+
+
+ENDPOINTS = ["/ti", "/summary", "/run", "/download"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_without_a_login_401_and_nothing_of_the_import(deployment: Deployment, path: str) -> None:
+    answer = deployment.get(path, user=None, kind="failures", **deployment.ti("to_folder"))
+    assert answer.status_code == 401
+    assert "leads" not in answer.text and "Lead Score" not in answer.text
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("user", ["outsider", "no_role"])
+def test_a_user_who_may_not_read_the_dag_gets_403(deployment: Deployment, path: str, user: str) -> None:
+    answer = deployment.get(path, user=user, kind="failures", **deployment.ti("to_folder"))
+    assert answer.status_code == 403
+    assert (
+        "leads" not in answer.text
+        and "Lead Score" not in answer.text
+        and str(deployment.results) not in answer.text
+    )
+
+
+def test_an_invalid_token_is_refused(deployment: Deployment) -> None:
+    answer = deployment.client.get(
+        PREFIX + "/ti", params=deployment.ti("to_folder"), headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert answer.status_code == 403 and "leads" not in answer.text
+
+
+def test_the_outsider_may_read_the_dag_it_is_allowed(deployment: Deployment) -> None:
+    """The permission is asked for the DAG of the request: the same user reads another DAG."""
+    answer = deployment.get("/ti", user="outsider", **deployment.ti("nothing", dag_id=OTHER_DAG))
+    assert answer.status_code == 200
+    assert "This task is not a Marketo import" in answer.text
+
+
+def test_the_session_cookie_of_the_ui_is_a_login(deployment: Deployment) -> None:
+    answer = deployment.client.get(
+        PREFIX + "/ti", params=deployment.ti("to_folder"), cookies={"_token": deployment.tokens["viewer"]}
+    )
+    assert answer.status_code == 200 and "Marketo import: to_folder" in answer.text
+
+
+def test_the_view_of_an_import(deployment: Deployment) -> None:
+    answer = deployment.get(
+        "/ti", **deployment.ti("to_folder", map_index="{MAP_INDEX}")
+    )  # as 3.1's UI sends it
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    page = answer.text
+    expected, summary = deployment.expected, deployment.summary
+    counts = cells(page, "data-count")
+    assert counts["records"] == "200"
+    assert counts["rows_kept_out"] == "0"
+    assert counts["rows_sent"] == "200"
+    assert counts["rows_processed"] == f"{expected['processed']:,}" == f"{summary['rows_processed']:,}"
+    assert counts["rows_failed"] == str(expected["failed"])
+    assert counts["rows_with_warning"] == str(expected["warned"])
+    assert counts["api_calls"] == str(summary["api_calls"])
+    assert counts["resumes"] == "0"
+    assert 'id="adds-up" class="ok"' in page
+    # the chart: one bar per reason, with its count
+    bars = cells(page, "data-rows")
+    assert 'id="failure-chart"' in page and 'id="warning-chart"' in page
+    assert page.count('class="bar"') == 2
+    assert 'data-reason="Invalid data type in field Lead Score" data-rows="10"' in page
+    assert 'data-reason="Invalid email address" data-rows="3"' in page
+    assert bars  # the bars carry titles
+    # the first failed rows, each with its source and line
+    table = page.split('id="failures-rows"')[1].split("</table>")[0]
+    assert table.count("<tr>") == expected["failed"] + 1
+    assert f"<td>{deployment.source}</td><td>21</td><td>Invalid data type in field Lead Score</td>" in table
+    # every part with its batch and origin, and the timeline said to be missing, not invented
+    parts = page.split('id="parts"')[1].split("</table>")[0]
+    for batch in summary["batches"]:
+        assert f'<td class="n">{batch["batch_id"]}</td>' in parts and batch["origin"] in parts
+    assert 'id="timeline-missing"' in page
+    # self-contained: no script, no outside style, font or image
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page and "<link" not in page and "@import" not in page
+    assert 'http-equiv="refresh"' not in page  # finished: no refreshing
+
+
+def test_the_downloads_stream_the_files_wherever_they_are(deployment: Deployment) -> None:
+    page = deployment.get("/ti", **deployment.ti("to_folder")).text
+    assert 'id="download-failures" href="download?' in page and 'id="download-warnings"' in page
+    for kind in ("failures", "warnings"):
+        answer = deployment.get("/download", kind=kind, **deployment.ti("to_folder"))
+        assert answer.status_code == 200
+        assert answer.headers["content-disposition"] == f'attachment; filename="{kind}.csv"'
+        assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+        assert answer.content == (deployment.results / f"{kind}.csv").read_bytes()
+    # results kept in XCom
+    from_xcom = deployment.get("/download", kind="failures", **deployment.ti("to_xcom"))
+    assert from_xcom.status_code == 200
+    rows = list(csv.reader(io.StringIO(from_xcom.text)))
+    assert rows[0][-3:] == ["Source", "Source Line", "Import Failure Reason"]
+    assert len(rows) == deployment.expected["failed"] + 1
+    assert from_xcom.content == (deployment.results / "failures.csv").read_bytes()
+
+
+def test_what_cannot_be_downloaded(deployment: Deployment) -> None:
+    assert deployment.get("/download", kind="journal", **deployment.ti("to_folder")).status_code == 400
+    assert deployment.get("/download", kind="failures", **deployment.ti("plan")).status_code == 404
+    missing = deployment.get(
+        "/download", kind="failures", **{**deployment.ti("to_folder"), "run_id": "no-such-run"}
+    )
+    assert missing.status_code == 404
+
+
+def test_the_view_of_a_plan(deployment: Deployment) -> None:
+    page = deployment.get("/ti", **deployment.ti("plan")).text
+    assert "validate_only: every check passed and nothing was sent" in page
+    plan = page.split('<pre id="plan">')[1].split("</pre>")[0]
+    assert plan.count(str(deployment.source)) == 1
+    assert "predicted to fail" in plan and "lines 21, 41, 61, 81, 101" in plan
+    assert 'data-reason="Invalid data type in field Lead Score" data-rows="10"' in page
+
+
+def test_a_task_that_is_not_an_import(deployment: Deployment) -> None:
+    page = deployment.get("/ti", **deployment.ti("not_an_import")).text
+    assert "This task is not a Marketo import" in page and 'id="counts"' not in page
+
+
+def test_the_run_lists_every_import_once(deployment: Deployment) -> None:
+    answer = deployment.get("/run", dag_id=IMPORT_DAG, run_id=deployment.run_id)
+    assert answer.status_code == 200
+    table = answer.text.split('id="imports"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 1 + 3  # the header, then to_folder, to_xcom and plan; not the empty task
+    for task_id in ("to_folder", "to_xcom", "plan"):
+        assert f"task_id={task_id}&amp;map_index=-1" in table
+    assert "not_an_import" not in table
+
+
+def test_the_summary_as_json(deployment: Deployment) -> None:
+    answer = deployment.get("/summary", **deployment.ti("to_folder")).json()
+    assert answer["state"] == "success" and answer["is_import"] is True
+    assert answer["summary"] == deployment.summary
+    assert answer["downloads"] == ["failures", "warnings"]
+    assert deployment.get("/summary", **{**deployment.ti("to_folder"), "task_id": "nope"}).status_code == 404
