@@ -23,6 +23,7 @@ GROUPS = {
     # One Celery deployment for the whole module, then `airflow standalone`: never two at once.
     "tests/system/test_celery.py": "airflow-deployment",
     "tests/system/test_standalone.py": "airflow-deployment",
+    "tests/system/test_import_view_browser.py": "airflow-deployment",
     # The sdist and wheel are built once for the module.
     "tests/system/test_packaging.py": "packaging",
     # The imports the plugin's endpoints are read from are run once for the module.
