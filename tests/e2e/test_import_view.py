@@ -270,3 +270,26 @@ def test_the_summary_as_json(deployment: Deployment) -> None:
     assert answer["summary"] == deployment.summary
     assert answer["downloads"] == ["failures", "warnings"]
     assert deployment.get("/summary", **{**deployment.ti("to_folder"), "task_id": "nope"}).status_code == 404
+
+
+def test_the_task_log_shows_the_plan_as_a_table(
+    run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow.sdk import DAG
+
+    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+    from marketo_provider.plan_table import plan_lines
+
+    data, _ = leads_csv(120, fail_every=20)
+    source = tmp_path / "leads.csv"
+    source.write_bytes(data)
+    with DAG("marketo_view_plan_log", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        MarketoBulkImportOperator(
+            task_id="plan", source=str(source), validate_only=True, max_part_bytes=2_000
+        )
+    run = run_dag(dag)
+    assert run.state == "success"
+    logged = capsys.readouterr().out  # the task's log, as dag.test() writes it
+    table = "\n".join(plan_lines(task_xcom(run, "plan")))
+    assert table in logged and table.count(str(source)) == 1
+    assert "{'validate_only': True" not in logged  # the dict is not logged any more
