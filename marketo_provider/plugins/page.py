@@ -226,7 +226,24 @@ def _downloads(task: TaskImport) -> str:
             )
     if not links:
         return "<p>No failures or warnings file: no row failed or warned.</p>"
-    return f"<ul>{''.join(links)}</ul>"
+    html = f"<ul>{''.join(links)}</ul>"
+    if not frame_allows_downloads():
+        html += (
+            '<p class="note" id="frame-blocks-downloads">Airflow before 3.3 shows this view in a frame that '
+            "does not allow downloads: open a link in a new tab (middle-click, or right-click), or "
+            f'<a id="own-page" href="ti?{escape(task_query(task))}" target="_blank">this view on a page '
+            "of its own</a>, where the links download.</p>"
+        )
+    return html
+
+
+def frame_allows_downloads() -> bool:
+    """Airflow's UI frames external views with ``allow-downloads`` from 3.3 on (3.1 and 3.2 leave
+    it out, and the browser drops a download started in the frame)."""
+    from airflow import __version__
+
+    major, minor = (int(x) for x in __version__.split(".")[:2])
+    return (major, minor) >= (3, 3)
 
 
 def _plan(summary: Mapping[str, Any]) -> str:

@@ -128,6 +128,13 @@ def _map_index(value: str | int | None) -> int:
         return -1
 
 
+def run_id_of(value: str) -> str:
+    """Airflow 3.1's UI puts the run id into the tab's link as it is, so the ``+`` of a run id
+    such as ``manual__2026-01-02T03:04:05+00:00`` arrives as a space; run ids hold no spaces
+    (Airflow's ``allowed_run_id_pattern``), so a space is that ``+``."""
+    return value.replace(" ", "+")
+
+
 def load_task(
     session: Any, dag_id: str, run_id: str, task_id: str, map_index: str | int | None
 ) -> TaskImport | None:
@@ -137,7 +144,7 @@ def load_task(
     index = _map_index(map_index)
     ti = (
         session.query(TaskInstance)
-        .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=index)
+        .filter_by(dag_id=dag_id, run_id=run_id_of(run_id), task_id=task_id, map_index=index)
         .one_or_none()
     )
     if ti is None:
@@ -151,7 +158,7 @@ def load_run(session: Any, dag_id: str, run_id: str) -> list[TaskImport]:
 
     tis = (
         session.query(TaskInstance)
-        .filter_by(dag_id=dag_id, run_id=run_id)
+        .filter_by(dag_id=dag_id, run_id=run_id_of(run_id))
         .order_by(TaskInstance.task_id, TaskInstance.map_index)
         .all()
     )

@@ -154,3 +154,14 @@ def test_the_run_page_has_one_line_per_import() -> None:
     page = run_page("d", "r", [task(published=summary()), plan])
     rows = page.split('id="imports"')[1].split("</tbody>")[0].count("<tr>") - 1
     assert rows == 2 and "plan (validate_only)" in page and "wJalrXUtnFEMI" not in page
+
+
+def test_where_the_uis_frame_drops_downloads_the_view_says_so() -> None:
+    import airflow
+
+    before_33 = tuple(int(x) for x in airflow.__version__.split(".")[:2]) < (3, 3)
+    page = task_page(task(published=summary(), xcom_results={"failures": FAILURES}))
+    assert ('id="frame-blocks-downloads"' in page) is before_33
+    assert (
+        'id="own-page" href="ti?dag_id=d&amp;run_id=r&amp;task_id=t&amp;map_index=-1"' in page
+    ) is before_33
