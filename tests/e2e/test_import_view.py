@@ -21,6 +21,7 @@ from marketo_provider.testing import MarketoSandbox
 from marketo_provider.testing.dags import run_dag
 from tests.e2e.conftest import task_xcom
 from tests.helpers import leads_csv
+from tests.s3 import S3Server
 
 IMPORT_DAG = "marketo_view_import"
 OTHER_DAG = "marketo_view_other"
@@ -51,6 +52,7 @@ class Deployment:
     results: Path
     expected: dict[str, int]
     summary: dict[str, Any]
+    s3: S3Server
 
     def get(self, path: str, user: str | None = "viewer", **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -76,7 +78,10 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
     results = tmp / "results"
     saved = dict(os.environ)
     clear_token_cache()
+    s3 = S3Server().__enter__()
     try:
+        os.environ.update(s3.env())  # the API server reads the results with the same connection
+        s3_results = f"s3://{s3.bucket('view-results')}/runs/"
         with MarketoSandbox(queued_seconds=0.05, import_seconds=0.1) as sandbox:
             os.environ.update(sandbox.env())
             start = pendulum.datetime(2026, 1, 1)
@@ -84,6 +89,9 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
                 common = {"source": str(source), "poll_interval": 0.05, "max_part_bytes": 3_000}
                 MarketoBulkImportOperator(task_id="to_folder", results_path=f"file://{results}/", **common)
                 MarketoBulkImportOperator(task_id="to_xcom", **common)
+                MarketoBulkImportOperator(
+                    task_id="to_s3", results_path=s3_results, results_conn_id=s3.conn_id, **common
+                )
                 MarketoBulkImportOperator(task_id="plan", validate_only=True, **common)
                 EmptyOperator(task_id="not_an_import")
             run = run_dag(dag)
@@ -104,8 +112,9 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
             name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
             for name, role in (("viewer", "viewer"), ("outsider", "viewer"), ("no_role", None))
         }
-        yield Deployment(client, tokens, run.run_id, other_run.run_id, source, results, expected, summary)
+        yield Deployment(client, tokens, run.run_id, other_run.run_id, source, results, expected, summary, s3)
     finally:
+        s3.__exit__(None, None, None)
         os.environ.clear()
         os.environ.update(saved)
 
@@ -229,6 +238,13 @@ def test_the_downloads_stream_the_files_wherever_they_are(deployment: Deployment
     assert rows[0][-3:] == ["Source", "Source Line", "Import Failure Reason"]
     assert len(rows) == deployment.expected["failed"] + 1
     assert from_xcom.content == (deployment.results / "failures.csv").read_bytes()
+    # results in object storage, read with the task's results connection
+    s3_summary = deployment.get("/summary", **deployment.ti("to_s3")).json()["summary"]
+    assert s3_summary["failures_path"].startswith("s3://")
+    from_s3 = deployment.get("/download", kind="failures", **deployment.ti("to_s3"))
+    assert from_s3.status_code == 200
+    assert from_s3.content == deployment.s3.get(s3_summary["failures_path"])
+    assert from_s3.content == (deployment.results / "failures.csv").read_bytes()
 
 
 def test_what_cannot_be_downloaded(deployment: Deployment) -> None:
@@ -258,8 +274,8 @@ def test_the_run_lists_every_import_once(deployment: Deployment) -> None:
     answer = deployment.get("/run", dag_id=IMPORT_DAG, run_id=deployment.run_id)
     assert answer.status_code == 200
     table = answer.text.split('id="imports"')[1].split("</table>")[0]
-    assert table.count("<tr>") == 1 + 3  # the header, then to_folder, to_xcom and plan; not the empty task
-    for task_id in ("to_folder", "to_xcom", "plan"):
+    assert table.count("<tr>") == 1 + 4  # the header, then each import and the plan; not the empty task
+    for task_id in ("to_folder", "to_xcom", "to_s3", "plan"):
         assert f"task_id={task_id}&amp;map_index=-1" in table
     assert "not_an_import" not in table
 
