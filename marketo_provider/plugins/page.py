@@ -273,6 +273,53 @@ def _plan(summary: Mapping[str, Any]) -> str:
     )
 
 
+WAITS = {"completion": "for its batches to finish", "queue_slot": "for a slot in Marketo's queue"}
+
+
+def _progress(progress: dict[str, Any] | None) -> str:
+    """What a deferred import's trigger holds; a worker-side wait has nothing to show."""
+    if progress is None:
+        return (
+            '<p class="muted" id="no-progress">No progress to show: an import shows how far it is while it '
+            "waits in the triggerer (deferrable=True); on a worker it publishes at its end.</p>"
+        )
+    if progress.get("unreadable"):
+        return '<p class="muted" id="no-progress">The import\'s state could not be read.</p>'
+    total = progress["parts_total"]
+    rows = [
+        _count_row(
+            "Parts submitted",
+            "progress:parts_submitted",
+            progress["parts_submitted"],
+            f"of {total:,}" if isinstance(total, int) else "of a number not known yet",
+        ),
+        _count_row("Parts done", "progress:parts_done", progress["parts_done"]),
+        _count_row("Imported so far", "progress:rows_processed", progress["rows_processed"]),
+        _count_row("Failed so far", "progress:rows_failed", progress["rows_failed"]),
+        _count_row("Warned so far", "progress:rows_with_warning", progress["rows_with_warning"]),
+        _count_row("API calls so far", "progress:api_calls", progress["api_calls"]),
+    ]
+    parts = _table(
+        ["part", "batch", "status", "origin"],
+        (
+            [
+                f'<td class="n">{_e(p["part"])}</td>',
+                f'<td class="n">{_e(p["batch_id"])}</td>',
+                f"<td>{_e(p['status'] or 'not done yet')}</td>",
+                f"<td>{_e(p['origin'])}</td>",
+            ]
+            for p in progress["parts"]
+        ),
+        element_id="progress-parts",
+    )
+    wait = WAITS.get(str(progress.get("wait")), "in the triggerer")
+    return (
+        f"<h2>Progress</h2><p id=progress>Waiting {escape(wait)}: import of {_e(progress['source'])}.</p>"
+        + _table(["", "", ""], rows, element_id="progress-counts")
+        + parts
+    )
+
+
 def task_page(task: TaskImport) -> str:
     """The "Marketo import" view of one task instance."""
     title = f"Marketo import: {task.task_id}"
@@ -290,7 +337,7 @@ def task_page(task: TaskImport) -> str:
             what = (
                 f'<p class="note" id="running">The import is running ({_e(task.state)}). It publishes its '
                 f"counts, parts and files when it ends; this page refreshes every {REFRESH_SECONDS} s.</p>"
-            )
+            ) + _progress(task.progress)
         else:
             what = (
                 '<p class="note">This import published no summary: it ended before it had one (see the task '

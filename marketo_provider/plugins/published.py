@@ -41,6 +41,7 @@ class TaskImport:
     summary: dict[str, Any] | None = None
     xcom_results: dict[str, str] = field(default_factory=dict)  # kind -> text pushed to XCom
     rendered: dict[str, Any] = field(default_factory=dict)  # the task's rendered template fields
+    progress: dict[str, Any] | None = None  # a deferred import: what its trigger holds (see read_progress)
 
     @property
     def is_import(self) -> bool:
@@ -195,6 +196,13 @@ def _task_import(session: Any, ti: Any) -> TaskImport:
     )
     rendered = dict(rendered_row.rendered_fields or {}) if rendered_row is not None else {}
     state = ti.state.value if hasattr(ti.state, "value") else (str(ti.state) if ti.state else None)
+    progress = None
+    if summary is None and state == "deferred" and getattr(ti, "trigger_id", None) is not None:
+        from airflow.models.trigger import Trigger
+
+        trigger = session.get(Trigger, ti.trigger_id)
+        if trigger is not None and trigger.classpath.startswith("marketo_provider."):
+            progress = read_progress(trigger.kwargs)
     return TaskImport(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
@@ -208,4 +216,48 @@ def _task_import(session: Any, ti: Any) -> TaskImport:
         summary=summary,
         xcom_results={k: v for k in RESULT_KINDS if isinstance(v := values.get(k), str)},
         rendered=rendered,
+        progress=progress,
     )
+
+
+def read_progress(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """How far a deferred import is, from its trigger's arguments: the import state the task keeps
+    across deferrals (read as the task reads it, so the states earlier releases wrote too). Only
+    the trigger's wait is visible: a worker polling Marketo itself publishes nothing until it ends."""
+    from marketo_provider.importing.state import ImportState
+
+    raw = kwargs.get("import_state")
+    if raw is None:
+        return None
+    try:
+        state = ImportState.from_json(raw)
+    except Exception:
+        return {"unreadable": True}
+    parts = []
+    for part in state.submitted:
+        done = state.finished.get(part.batch_id)
+        parts.append(
+            {
+                "part": part.part,
+                "batch_id": part.batch_id,
+                "status": (done or {}).get("status"),
+                "rows_processed": (done or {}).get("rows_processed"),
+                "rows_failed": (done or {}).get("rows_failed"),
+                "rows_with_warning": (done or {}).get("rows_with_warning"),
+                "origin": part.origin or f"source bytes {part.source_start:,}-{part.source_end:,}",
+            }
+        )
+    finished = [p for p in parts if p["status"] is not None]
+    return {
+        "source": state.name,
+        "wait": kwargs.get("wait"),
+        "parts_submitted": len(parts),
+        "parts_total": state.parts_total if state.parts_total is not None else state.parts_planned,
+        "parts_done": len(finished),
+        "rows_processed": sum(p["rows_processed"] or 0 for p in finished),
+        "rows_failed": sum(p["rows_failed"] or 0 for p in finished),
+        "rows_with_warning": sum(p["rows_with_warning"] or 0 for p in finished),
+        "api_calls": state.api_calls,
+        "resumes": state.resumes,
+        "parts": parts,
+    }

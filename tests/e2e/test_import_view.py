@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from tests.s3 import S3Server
 
 IMPORT_DAG = "marketo_view_import"
 OTHER_DAG = "marketo_view_other"
+WAITING_DAG = "marketo_view_waiting"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PREFIX = "/marketo-import"
 
 
@@ -53,6 +56,7 @@ class Deployment:
     expected: dict[str, int]
     summary: dict[str, Any]
     s3: S3Server
+    waiting_run_id: str
 
     def get(self, path: str, user: str | None = "viewer", **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -99,6 +103,9 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
             with DAG(OTHER_DAG, schedule=None, start_date=start) as other:
                 EmptyOperator(task_id="nothing")
             other_run = run_dag(other)
+            with DAG(WAITING_DAG, schedule=None, start_date=start) as waiting:
+                EmptyOperator(task_id="import_leads")
+            waiting_run = run_dag(waiting)
             summary = task_xcom(run, "to_folder")
         os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = f"{__name__}.DagScopedAuthManager"
         from airflow.api_fastapi.app import create_app, get_auth_manager
@@ -112,7 +119,18 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
             name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
             for name, role in (("viewer", "viewer"), ("outsider", "viewer"), ("no_role", None))
         }
-        yield Deployment(client, tokens, run.run_id, other_run.run_id, source, results, expected, summary, s3)
+        yield Deployment(
+            client,
+            tokens,
+            run.run_id,
+            other_run.run_id,
+            source,
+            results,
+            expected,
+            summary,
+            s3,
+            waiting_run.run_id,
+        )
     finally:
         s3.__exit__(None, None, None)
         os.environ.clear()
@@ -309,3 +327,56 @@ def test_the_task_log_shows_the_plan_as_a_table(
     table = "\n".join(plan_lines(task_xcom(run, "plan")))
     assert table in logged and table.count(str(source)) == 1
     assert "{'validate_only': True" not in logged  # the dict is not logged any more
+
+
+def defer(run_id: str, kwargs: dict[str, Any]) -> None:
+    """Put the waiting DAG's task where a deferred import is: deferred, on a trigger of the
+    provider with these arguments."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        trigger = Trigger("marketo_provider.triggers.bulk_import.MarketoBulkImportTrigger", kwargs)
+        session.add(trigger)
+        session.flush()
+        ti = (
+            session.query(TaskInstance)
+            .filter_by(dag_id=WAITING_DAG, run_id=run_id, task_id="import_leads")
+            .one()
+        )
+        ti.state = "deferred"
+        ti.operator = "MarketoBulkImportOperator"
+        ti.trigger_id = trigger.id
+
+
+def test_a_deferred_import_shows_how_far_it_is_and_refreshes(deployment: Deployment) -> None:
+    from marketo_provider.api import BatchStatus
+    from marketo_provider.importing.state import ImportState
+
+    stored = json.loads((FIXTURES / "trigger_kwargs_0.2.json").read_text())["kwargs"]  # as 0.2 wrote it
+    state = ImportState.from_json(stored["import_state"])
+    state.finished[1001] = BatchStatus(1001, "Complete", 45, 3, 1, "done").to_json()
+    defer(deployment.waiting_run_id, {**stored, "import_state": state.to_json(), "wait": "completion"})
+    page = deployment.get(
+        "/ti", dag_id=WAITING_DAG, run_id=deployment.waiting_run_id, task_id="import_leads"
+    ).text
+    assert '<meta http-equiv="refresh" content="10">' in page and 'id="running"' in page
+    assert "Waiting for its batches to finish: import of leads.csv." in page
+    counts = cells(page, "data-count")
+    assert counts["progress:parts_submitted"] == "2" and counts["progress:parts_done"] == "1"
+    assert counts["progress:rows_processed"] == "45" and counts["progress:rows_failed"] == "3"
+    assert counts["progress:api_calls"] == "3"
+    parts = page.split('id="progress-parts"')[1].split("</table>")[0]
+    assert "<td>Complete</td>" in parts and "<td>not done yet</td>" in parts
+    assert "source bytes 1,951-3,902" in parts  # 0.2 kept no origin: the bytes say where
+
+
+def test_a_deferred_import_of_an_earlier_release_is_read(deployment: Deployment) -> None:
+    stored = json.loads((FIXTURES / "trigger_kwargs_0.2.json").read_text())["kwargs"]
+    defer(deployment.waiting_run_id, stored)
+    page = deployment.get(
+        "/ti", dag_id=WAITING_DAG, run_id=deployment.waiting_run_id, task_id="import_leads"
+    ).text
+    assert "Waiting for a slot in Marketo&#x27;s queue" in page
+    assert cells(page, "data-count")["progress:parts_done"] == "0"
