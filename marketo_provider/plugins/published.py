@@ -202,7 +202,12 @@ def _task_import(session: Any, ti: Any) -> TaskImport:
 
         trigger = session.get(Trigger, ti.trigger_id)
         if trigger is not None and trigger.classpath.startswith("marketo_provider."):
-            progress = read_progress(trigger.kwargs)
+            try:
+                kwargs = trigger.kwargs  # decrypted with the deployment's Fernet key
+            except Exception:
+                progress = {"unreadable": True}
+            else:
+                progress = read_progress(kwargs)
     return TaskImport(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
