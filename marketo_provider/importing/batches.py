@@ -303,6 +303,7 @@ class BatchWatch:
             rows_kept_out=state.rows_kept_out,
             changes=changes,
             source=self.source,
+            times=state.part_times,
         )
         self.bound(state)
         problems, permanent = publish_results(

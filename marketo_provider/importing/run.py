@@ -378,6 +378,7 @@ class BulkImport:
             state.submitted.append(
                 SubmittedPart(part.index, batch_id, part.source_start, part.source_end, part.origin)
             )
+            state.part_times[batch_id] = {"submitted": time.time()}
             state.in_flight = None
             state.queue_full_refusals = 0
             self.save(state)

@@ -235,11 +235,15 @@ def test_the_view_of_an_import(deployment: Deployment) -> None:
     table = page.split('id="failures-rows"')[1].split("</table>")[0]
     assert table.count("<tr>") == expected["failed"] + 1
     assert f"<td>{deployment.source}</td><td>21</td><td>Invalid data type in field Lead Score</td>" in table
-    # every part with its batch and origin, and the timeline said to be missing, not invented
+    # every part with its batch and origin
     parts = page.split('id="parts"')[1].split("</table>")[0]
     for batch in summary["batches"]:
         assert f'<td class="n">{batch["batch_id"]}</td>' in parts and batch["origin"] in parts
-    assert 'id="timeline-missing"' in page
+    # the parts on a timeline, from the times the import kept
+    for batch in summary["batches"]:
+        assert batch["submitted_at"] <= batch["done_at"]
+        assert f'data-batch="{batch["batch_id"]}"' in page.split('<svg id="timeline"')[1].split("</svg>")[0]
+    assert 'id="timeline-missing"' not in page
     # self-contained: no script, no outside style, font or image
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in page and "<link" not in page and "@import" not in page

@@ -189,6 +189,10 @@ def test_the_view_in_a_real_browser(tmp_path: Path) -> None:
                 assert bar.get_attribute("data-rows") == str(expected["failed"])
                 assert bar.locator("rect").bounding_box()["width"] > 100  # type: ignore[index]
                 assert view.locator("#warning-chart g.bar").count() == 1
+                # the parts on the timeline
+                assert (
+                    view.locator("#parts tbody tr").count() == view.locator("#timeline g.part").count() == 3
+                )
                 # a failed row with its source and line
                 first = view.locator("#failures-rows tbody tr").first.locator("td")
                 assert first.nth(0).inner_text() == str(source)

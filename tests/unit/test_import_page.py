@@ -130,13 +130,29 @@ def test_a_running_import_refreshes_and_says_what_it_lacks() -> None:
     assert "http-equiv" not in finished and "published no summary" in finished
 
 
-def test_the_times_of_the_parts_are_shown_when_published() -> None:
+def test_the_parts_on_a_timeline_when_their_times_are_published() -> None:
+    first, second = summary()["batches"]
     batches = [
-        {**b, "submitted_at": "2026-01-02T03:04:05Z", "done_at": "2026-01-02T03:05:00Z"}
-        for b in summary()["batches"]
+        {
+            **first,
+            "submitted_at": "2026-01-02T03:04:00+00:00",
+            "importing_at": "2026-01-02T03:04:20+00:00",
+            "done_at": "2026-01-02T03:04:40+00:00",
+        },
+        {**second, "submitted_at": "2026-01-02T03:04:40+00:00", "done_at": "2026-01-02T03:05:20+00:00"},
     ]
     page = task_page(task(published=summary(batches=batches)))
-    assert "submitted_at: 2026-01-02T03:04:05Z" in page and 'id="timeline-missing"' not in page
+    assert "submitted_at: 2026-01-02T03:04:00+00:00" in page and 'id="timeline-missing"' not in page
+    svg = page.split('<svg id="timeline"')[1].split("</svg>")[0]
+    rects = re.findall(r'<rect class="(\w+)" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    # 80 s over 520 px from x=120: part 0 queued 20 s, importing 20 s; part 1 never seen importing
+    assert rects == [
+        ("queued", "120", "130"),
+        ("importing", "250", "130"),
+        ("queued", "380", "260"),  # never seen importing: grey up to done, not an invented start
+        ("importing", "640", "1"),
+    ]
+    assert "80 s</text>" in svg
     assert 'id="timeline-missing"' in task_page(task(published=summary()))
 
 
