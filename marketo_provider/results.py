@@ -493,7 +493,7 @@ class ImportSummary:
 def _times(seen: dict[str, float] | None) -> dict[str, str]:
     """A batch's ``submitted_at``, ``importing_at`` and ``done_at`` (UTC, ISO 8601), where known."""
     return {
-        f"{event}_at": datetime.fromtimestamp(seen[event], timezone.utc).isoformat(timespec="seconds")
+        f"{event}_at": datetime.fromtimestamp(seen[event], timezone.utc).isoformat(timespec="milliseconds")
         for event in ("submitted", "importing", "done")
         if seen and seen.get(event) is not None
     }

@@ -162,8 +162,11 @@ def _parts(summary: Mapping[str, Any]) -> str:
             notes.append("outcome unknown")
         if part in twice:
             notes.append("sent twice")
+        # the time of day (UTC) of each event; the date and the zone are in the title
         times = [
-            f"{k}: {_e(b[k])}" for k in ("submitted_at", "queued_at", "importing_at", "done_at") if b.get(k)
+            f'<span title="{_e(b[k])}">{k.removesuffix("_at")} {_clock(b[k])}</span>'
+            for k in ("submitted_at", "importing_at", "done_at")
+            if b.get(k)
         ]
         rows.append(
             [
@@ -174,12 +177,22 @@ def _parts(summary: Mapping[str, Any]) -> str:
                 f'<td class="n">{_n(b.get("rows_failed"))}</td>',
                 f'<td class="n">{_n(b.get("rows_with_warning"))}</td>',
                 f"<td>{_e(b.get('origin'))}</td>",
-                f"<td>{'; '.join(times) or '<span class=muted>not published</span>'}</td>",
+                f"<td>{'<br>'.join(times) or '<span class=muted>not published</span>'}</td>",
                 f"<td>{_e(', '.join(notes))}</td>",
             ]
         )
     html = _table(
-        ["part", "batch", "status", "imported", "failed", "warned", "origin (source and place)", "times", ""],
+        [
+            "part",
+            "batch",
+            "status",
+            "imported",
+            "failed",
+            "warned",
+            "origin (source and place)",
+            "times (UTC)",
+            "",
+        ],
         rows,
         element_id="parts",
     )
@@ -198,6 +211,17 @@ def _parts(summary: Mapping[str, Any]) -> str:
             "sent.</p>"
         )
     return html
+
+
+def _clock(value: Any) -> str:
+    """``03:04:05.120`` (UTC) of an ISO 8601 time; the text as it is when it is not one."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return _e(value)
+    return moment.strftime("%H:%M:%S.%f")[:12] if moment.microsecond else moment.strftime("%H:%M:%S")
 
 
 def _seconds(value: Any) -> float | None:

@@ -78,7 +78,7 @@ def launch_browser(playwright: Any, profile: Path) -> Any:
             args=CHROMIUM_ARGS,
             headless=True,
             accept_downloads=True,
-            viewport={"width": 1400, "height": 1500},
+            viewport={"width": 1400, "height": 1900},
         )
     except Exception as exc:
         no_browser(f"{type(exc).__name__}: {exc}")
@@ -102,7 +102,8 @@ def test_the_view_in_a_real_browser(tmp_path: Path) -> None:
     passwords.write_text(json.dumps({"admin": PASSWORD}))
     api_port = free_port()
     processes = Processes(tmp_path / "logs")
-    with MarketoSandbox(queued_seconds=0.1, import_seconds=0.2) as sandbox:
+    # Jobs of a second, two importing at a time: the parts' timeline shows them queue and import.
+    with MarketoSandbox(queued_seconds=0.5, import_seconds=1.0) as sandbox:
         env = {
             **os.environ,
             **sandbox.env(),

@@ -142,7 +142,8 @@ def test_the_parts_on_a_timeline_when_their_times_are_published() -> None:
         {**second, "submitted_at": "2026-01-02T03:04:40+00:00", "done_at": "2026-01-02T03:05:20+00:00"},
     ]
     page = task_page(task(published=summary(batches=batches)))
-    assert "submitted_at: 2026-01-02T03:04:00+00:00" in page and 'id="timeline-missing"' not in page
+    assert '<span title="2026-01-02T03:04:00+00:00">submitted 03:04:00</span>' in page
+    assert 'id="timeline-missing"' not in page
     svg = page.split('<svg id="timeline"')[1].split("</svg>")[0]
     rects = re.findall(r'<rect class="(\w+)" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
     # 80 s over 520 px from x=120: part 0 queued 20 s, importing 20 s; part 1 never seen importing

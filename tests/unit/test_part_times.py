@@ -59,7 +59,7 @@ def test_the_summary_gives_each_batch_its_times_in_utc() -> None:
         times={7: {"submitted": 1790000000.0, "importing": 1790000010.0, "done": 1790000020.5}},
     ).to_xcom()
     first, second = summary["batches"]
-    assert first["submitted_at"] == "2026-09-21T14:13:20+00:00"
-    assert first["importing_at"] == "2026-09-21T14:13:30+00:00"
-    assert first["done_at"] == "2026-09-21T14:13:40+00:00"
+    assert first["submitted_at"] == "2026-09-21T14:13:20.000+00:00"
+    assert first["importing_at"] == "2026-09-21T14:13:30.000+00:00"
+    assert first["done_at"] == "2026-09-21T14:13:40.500+00:00"
     assert not {"submitted_at", "importing_at", "done_at"} & set(second)  # nothing known: nothing said
