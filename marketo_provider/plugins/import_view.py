@@ -118,6 +118,11 @@ def download(
         first = next(chunks, b"")  # open it now, so a missing file is a 404 rather than a cut stream
     except FileNotFoundError:
         raise HTTPException(404, f"The {kind} file is no longer where the import wrote it") from None
+    except Exception as exc:  # the storage refused, its connection is missing, ...
+        raise HTTPException(
+            502,
+            safe(f"The {kind} file could not be read where the import wrote it: {type(exc).__name__}: {exc}"),
+        ) from None
 
     def body() -> Any:
         yield first

@@ -287,7 +287,13 @@ def timeline(batches: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _first_rows(task: TaskImport, kind: str) -> str:
-    header, rows = task.first_rows(kind)
+    try:
+        header, rows = task.first_rows(kind)
+    except Exception as exc:  # moved, deleted, the storage refused
+        return (
+            f'<p class="note" id="{kind}-unreadable">The {kind} file could not be read where the import wrote '
+            f"it ({_e(type(exc).__name__)}: {_e(exc)}).</p>"
+        )
     if not header:
         return ""
     wanted = [i for i, name in enumerate(header) if name in ("Source", "Source Line")]

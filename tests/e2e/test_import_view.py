@@ -75,6 +75,7 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
 
     from marketo_provider.hooks.marketo import clear_token_cache
     from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+    from marketo_provider.sensors.bulk_import import MarketoBulkImportSensor
 
     tmp = tmp_path_factory.mktemp("view")
     data, expected = leads_csv(200, fail_every=20, warn_every=30)
@@ -104,6 +105,11 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
                 )
                 MarketoBulkImportOperator(task_id="plan", validate_only=True, **common)
                 EmptyOperator(task_id="not_an_import")
+                MarketoBulkImportOperator(task_id="moved", results_path=f"file://{tmp}/moved/", **common)
+                submit = MarketoBulkImportOperator(task_id="submit", wait_for_completion=False, **common)
+                submit >> MarketoBulkImportSensor(
+                    task_id="wait", batch_ids=submit.output, poll_interval=0.05, mode="reschedule"
+                )
             run = run_dag(dag)
             assert run.state == "success"
             with DAG(OTHER_DAG, schedule=None, start_date=start) as other:
@@ -302,8 +308,8 @@ def test_the_run_lists_every_import_once(deployment: Deployment) -> None:
     answer = deployment.get("/run", dag_id=IMPORT_DAG, run_id=deployment.run_id)
     assert answer.status_code == 200
     table = answer.text.split('id="imports"')[1].split("</table>")[0]
-    assert table.count("<tr>") == 1 + 4  # the header, then each import and the plan; not the empty task
-    for task_id in ("to_folder", "to_xcom", "to_s3", "plan"):
+    assert table.count("<tr>") == 1 + 7  # the header, then each import and the plan; not the empty task
+    for task_id in ("to_folder", "to_xcom", "to_s3", "plan", "moved", "submit", "wait"):
         assert f"task_id={task_id}&amp;map_index=-1" in table
     assert "not_an_import" not in table
 
@@ -390,3 +396,36 @@ def test_a_deferred_import_of_an_earlier_release_is_read(deployment: Deployment)
     ).text
     assert "Waiting for a slot in Marketo&#x27;s queue" in page
     assert cells(page, "data-count")["progress:parts_done"] == "0"
+
+
+def test_the_sensors_view_and_the_submitting_tasks(deployment: Deployment) -> None:
+    """The sensor publishes the summary the operator would: its view is the import's, without the
+    times of submission (the sensor did not submit)."""
+    page = deployment.get("/ti", **deployment.ti("wait")).text
+    counts = cells(page, "data-count")
+    assert counts["rows_failed"] == str(deployment.expected["failed"])
+    assert counts["rows_processed"] == f"{deployment.expected['processed']:,}"
+    assert 'data-reason="Invalid data type in field Lead Score" data-rows="10"' in page
+    assert 'id="download-failures"' in page and 'id="timeline-missing"' in page
+    table = page.split('id="failures-rows"')[1].split("</table>")[0]
+    assert table.count("<tr>") == deployment.expected["failed"] + 1
+    submitted = deployment.get("/ti", **deployment.ti("submit")).text  # returned once every part was accepted
+    parts = submitted.split('id="parts"')[1].split("</table>")[0]
+    assert parts.count("<tr>") == 1 + len(deployment.summary["batches"])
+    assert 'id="download-failures"' not in submitted
+
+
+def test_a_results_file_gone_or_unreadable(deployment: Deployment) -> None:
+    failures = deployment.results.parent / "moved" / "failures.csv"
+    failures.unlink()
+    gone = deployment.get("/download", kind="failures", **deployment.ti("moved"))
+    assert gone.status_code == 404 and "no longer where the import wrote it" in gone.json()["detail"]
+    page = deployment.get("/ti", **deployment.ti("moved"))
+    assert page.status_code == 200 and 'id="failures-unreadable"' in page.text  # the rest of the view stays
+    assert cells(page.text, "data-count")["rows_failed"] == str(deployment.expected["failed"])
+    failures.mkdir()  # something that is there but cannot be read as a file
+    unreadable = deployment.get("/download", kind="failures", **deployment.ti("moved"))
+    assert unreadable.status_code == 502
+    assert unreadable.json()["detail"].startswith(
+        "The failures file could not be read where the import wrote it: "
+    )
