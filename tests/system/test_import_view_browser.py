@@ -3,7 +3,9 @@ manager) over a finished sandbox import, Debian's headless Chromium driven by Pl
 in through Airflow's login page, on the task instance's "Marketo import" tab.
 
 Set ``MARKETO_UPDATE_SCREENSHOT=1`` to write the screenshot docs/ui.rst shows (otherwise it goes
-under the test's temporary folder only)."""
+under the test's temporary folder only), ``MARKETO_CHROMIUM`` to use another Chromium than
+/usr/bin/chromium. A browser that is missing or cannot start fails the test with the reason under
+``CI=true`` (CI installs it) and skips it, with the reason, elsewhere."""
 
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ def test_the_view_in_a_real_browser(tmp_path: Path) -> None:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         no_browser(f"playwright is not installed ({exc})")
+    if not Path(CHROMIUM).exists():  # said before minutes of set-up
+        no_browser(f"{CHROMIUM} does not exist (apt-get install chromium)")
     data, expected = leads_csv(200, fail_every=20, warn_every=30)
     source = tmp_path / "leads.csv"
     source.write_bytes(data)
