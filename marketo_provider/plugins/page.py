@@ -97,6 +97,14 @@ def _count_row(label: str, key: str, value: Any, note: str = "") -> list[str]:
     ]
 
 
+CHANGE_COUNTS = (
+    ("rows_new", "new"),
+    ("rows_changed", "changed"),
+    ("rows_unchanged", "unchanged (not sent)"),
+    ("keys_vanished", "keys no longer in the source"),
+)
+
+
 def kept_out_by_cause(summary: Mapping[str, Any]) -> dict[str, int]:
     """Rows kept out by cause, from whichever form the summary has (a dict of counts)."""
     for key in ("rows_kept_out_by_cause", "kept_out", "rows_kept_out_by"):
@@ -127,9 +135,15 @@ def _counts(summary: Mapping[str, Any]) -> str:
     rows.append(_count_row("With a warning (among the imported)", "rows_with_warning", warned))
     changes = summary.get("changes")
     if isinstance(changes, dict):
-        for key in ("new", "changed", "unchanged"):
+        for key, label in CHANGE_COUNTS:
             if key in changes:
-                rows.append(_count_row(f"changed_rows_only: {key}", f"changes:{key}", changes[key]))
+                rows.append(_count_row(f"changed_rows_only: {label}", f"changes:{key}", changes[key]))
+        if changes.get("full"):
+            rows.append(
+                _count_row(
+                    "changed_rows_only: every row sent", "changes:full", "yes", changes.get("why_full") or ""
+                )
+            )
     html = _table(["", "rows", ""], rows, element_id="counts")
     if records is not None:
         difference = records - kept_out - sent

@@ -106,6 +106,9 @@ def deployment(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> It
                 MarketoBulkImportOperator(task_id="plan", validate_only=True, **common)
                 EmptyOperator(task_id="not_an_import")
                 MarketoBulkImportOperator(task_id="moved", results_path=f"file://{tmp}/moved/", **common)
+                MarketoBulkImportOperator(
+                    task_id="incremental", changed_rows_only=True, state_path=f"file://{tmp}/state/", **common
+                )
                 submit = MarketoBulkImportOperator(task_id="submit", wait_for_completion=False, **common)
                 submit >> MarketoBulkImportSensor(
                     task_id="wait", batch_ids=submit.output, poll_interval=0.05, mode="reschedule"
@@ -308,8 +311,8 @@ def test_the_run_lists_every_import_once(deployment: Deployment) -> None:
     answer = deployment.get("/run", dag_id=IMPORT_DAG, run_id=deployment.run_id)
     assert answer.status_code == 200
     table = answer.text.split('id="imports"')[1].split("</table>")[0]
-    assert table.count("<tr>") == 1 + 7  # the header, then each import and the plan; not the empty task
-    for task_id in ("to_folder", "to_xcom", "to_s3", "plan", "moved", "submit", "wait"):
+    assert table.count("<tr>") == 1 + 8  # the header, then each import and the plan; not the empty task
+    for task_id in ("to_folder", "to_xcom", "to_s3", "plan", "moved", "incremental", "submit", "wait"):
         assert f"task_id={task_id}&amp;map_index=-1" in table
     assert "not_an_import" not in table
 
@@ -429,3 +432,13 @@ def test_a_results_file_gone_or_unreadable(deployment: Deployment) -> None:
     assert unreadable.json()["detail"].startswith(
         "The failures file could not be read where the import wrote it: "
     )
+
+
+def test_the_view_of_a_changed_rows_only_import(deployment: Deployment) -> None:
+    changes = deployment.get("/summary", **deployment.ti("incremental")).json()["summary"]["changes"]
+    assert (
+        changes["rows_new"] == 200 and changes["rows_changed"] == changes["rows_unchanged"] == 0
+    )  # a first run
+    counts = cells(deployment.get("/ti", **deployment.ti("incremental")).text, "data-count")
+    assert counts["changes:rows_new"] == "200"
+    assert counts["changes:rows_changed"] == counts["changes:rows_unchanged"] == "0"

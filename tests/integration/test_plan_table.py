@@ -71,7 +71,7 @@ def test_a_plan_of_a_folder_names_each_file_and_the_causes_kept_out() -> None:
             "rows_repeating_a_key": 2,
             "repeated_keys": 1,
         },
-        "changes": {"new": 20, "changed": 7, "unchanged": 3},
+        "changes": {"rows_new": 20, "rows_changed": 7, "rows_unchanged": 3},
     }
     lines = plan_lines(plan)
     assert lines[0].endswith("s3://***@exports/leads/ into program members of program 1044:")

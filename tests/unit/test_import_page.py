@@ -55,7 +55,13 @@ def summary(**changes: Any) -> dict[str, Any]:
         "row_checks": {"records": 95},
         "rows_kept_out": 4,
         "rows_kept_out_by_cause": {"refused before upload": 3, "earlier repeats of a key": 1},
-        "changes": {"new": 60, "changed": 31, "unchanged": 4},
+        "changes": {
+            "rows_new": 60,
+            "rows_changed": 31,
+            "rows_unchanged": 4,
+            "keys_vanished": 2,
+            "full": False,
+        },
     }
     return {**base, **changes}
 
@@ -86,7 +92,8 @@ def test_counts_by_cause_that_add_up() -> None:
     assert count(page, "kept_out:refused before upload") == "3"
     assert count(page, "kept_out:earlier repeats of a key") == "1"
     assert count(page, "rows_sent") == "91"
-    assert count(page, "changes:new") == "60" and count(page, "changes:unchanged") == "4"
+    assert count(page, "changes:rows_new") == "60" and count(page, "changes:rows_unchanged") == "4"
+    assert count(page, "changes:rows_changed") == "31" and count(page, "changes:keys_vanished") == "2"
     assert count(page, "resumes") == "1" and count(page, "api_calls") == "9"
     assert (
         '<p id="adds-up" class="ok">95 records = 4 kept out + 91 sent (90 imported + 1 failed).</p>' in page
