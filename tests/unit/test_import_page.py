@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marketo_provider.plugins.import_view import _without_secrets
+from marketo_provider.plugins.app import _without_secrets
 from marketo_provider.plugins.page import bar_chart, run_page, task_page
 from marketo_provider.plugins.published import TaskImport
 

@@ -9,7 +9,8 @@ from importlib.metadata import entry_points
 from airflow.plugins_manager import AirflowPlugin
 
 from marketo_provider.get_provider_info import get_provider_info
-from marketo_provider.plugins.import_view import MarketoImportViewPlugin, app
+from marketo_provider.plugins.app import app
+from marketo_provider.plugins.import_view import MarketoImportViewPlugin
 
 
 def test_the_provider_info_and_the_entry_point_name_one_plugin() -> None:
@@ -33,7 +34,7 @@ def test_the_plugin_adds_a_tab_to_task_instances_and_dag_runs_served_by_its_app(
     )
     assert views["dag_run"]["href"] == "/marketo-import/run?dag_id={DAG_ID}&run_id={RUN_ID}"
     assert len({v["url_route"] for v in views.values()}) == 2  # routes of their own in the UI
-    (mounted,) = MarketoImportViewPlugin.fastapi_apps
+    (mounted,) = MarketoImportViewPlugin().fastapi_apps  # Airflow reads it from the plugin's instance
     assert mounted["app"] is app and mounted["url_prefix"] == "/marketo-import"
     paths = {route.path for route in app.routes}
     assert {"/ti", "/run", "/summary", "/download"} <= paths
