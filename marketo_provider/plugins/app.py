@@ -30,6 +30,10 @@ app = FastAPI(
     title="Marketo import",
     description="The imports of airflow-provider-marketo's tasks: counts, reasons, parts, rows and files.",
     dependencies=READ_IMPORT,
+    # FastAPI serves these without the app's dependencies: no page of the plugin goes unguarded.
+    openapi_url=None,
+    docs_url=None,
+    redoc_url=None,
 )
 
 

@@ -195,6 +195,11 @@ def test_a_user_who_may_not_read_the_dag_gets_403(deployment: Deployment, path: 
     )
 
 
+def test_no_page_of_the_plugin_without_the_guard(deployment: Deployment) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc"):  # FastAPI's own pages skip the app's guard: off
+        assert deployment.get(path, user=None).status_code == 404
+
+
 def test_an_invalid_token_is_refused(deployment: Deployment) -> None:
     answer = deployment.client.get(
         PREFIX + "/ti", params=deployment.ti("to_folder"), headers={"Authorization": "Bearer not-a-token"}
