@@ -83,6 +83,13 @@ def get_provider_info() -> dict[str, Any]:
                 "how-to-guide": "https://airflow-provider-marketo.readthedocs.io/en/latest/sources.html",
             }
         ],
+        # The "Marketo import" view (Airflow 3.1+ UI): loaded by the API server once the package is installed.
+        "plugins": [
+            {
+                "name": "marketo_import_view",
+                "plugin-class": "marketo_provider.plugins.import_view.MarketoImportViewPlugin",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "marketo",

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import IO, Any, Protocol
 
 from marketo_provider._compat import mask_uri_secrets
@@ -457,6 +458,7 @@ class ImportSummary:
     changes: dict[str, Any] | None = None  # changed_rows_only: rows new, changed, unchanged, the state
     source: str | None = None  # how messages name the import's source
     rows: dict[str, Any] | None = None  # what became of the source's rows (the ledger's counts)
+    times: dict[int, dict[str, float]] = field(default_factory=dict)  # batch id -> ImportState.part_times
 
     @property
     def batch_ids(self) -> list[int]:
@@ -508,7 +510,11 @@ class ImportSummary:
             "source": self.source,
             "batch_ids": self.batch_ids,
             "batches": [
-                {**status.summary(part=part), "origin": self.origins.get(part) if part is not None else None}
+                {
+                    **status.summary(part=part),
+                    "origin": self.origins.get(part) if part is not None else None,
+                    **_times(self.times.get(status.batch_id)),
+                }
                 for part, status in self.batches
             ],
             "rows_processed": self.rows_processed,
@@ -527,6 +533,15 @@ class ImportSummary:
             "rows": self.rows,
             "changes": self.changes,
         }
+
+
+def _times(seen: dict[str, float] | None) -> dict[str, str]:
+    """A batch's ``submitted_at``, ``importing_at`` and ``done_at`` (UTC, ISO 8601), where known."""
+    return {
+        f"{event}_at": datetime.fromtimestamp(seen[event], timezone.utc).isoformat(timespec="milliseconds")
+        for event in ("submitted", "importing", "done")
+        if seen and seen.get(event) is not None
+    }
 
 
 def publish(

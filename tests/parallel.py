@@ -23,10 +23,13 @@ GROUPS = {
     # One Celery deployment for the whole module, then `airflow standalone`: never two at once.
     "tests/system/test_celery.py": "airflow-deployment",
     "tests/system/test_standalone.py": "airflow-deployment",
+    "tests/system/test_import_view_browser.py": "airflow-deployment",
     # The sdist and wheel are built once for the module.
     "tests/system/test_packaging.py": "packaging",
     # One S3 server (moto) for the module's lock and pointer tests.
     "tests/integration/test_state_on_s3.py": "state-on-s3",
+    # The imports the plugin's endpoints are read from are run once for the module.
+    "tests/e2e/test_import_view.py": "import-view",
 }
 
 # Handed out first: the longest work. Everything else keeps its collection order.

@@ -337,6 +337,7 @@ class BatchWatch:
             changes=changes,
             source=self.source,
             rows=state.rows,
+            times=state.part_times,
         )
         self.bound(state)
         problems, permanent = publish_results(

@@ -491,6 +491,7 @@ class BulkImport:
                     part.inner_end,
                 )
             )
+            state.part_times[batch_id] = {"submitted": time.time()}
             state.in_flight = None
             state.queue_full_refusals = 0
             self.save(state)

@@ -136,6 +136,9 @@ class ImportState:
     resume_seconds: list[float] = field(default_factory=list)
     woken_at: float | None = None  # when the last wait for a slot ended, until the next upload's answer
     resumes: int = 0  # times the task came back from the triggerer
+    # batch id -> when it was "submitted" (Marketo's answer to the upload) and first seen
+    # "importing" and "done" by a poll (epoch seconds): the parts' timeline in the UI.
+    part_times: dict[int, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +172,7 @@ class ImportState:
             "resume_seconds": self.resume_seconds,
             "woken_at": self.woken_at,
             "resumes": self.resumes,
+            "part_times": {str(k): v for k, v in self.part_times.items()},
         }
 
     @classmethod
@@ -209,6 +213,7 @@ class ImportState:
             resume_seconds=[float(v) for v in data.get("resume_seconds") or []],
             woken_at=float(data["woken_at"]) if data.get("woken_at") is not None else None,
             resumes=int(data.get("resumes") or 0),
+            part_times={int(k): dict(v) for k, v in (data.get("part_times") or {}).items()},
         )
 
     @classmethod

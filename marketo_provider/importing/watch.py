@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,8 +63,12 @@ def poll_round(state: ImportState) -> Generator[int, Mapping[str, Any], BatchSta
     object_type = state.target.object_type
     for batch_id in state.pending_batch_ids:
         status = BatchStatus.from_entry(object_type, (yield batch_id))
+        seen = state.part_times.setdefault(batch_id, {})
+        if status.status == IMPORTING:
+            seen.setdefault("importing", time.time())
         if not status.done:
             return status
+        seen["done"] = time.time()
         state.finished[batch_id] = status.to_json()
     return None
 

@@ -23,6 +23,7 @@ from marketo_provider.importing import (
 from marketo_provider.importing.journal import Journal
 from marketo_provider.importing.plan import plan_line
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
+from marketo_provider.plan_table import plan_lines
 from marketo_provider.sources import AnySource, Source, resolve_source
 from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
@@ -280,7 +281,7 @@ class MarketoBulkImportOperator(BaseOperator):
             except MarketoError as exc:
                 raise airflow_error(exc) from exc
             self.log.info("validate_only: nothing imported. %s", plan_line(plan))
-            self.log.info("The plan: %s", plan)
+            self.log.info("%s", "\n".join(plan_lines(plan)))
             return plan
         state: ImportState | None = None
         try:

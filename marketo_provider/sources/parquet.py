@@ -491,7 +491,8 @@ class ParquetBody:
                 unit="rows",
                 header_lines=0,
                 rows=True,
-                described=f"{chunk.label} rows {first:,}-{last:,}",
+                # Named as "Source Line" names a row: from 1, the last included.
+                described=f"{chunk.label} rows {first + 1:,}-{last:,}",
             )
             for chunk, first, last, a, b in runs
         ]

@@ -262,12 +262,13 @@ def test_parts_cut_between_rows_across_row_groups_and_files(tmp_path: Path) -> N
     assert checked.parts == len(parts) > 6
     assert all(p[3].startswith(b"email,notes\n") and len(p[3]) <= 4000 for p in parts)
     assert "".join(p[3].decode().split("\n", 1)[1] for p in parts) == "".join(expected)
-    # the origins name the files and rows (from 0, the end excluded), across a file's end
-    assert parts[0][4].startswith("data_0_0_0.snappy.parquet rows 0-")
+    # the origins name the files and rows (from 1, the last included, as Source Line counts
+    # them), across a file's end
+    assert parts[0][4].startswith("data_0_0_0.snappy.parquet rows 1-")
     spanning = next(p[4] for p in parts if "; " in p[4])
     assert (
         spanning.startswith("data_0_0_0.snappy.parquet rows ")
-        and "-400; data_0_0_1.snappy.parquet rows 0-" in spanning
+        and "-400; data_0_0_1.snappy.parquet rows 1-" in spanning
     )
 
 
