@@ -383,17 +383,36 @@ def _where(name: str, line: int, rows: Any) -> str:
     return str(Location(name, int(line), rows=bool(rows)))
 
 
-@dataclass
 class PartRecords:
     """The records one part sent, by the hash of their values: a row of the part's failures or
     warnings file (its values as uploaded) is matched to the record it echoes."""
 
-    by_values: dict[int, deque[tuple[int, Location]]]
-    sent: int  # records (not blank lines) the part sent
+    def __init__(
+        self, rows: Sequence[tuple[int, int, int, int]], files: Mapping[int, tuple[str, bool]]
+    ) -> None:
+        self._first: dict[int, int] = {}  # values' hash -> index into rows of its first record
+        self._more: dict[int, deque[int]] = {}  # the rest, where records share a hash (equal rows)
+        for index, row in enumerate(rows):
+            f = row[1]
+            if f in self._first:
+                self._more.setdefault(f, deque()).append(index)
+            else:
+                self._first[f] = index
+        self._rows = rows
+        self._files = files
+        self.sent = len(rows)  # records (not blank lines) the part sent
 
     def find(self, values: Sequence[str]) -> tuple[int, Location] | None:
-        found = self.by_values.get(stable_hash(_SEP.join(values)))
-        return found.popleft() if found else None
+        f = stable_hash(_SEP.join(values))
+        index = self._first.pop(f, None)
+        if index is None:
+            more = self._more.get(f)
+            if not more:
+                return None
+            index = more.popleft()
+        o, _, line, file = self._rows[index]
+        name, rows = self._files[file]
+        return o, Location(name, line, rows=rows)
 
 
 class Ledger:
@@ -453,17 +472,16 @@ class Ledger:
 
     def part_records(self, first: int, end: int) -> PartRecords:
         """The records sent among ordinals ``first``..``end`` (one part), by their values' hash."""
-        by_values: dict[int, deque[tuple[int, Location]]] = {}
-        sent = 0
-        for o, f, line, name, rows in self._db.execute(
-            "SELECT r.o, r.f, r.line, fl.name, fl.rows FROM rows r JOIN files fl ON fl.id = r.file "
-            "WHERE r.o >= ? AND r.o < ? AND r.f IS NOT NULL AND r.o NOT IN "
-            "(SELECT o FROM drops WHERE o >= ? AND o < ?) ORDER BY r.o",
-            (first, end, first, end),
-        ):
-            by_values.setdefault(int(f), deque()).append((int(o), Location(name, int(line), rows=bool(rows))))
-            sent += 1
-        return PartRecords(by_values, sent)
+        files = {
+            int(i): (str(name), bool(rows))
+            for i, name, rows in self._db.execute("SELECT id, name, rows FROM files")
+        }
+        rows = self._db.execute(
+            "SELECT r.o, r.f, r.line, r.file FROM rows r LEFT JOIN drops d ON d.o = r.o "
+            "WHERE r.o >= ? AND r.o < ? AND r.f IS NOT NULL AND d.o IS NULL ORDER BY r.o",
+            (first, end),
+        ).fetchall()
+        return PartRecords(rows, files)
 
     def mark_failed(self, ordinals: Sequence[int]) -> None:
         """Record rows Marketo failed (they are not confirmed)."""
