@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,31 @@ def test_the_triggers_of_one_loop_share_a_client_and_the_connection(
     events = asyncio.run(run())
     assert [e["event"] for e in events] == ["done"] * 20
     assert len(built) == 1 and looked_up == ["marketo_default"]
+
+
+def test_the_trigger_renews_the_state_lock_while_it_waits(
+    marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    import json
+    import threading
+
+    from marketo_provider.incremental import ChangeState, StateLocation
+
+    store = ChangeState(StateLocation(str(tmp_path / "state")), {})
+    store.lock("dag/task/run", lease_seconds=0.6)
+    taken = json.loads((tmp_path / "state" / "lock.json").read_text())["lease_until"]
+    marketo_env.hold_next_jobs(1)
+    ids = submit(1)
+    threading.Timer(2.0, marketo_env.release).start()  # the batch finishes after a few polls
+    lease = {
+        "state_path": str(tmp_path / "state"),
+        "state_conn_id": None,
+        "owner": "dag/task/run",
+        "seconds": 0.6,
+    }
+    trigger = MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05, lease=lease)
+    event = asyncio.run(first_event(trigger, timeout=120))
+    assert event["event"] == "done"
+    held = json.loads((tmp_path / "state" / "lock.json").read_text())
+    assert held["owner"] == "dag/task/run" and held["lease_until"] > taken  # renewed as it waited
+    assert trigger.serialize()[1]["lease"] == lease  # a restarted triggerer renews it too
