@@ -10,7 +10,9 @@ AIRFLOW_31 := 3.1.8
 AIRFLOW_32 := 3.2.2
 # Airflow 3.2.2 sets no upper bound on FastAPI, Cadwyn or svcs, and their newer releases break its
 # execution API (svcs 26 breaks the in-process one that dag.test() uses).
-PINS_31 :=
+# Airflow 3.1.8 sets an attribute on cryptography's MultiFernet, which cryptography 51 (a Rust class)
+# refuses: with a Fernet key (unit test mode has one) no connection can be built.
+PINS_31 := 'cryptography<51'
 PINS_32 := 'fastapi<0.137' 'cadwyn<8' 'svcs<26'
 COMPAT_VENVS := .venv-airflow31 .venv-airflow32
 
