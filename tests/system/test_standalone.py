@@ -90,6 +90,11 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
                 120,
                 "the DAG to be parsed",
             )
+            # Tasks report to the API server: on a busy machine it may start after the scheduler, and a
+            # task started before it answers dies with its calls unanswered (Airflow's, not the import's).
+            wait_for(
+                lambda: _answers(f"http://localhost:{api_port}/api/v2/monitor/health"), 180, "the API server"
+            )
             cli("dags", "unpause", dag_id)
             cli("dags", "trigger", dag_id)
             # Unpausing also starts the latest scheduled run: both runs must finish, and succeed.
@@ -111,3 +116,17 @@ def test_example_dag_in_a_real_airflow(tmp_path: Path) -> None:
             assert sandbox.client_secret not in text
         finally:
             stop_tree(airflow)
+
+
+def _answers(url: str) -> bool:
+    """Whether the server at ``url`` answers (any HTTP status)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
