@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from marketo_provider.api.errors import hide_secrets
+from marketo_provider.importing.plan import plan_line
 
 EXAMPLES = 5  # places listed per reason
 
@@ -81,6 +82,7 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
         f"validate_only: nothing imported. {source} into {plan.get('target') or plan.get('object_type')}:"
     ]
     lines += [f"  {a.ljust(width)}  {b.rjust(number)}  {c}".rstrip() for a, b, c in rows]
+    lines.append(f"  {plan_line({**plan, 'source': None})}")  # the counts that add up, what will fail
     origins = plan.get("part_origins") or []
     if origins:
         lines.append("  parts:")

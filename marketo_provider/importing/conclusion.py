@@ -19,6 +19,8 @@ from marketo_provider.importing.state import ImportState
 from marketo_provider.sources.ledger import Ledger, RowPolicy
 from marketo_provider.sources.records import Location
 
+FAILED_BATCH = 10_000  # ordinals of failed rows held before they go to the ledger
+
 
 class RefusedRows:
     """The rows refused before upload, and the header they were read under (the names sent)."""
@@ -80,6 +82,9 @@ class Conclusion:
                     return None
                 if kind == "failures":
                     failed.append(found[0])
+                    if len(failed) >= FAILED_BATCH:  # kept in the ledger, not in memory
+                        ledger.mark_failed(failed)
+                        failed.clear()
                 return found[1]
 
             return find

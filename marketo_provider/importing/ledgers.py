@@ -27,11 +27,27 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("._")[:80] or "_"
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.=+-]{1,80}-[0-9a-f]{16}\.sqlite\.gz")
+
+
 class LedgerPlace:
-    """The ledger of one import (by its owner and the time it began)."""
+    """The ledger of one import (by its owner and the time it began).
+
+    ``info`` comes back from the import's state, which may have been kept in a shared folder: only
+    a name this module writes is taken, and the local file is always under the system's temporary
+    folder (nothing else is ever opened or removed)."""
 
     def __init__(self, info: Mapping[str, Any]) -> None:
-        self.info = dict(info)
+        name = str(info.get("name") or "")
+        if not _NAME.fullmatch(name):
+            raise MarketoValueError(
+                f"the import's state names a ledger {name[:100]!r} this provider does not write; the state "
+                "was changed by hand. Start a new run"
+            )
+        self.info = {
+            **info,
+            "local": os.path.join(tempfile.gettempdir(), LEDGERS_FOLDER, name[: -len(".gz")]),
+        }
 
     @classmethod
     def new(cls, owner: str, started_at: float, options: Any) -> LedgerPlace:

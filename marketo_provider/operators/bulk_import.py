@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,7 +22,6 @@ from marketo_provider.importing import (
     Wait,
 )
 from marketo_provider.importing.journal import Journal
-from marketo_provider.importing.plan import plan_line
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
 from marketo_provider.plan_table import plan_lines
 from marketo_provider.sources import AnySource, Source, resolve_source
@@ -280,34 +280,38 @@ class MarketoBulkImportOperator(BaseOperator):
                 plan = run.plan()
             except MarketoError as exc:
                 raise airflow_error(exc) from exc
-            self.log.info("validate_only: nothing imported. %s", plan_line(plan))
             self.log.info("%s", "\n".join(plan_lines(plan)))
             return plan
-        state: ImportState | None = None
-        try:
-            state = run.begin(_load(context, self.log, Journal.of(context, run.options)))
+        with self._ending(context, run) as begun:
+            state = begun(run.begin(_load(context, self.log, Journal.of(context, run.options))))
             if state is None:
                 return run.empty_summary()
             return self._carry_on(context, run, state)
-        except TaskDeferred:
-            raise
-        except BaseException as exc:
-            run.abandon(state, retried=_retried(context, self, exc))
-            if isinstance(exc, MarketoError):
-                raise airflow_error(exc) from exc
-            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: submit what remains, wait again, or conclude."""
         run = self._import(context)
-        state: ImportState | None = None
-        try:
-            state = ImportState.from_json(event["import_state"])
+        with self._ending(context, run) as begun:
+            begun(ImportState.from_json(event["import_state"]))
             return self._carry_on(context, run, run.resume(event))
+
+    @contextmanager
+    def _ending(self, context: Context, run: BulkImport) -> Iterator[Callable[[Any], Any]]:
+        """However the import stops (not a deferral): the state's lock and the ledger let go unless
+        Airflow retries the task, and our errors as Airflow's. Yields a function that notes the
+        import's state once it is known."""
+        known: list[ImportState | None] = [None]
+
+        def begun(state: Any) -> Any:
+            known[0] = state
+            return state
+
+        try:
+            yield begun
         except TaskDeferred:
             raise
         except BaseException as exc:
-            run.abandon(state, retried=_retried(context, self, exc))
+            run.abandon(known[0], retried=_retried(context, self, exc))
             if isinstance(exc, MarketoError):
                 raise airflow_error(exc) from exc
             raise

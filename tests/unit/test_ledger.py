@@ -98,3 +98,24 @@ def test_the_plan_line_says_what_will_fail() -> None:
     assert line.startswith("leads.csv: 10 rows; 7 sent; 3 kept out (2 refused, 1 without key")
     assert "3 rows are predicted to fail (3 certain to): 2 x 'Invalid data type in field Lead Score'" in line
     assert "every check passed" not in line
+
+
+def test_a_ledger_place_read_back_from_a_shared_state_is_not_trusted(tmp_path: Path) -> None:
+    import os
+    import tempfile
+
+    import pytest
+
+    from marketo_provider.api import MarketoValueError
+    from marketo_provider.importing.ledgers import LedgerPlace
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    name = "dag_task_run-0123456789abcdef.sqlite.gz"
+    place = LedgerPlace({"name": name, "local": str(victim), "stored": None})
+    assert place.local == os.path.join(tempfile.gettempdir(), "marketo-provider-ledgers", name[:-3])
+    place.remove()
+    assert victim.read_text() == "keep me"  # the path written in the state is never used
+    for bad in ("../../victim.txt", "/etc/passwd", "x.sqlite.gz", ""):
+        with pytest.raises(MarketoValueError, match="does not write"):
+            LedgerPlace({"name": bad, "local": str(victim), "stored": None})
