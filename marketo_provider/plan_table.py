@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marketo_provider.api.errors import hide_secrets
+from marketo_provider.api.redaction import hide_secrets
 from marketo_provider.importing.plan import plan_line
 
 EXAMPLES = 5  # places listed per reason

@@ -1,7 +1,9 @@
 """What this project knows about Marketo's bulk import API, with no I/O, by concern:
 
-``errors``      the errors raised, which a retry can fix, what to do about each of Marketo's codes,
-                redaction of server text
+``errors``      the errors raised, each saying whether a retry can help; the error for each code
+``codes``       what to do about each of Marketo's error codes
+``retries``     whether a failed call is made again, and after how long a pause
+``redaction``   the secrets this process holds, and text cleaned of them before it is shown
 ``targets``     object types, file formats, :class:`ImportTarget` and :class:`ImportSpec` (what an
                 import sends), paths, required columns, the header rules
 ``protocol``    :func:`call_flow` (how a call is made) and the readers of Marketo's answers,
@@ -12,6 +14,12 @@
 Every name is importable from ``marketo_provider.api``; docs/api.rst lists the ones a user needs.
 """
 
+from marketo_provider.api.codes import (
+    GATEWAY_AFTER_SEND_CODES,
+    TRANSIENT_HTTP_STATUSES,
+    ErrorAction,
+    error_action,
+)
 from marketo_provider.api.connection import (
     TOKEN_PATH,
     ConnectionSettings,
@@ -20,9 +28,6 @@ from marketo_provider.api.connection import (
     read_verify,
 )
 from marketo_provider.api.errors import (
-    GATEWAY_AFTER_SEND_CODES,
-    TRANSIENT_HTTP_STATUSES,
-    ErrorAction,
     MarketoAnswerError,
     MarketoAPIError,
     MarketoAuthError,
@@ -40,18 +45,7 @@ from marketo_provider.api.errors import (
     MarketoTransportError,
     MarketoValueError,
     TransportFailure,
-    error_action,
     error_for,
-    hide_secrets,
-    is_retryable,
-    known_secrets,
-    mask_uri_credentials,
-    redact,
-    remember_secret,
-    retry_wait_seconds,
-    server_text,
-    uri_credentials,
-    without_secrets,
 )
 from marketo_provider.api.limits import (
     CLIENT_CALLS_PER_WINDOW,
@@ -90,6 +84,17 @@ from marketo_provider.api.protocol import (
     read_token_answer,
     token_call,
 )
+from marketo_provider.api.redaction import (
+    hide_secrets,
+    known_secrets,
+    mask_uri_credentials,
+    redact,
+    remember_secret,
+    server_text,
+    uri_credentials,
+    without_secrets,
+)
+from marketo_provider.api.retries import is_retryable, retry_wait_seconds
 from marketo_provider.api.targets import (
     COMPLETE,
     DEFAULT_LOOKUP_FIELD,

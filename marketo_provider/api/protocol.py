@@ -10,10 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from marketo_provider.api.codes import GATEWAY_AFTER_SEND_CODES, TRANSIENT_HTTP_STATUSES
 from marketo_provider.api.connection import ConnectionSettings, Token
 from marketo_provider.api.errors import (
-    GATEWAY_AFTER_SEND_CODES,
-    TRANSIENT_HTTP_STATUSES,
     MarketoAnswerError,
     MarketoAPIError,
     MarketoAuthError,
@@ -25,10 +24,10 @@ from marketo_provider.api.errors import (
     MarketoTransientError,
     MarketoTransportError,
     error_for,
-    server_text,
 )
 from marketo_provider.api.fields import fields_of_describe
 from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES, MAX_JSON_ANSWER_BYTES, token_renew_at
+from marketo_provider.api.redaction import server_text
 from marketo_provider.api.targets import DONE_STATUSES, FAILED, ImportTarget, ObjectType
 
 T = TypeVar("T")

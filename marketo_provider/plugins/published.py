@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api.errors import hide_secrets
+from marketo_provider.api.redaction import hide_secrets
 from marketo_provider.api.targets import FileFormat
 from marketo_provider.results import RESULT_KINDS, ResultsLocation
 
