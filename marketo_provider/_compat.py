@@ -1,4 +1,4 @@
-"""Names that moved between Airflow 3.1 and 3.3."""
+"""Names that moved between Airflow 3.1 and 3.3, and masking secrets in Airflow's task logs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "TaskDeferred",
-    "airflow_error",
     "amask_secret",
     "conf",
     "mask_uri_secrets",
@@ -41,14 +40,6 @@ async def amask_secret(secret: Any) -> None:
         mask_secret(secret)
     else:
         await mask(secret)
-
-
-def airflow_error(exc: BaseException) -> Exception:
-    """Our error as Airflow's: ``AirflowFailException`` (no task retry) when retrying cannot help
-    (bad input or set-up, refused credentials, codes like 603 or 1003), ``AirflowException``
-    otherwise. The one place the operator, the sensor and the trigger's resumption map errors."""
-    cls = AirflowFailException if getattr(exc, "permanent", False) else AirflowException
-    return cls(str(exc))
 
 
 def mask_uri_secrets(uri: Any) -> None:

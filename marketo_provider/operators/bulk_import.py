@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from marketo_provider._compat import AirflowFailException, TaskDeferred, airflow_error, conf, mask_uri_secrets
+from marketo_provider._compat import AirflowFailException, TaskDeferred, conf, mask_uri_secrets
+from marketo_provider.airflow_errors import airflow_error
 from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from marketo_provider._compat import airflow_error, conf
+from marketo_provider._compat import conf
+from marketo_provider.airflow_errors import airflow_error
 from marketo_provider.api import FileFormat, ImportTarget, MarketoError
 from marketo_provider.hooks.marketo import MarketoHook
 from marketo_provider.importing import (
