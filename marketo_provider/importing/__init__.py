@@ -11,16 +11,15 @@
 The operator, the sensor and the trigger only map these to Airflow.
 """
 
-from marketo_provider.importing.batches import (
+from marketo_provider.importing.batches import BatchWatch
+from marketo_provider.importing.conclusion import HandedOver
+from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError
+from marketo_provider.importing.options import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
-    BatchWatch,
-    ImportAbortedError,
-    ImportFailedError,
     ImportOptions,
     parse_batch_ids,
 )
-from marketo_provider.importing.conclusion import HandedOver
 from marketo_provider.importing.run import BulkImport, SubmitOutcome, part_filename
 from marketo_provider.importing.state import STATE_KEY, STATE_VERSION, ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll, poll, poll_round

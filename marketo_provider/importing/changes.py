@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from marketo_provider.api import ImportSpec
-from marketo_provider.importing.batches import ImportAbortedError, ImportOptions
+from marketo_provider.importing.errors import ImportAbortedError
+from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
 from marketo_provider.incremental import ChangeState, Loaded, StateLocation, build_state, scope_of
 from marketo_provider.sources import AnySource, Preflight

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from marketo_provider.api import COMPLETE, BatchStatus
-from marketo_provider.importing.batches import ImportAbortedError
 from marketo_provider.importing.changes import ChangedRows
+from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace
 from marketo_provider.importing.state import ImportState
 from marketo_provider.sources.ledger import Ledger, RowPolicy

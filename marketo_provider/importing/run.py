@@ -21,16 +21,12 @@ from marketo_provider.api import (
     MarketoSubmitOutcomeUnknownError,
     queue_full_wait_seconds,
 )
-from marketo_provider.importing.batches import (
-    BatchWatch,
-    ImportAbortedError,
-    ImportOptions,
-    PushXCom,
-    past_deadline,
-)
+from marketo_provider.importing.batches import BatchWatch, PushXCom
 from marketo_provider.importing.changes import ChangedRows
 from marketo_provider.importing.conclusion import Conclusion
+from marketo_provider.importing.errors import ImportAbortedError, past_deadline
 from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
+from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
 from marketo_provider.results import ImportSummary
