@@ -20,8 +20,9 @@ from marketo_provider.importing.options import (
     ImportOptions,
     parse_batch_ids,
 )
-from marketo_provider.importing.run import BulkImport, SubmitOutcome, part_filename
+from marketo_provider.importing.run import BulkImport
 from marketo_provider.importing.state import STATE_KEY, STATE_VERSION, ImportState, PartRange, SubmittedPart
+from marketo_provider.importing.submitting import SubmitOutcome, part_filename
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll, poll, poll_round
 
 __all__ = [

@@ -1,48 +1,32 @@
 """Running one import: :class:`BulkImport` checks every argument, the source and the results
-location before anything is sent; submits parts while Marketo's queue has room; waits (on the
+location before anything is sent (:mod:`~marketo_provider.importing.checking`); submits parts
+while Marketo's queue has room (:mod:`~marketo_provider.importing.submitting`); waits (on the
 worker, or in the triggerer through the same rules); and concludes through its
 :class:`~marketo_provider.importing.batches.BatchWatch`."""
 
 from __future__ import annotations
 
-import enum
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from marketo_provider.api import (
-    MAX_QUEUED_JOBS,
-    ImportSpec,
-    MarketoError,
-    MarketoQueueFullError,
-    MarketoSubmitOutcomeUnknownError,
-    queue_full_wait_seconds,
-)
+from marketo_provider.api import ImportSpec
 from marketo_provider.importing.batches import BatchWatch, PushXCom
 from marketo_provider.importing.changes import ChangedRows
+from marketo_provider.importing.checking import Checks
 from marketo_provider.importing.conclusion import Conclusion
-from marketo_provider.importing.errors import ImportAbortedError, past_deadline
+from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
 from marketo_provider.importing.options import ImportOptions
-from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
-from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
+from marketo_provider.importing.state import ImportState
+from marketo_provider.importing.submitting import Submitter
+from marketo_provider.importing.watch import Wait, WaitEnd
 from marketo_provider.results import ImportSummary
-from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
+from marketo_provider.sources import AnySource, QuerySource
 from marketo_provider.sources.ledger import Ledger, RowPolicy, counts_line, source_fingerprint
-from marketo_provider.sources.preflight import Mark
 from marketo_provider.sources.trace import RecordTracer
-
-
-class SubmitOutcome(str, enum.Enum):
-    """What came of uploading one part."""
-
-    ACCEPTED = "accepted"  # Marketo created a batch for it
-    OUTCOME_UNKNOWN = "outcome_unknown"  # sent, no answer: recorded, not sent again
-    QUEUE_FULL = "queue_full"  # 1016: Marketo's queue has no room; the part waits
 
 
 class BulkImport:
@@ -81,6 +65,8 @@ class BulkImport:
         self.batches = BatchWatch(
             hook, spec.target, options, file_format=spec.file_format, log=log, save=save, source=source.name
         )
+        self.checks = Checks(hook, spec, source, options, self.changes, owner=self.owner, log=log)
+        self.submitter = Submitter(hook, spec, source, options, self.batches, self.ledger, log=log)
 
     def save(self, state: ImportState) -> None:
         self.batches.save(state)
@@ -91,106 +77,7 @@ class BulkImport:
         """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
         the results location), and what the import would send, without importing anything: the
         plan is made from the ledger pre-flight writes."""
-        plan_state = ImportState("", self.target.object_type.value, None, 0.0)
-        try:
-            checked = self._check(for_plan=True, state=plan_state)
-        finally:
-            self.changes.release()
-        checks = checked.checks
-        counts = checked.counts
-        would_send = None
-        if counts is not None:
-            would_send = counts["rows_to_send"]
-        elif checked.records is not None:
-            would_send = checked.records
-        if checked.ledger is not None:
-            checked.ledger.close()
-        if checked.workdir is not None:
-            checked.workdir.cleanup()
-        return {
-            "validate_only": True,
-            "object_type": self.target.object_type.value,
-            "target": self.target.label,
-            "source": checked.name,
-            "columns": list(checked.header.names),
-            "renamed_columns": _renamed(checked),
-            "parts": checked.parts,
-            "part_origins": list(checked.part_origins),
-            "bytes": checked.body_bytes,
-            "records": checked.records,
-            "records_to_send": would_send,
-            "rows": counts,
-            "results_path": self.options.results.path,
-            "query": self.spec.query,
-            "row_checks": checks.to_json() if checks is not None else None,
-            "changes": self.changes.summary(plan_state),
-            "api_calls": self.hook.api_calls,
-        }
-
-    def _check(
-        self, *, for_plan: bool = False, state: ImportState | None = None, ledger_path: str | None = None
-    ) -> Preflight:
-        """Every check before the first upload: the results location, the source (its header, its
-        columns against describe, every record, every value), then what the user chose to do
-        about rows Marketo would refuse and repeated keys. ``for_plan``: report, never stop."""
-        self.options.results.check_writable()
-        if self.options.state is not None:
-            self.options.state.check_writable()
-        options = self.options
-        loaded = self.changes.load() if self.changes.on else None
-        checked = self._preflight(loaded.path if loaded is not None else None, ledger_path)
-        if loaded is not None and state is not None:
-            state.change = {
-                "generation": loaded.generation,
-                "full": loaded.path is None,
-                "why_full": loaded.why_full,
-                "owner": self.owner,
-                "counts": checked.changes or {},
-            }
-            self.changes.log_changes(checked, loaded)
-        report = checked.checks
-        if report is None:
-            return checked
-        for line in report.lines():
-            self.log.warning("Pre-flight, %s: %s", checked.name, line)
-        if for_plan:
-            return checked
-        stops = []
-        if options.on_invalid_rows is OnInvalidRows.FAIL and report.rows_failing:
-            stops.append(f"{report.rows_failing:,} rows Marketo would or may refuse (on_invalid_rows='fail')")
-        elif options.max_failed_rows is not None and report.rows_failing > options.max_failed_rows:
-            stops.append(
-                f"{report.rows_failing:,} rows Marketo would or may refuse, more than "
-                f"max_failed_rows={options.max_failed_rows}"
-            )
-        if options.on_repeated_keys is OnRepeatedKeys.FAIL and report.repeated_rows:
-            stops.append(
-                f"{report.repeated_rows:,} rows repeat an earlier row's key (on_repeated_keys='fail')"
-            )
-        if stops:
-            if checked.ledger is not None:
-                checked.ledger.close()
-            raise ImportAbortedError(
-                f"nothing was sent: {checked.name} has {' and '.join(stops)}. "
-                + " ".join(f"{line}." for line in report.lines()),
-                permanent=True,
-            )
-        return checked
-
-    def _preflight(
-        self, previous: str | None, ledger_path: str | None, policy: RowPolicy | None = None
-    ) -> Preflight:
-        return preflight(
-            self.source,
-            object_type=self.spec.object_type,
-            lookup_field=self.spec.lookup_field,
-            custom_object_name=self.target.custom_object_name,
-            describe=self.hook.describe,
-            check_columns=self.options.check_columns,
-            policy=policy or self.options.rows,
-            previous=previous,
-            ledger_path=ledger_path,
-        )
+        return self.checks.plan()
 
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
         """Check everything and start the import, or resume the one an earlier try began.
@@ -222,7 +109,7 @@ class BulkImport:
         place = None
         if self.options.rows.reads_rows and not isinstance(self.source, QuerySource):
             place = LedgerPlace.new(self.owner, state.started_at, self.options)
-        checked = self._check(state=state, ledger_path=place.prepare() if place is not None else None)
+        checked = self.checks.check(state=state, ledger_path=place.prepare() if place is not None else None)
         fingerprint = source_fingerprint(self.source) if place is not None else None
         if checked.empty:
             self.log.info(
@@ -282,7 +169,7 @@ class BulkImport:
         """The ledger written again by the same single pass, against the same state generation."""
         previous = self.changes.previous(state) if self.changes.on else None
         policy = RowPolicy.from_json(state.policy) if state.policy else self.options.rows
-        checked = self._preflight(previous, path, policy)
+        checked = self.checks.preflight(previous, path, policy)
         if checked.ledger is None:
             raise ImportAbortedError(f"the ledger of {self.source.name} cannot be written again")
         if state.rows is not None and checked.counts is not None:
@@ -327,210 +214,7 @@ class BulkImport:
         """Submit what can be submitted now. Returns the wait that comes next, or None when the
         import is ready to conclude (every part handled and, when waiting for completion, every
         batch done)."""
-        if state.all_submitted:
-            if not self.options.wait_for_completion or not state.pending_batch_ids:
-                return None
-            return Wait.start(state, WaitFor.COMPLETION, poll_interval=self.options.poll_interval)
-        if time.time() >= state.deadline:
-            self.batches.raise_timeout(state)
-        self.batches.bound(state)
-        blocked_by_others = self._submit(state)
-        if state.all_submitted:
-            self.log.info("Every part is handled: %s", state.accounting())
-            return self.advance(state)
-        # The queue is full. When our own batches fill it, only their finishing frees a slot: wait
-        # for the low-water mark (watch.Wait). When other integrations' jobs do (1016), look again
-        # after a while.
-        wake_at = None
-        if blocked_by_others:
-            wake_at = time.time() + queue_full_wait_seconds(
-                self.options.poll_interval, state.queue_full_refusals
-            )
-        return Wait.start(state, WaitFor.QUEUE_SLOT, wake_at, poll_interval=self.options.poll_interval)
-
-    def _submit(self, state: ImportState) -> bool:
-        """Submit parts in order while the queue has room. Returns True when Marketo answered 1016
-        (other jobs fill the queue), False when every part is handled or ours fill the queue."""
-        self._settle_in_flight(state)
-        handled = state.handled_parts
-        if handled != set(range(len(handled))):  # parts are handled strictly in order
-            raise ImportAbortedError(f"the import state is inconsistent: {state.accounting()}")
-        if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
-            return False
-        resume_at = (len(handled), state.resume_offset) if handled else None
-        ledger = self.ledger(state)
-        if ledger is not None and handled:
-            self._number_earlier_parts(state, ledger)
-        last = state.last_part
-        mark = None
-        if last is not None and last.end_ordinal is not None and last.inner_end is not None:
-            mark = Mark(last.source_end, last.inner_end, last.end_ordinal)
-        with source_parts(
-            self.source,
-            resume_at=resume_at,
-            expected_header=state.header or None,
-            ledger=ledger,
-            mark=mark,
-        ) as parts:
-            count = len(handled)
-            for part in parts:
-                if len(state.pending_batch_ids) >= MAX_QUEUED_JOBS:
-                    self.log.info(
-                        "Marketo's queue holds 10 of this import's batches; part %d waits", part.index
-                    )
-                    return False
-                count = part.index + 1
-                if self._submit_part(state, part) is SubmitOutcome.QUEUE_FULL:
-                    return True
-            state.parts_total = count
-            self.save(state)
-        return False
-
-    def _number_earlier_parts(self, state: ImportState, ledger: Ledger) -> None:
-        """Parts an earlier release submitted do not know the ordinals of their records: cut the
-        source again up to them (nothing is sent) to learn them from the ledger, so they are traced
-        and confirmed like the others. A cut that does not line up means the source changed."""
-        handled: list[SubmittedPart | PartRange] = [*state.submitted, *state.uncertain]
-        if all(p.end_ordinal is not None for p in handled):
-            return
-        last = max(p.part for p in handled)
-        found: dict[int, tuple[int, int, int | None, int | None, int | None]] = {}
-        with source_parts(self.source, expected_header=state.header or None, ledger=ledger) as parts:
-            for part in parts:
-                found[part.index] = (
-                    part.source_start,
-                    part.source_end,
-                    part.first_ordinal,
-                    part.end_ordinal,
-                    part.inner_end,
-                )
-                if part.index >= last:
-                    break
-        for p in state.submitted:
-            start, end, first, stop, inner = found.get(p.part, (None, None, None, None, None))
-            if (start, end) != (p.source_start, p.source_end):
-                raise ImportAbortedError(
-                    f"import source {self.source.name} changed since earlier parts were submitted: part "
-                    f"{p.part} no longer lines up. {state.accounting()}",
-                    permanent=True,
-                )
-            p.first_ordinal, p.end_ordinal, p.inner_end = first, stop, inner
-        state.uncertain = [
-            PartRange(u.part, u.source_start, u.source_end, *found.get(u.part, (0, 0, None, None, None))[2:])
-            for u in state.uncertain
-        ]
-        self.save(state)
-
-    def _submit_part(self, state: ImportState, part: Part) -> SubmitOutcome:
-        """Upload one part, recorded as in flight first, and record what came of it: accepted (its
-        batch id), an unknown outcome (not sent again unless ``resend_uncertain_parts``), or a full
-        queue (the part waits for a slot)."""
-        span = PartRange(
-            part.index,
-            part.source_start,
-            part.source_end,
-            part.first_ordinal,
-            part.end_ordinal,
-            part.inner_end,
-        )
-        while True:
-            state.in_flight = span
-            self.save(state)
-            try:
-                entry = self.hook.submit_import(
-                    self.spec, part.reader(), filename=part_filename(self.source, part.index)
-                )
-            except MarketoQueueFullError:
-                self._note_resumed(state)
-                state.in_flight = None
-                state.queue_full_refusals += 1
-                self.save(state)
-                self.log.info(
-                    "Marketo's import queue is full (1016); part %d and later wait for a slot", part.index
-                )
-                return SubmitOutcome.QUEUE_FULL
-            except MarketoSubmitOutcomeUnknownError as exc:
-                self.log.error("Part %d: %s", part.index, exc)
-                state.in_flight = None
-                if self.options.resend_uncertain_parts and span not in state.resent:
-                    state.resent.append(span)
-                    self.save(state)
-                    self.log.warning(
-                        "Part %d is sent again (resend_uncertain_parts=True): if Marketo had it, its rows are "
-                        "imported twice",
-                        part.index,
-                    )
-                    continue
-                state.uncertain.append(span)
-                self.save(state)
-                return SubmitOutcome.OUTCOME_UNKNOWN
-            except MarketoError as exc:
-                state.in_flight = None
-                self.save(state)
-                if past_deadline(exc):
-                    self.batches.raise_timeout(state)
-                raise ImportAbortedError(
-                    f"submitting part {part.index} failed: {exc}. {state.accounting()}",
-                    permanent=exc.permanent,
-                ) from exc
-            batch_id = int(entry["batchId"])
-            self._note_resumed(state)
-            state.submitted.append(
-                SubmittedPart(
-                    part.index,
-                    batch_id,
-                    part.source_start,
-                    part.source_end,
-                    part.origin,
-                    part.first_ordinal,
-                    part.end_ordinal,
-                    part.inner_end,
-                )
-            )
-            state.part_times[batch_id] = {"submitted": time.time()}
-            state.in_flight = None
-            state.queue_full_refusals = 0
-            self.save(state)
-            self.log.info(
-                "Part %d (%s bytes, %s) accepted as batch %s",
-                part.index,
-                f"{part.size:,}",
-                part.origin,
-                batch_id,
-            )
-            return SubmitOutcome.ACCEPTED
-
-    def _note_resumed(self, state: ImportState) -> None:
-        seconds = state.note_resumed(time.time())
-        if seconds is not None:
-            self.log.info(
-                "Marketo answered %.1f s after the wait for a slot ended (the way back; the next waits "
-                "allow for the longest of the last few)",
-                seconds,
-            )
-
-    def _settle_in_flight(self, state: ImportState) -> None:
-        """A part recorded as being uploaded when an earlier try died: Marketo may have it."""
-        span = state.in_flight
-        if span is None:
-            return
-        state.in_flight = None
-        if self.options.resend_uncertain_parts:
-            state.resent.append(span)
-            self.log.warning(
-                "%s was being uploaded when an earlier try stopped; it is sent again "
-                "(resend_uncertain_parts=True): if Marketo had accepted it, its rows are imported twice",
-                span.described.capitalize(),
-            )
-        else:
-            self.log.error(
-                "%s was being uploaded when an earlier try stopped; Marketo may or may not have it. It is "
-                "not sent again (resend_uncertain_parts=False) and the import will fail naming it once the "
-                "other parts are done",
-                span.described.capitalize(),
-            )
-            state.uncertain.append(span)
-        self.save(state)
+        return self.submitter.advance(state)
 
     # ---- wait and conclude (the batches' watch) ---------------------------------------------
 
@@ -623,24 +307,3 @@ class BulkImport:
                 return tracer.finder(start, end)
 
             yield finder, ()
-
-
-def _renamed(checked: Preflight) -> dict[str, str]:
-    """Columns sent under another name than the source's (column_mapping, describe's spelling)."""
-    source = checked.header.source_names or checked.header.names
-    return {s: n for s, n in zip(source, checked.header.names, strict=False) if s != n}
-
-
-def part_filename(source: AnySource, index: int) -> str:
-    """The file name a part is uploaded as: the source's name (no folder, pattern or compression
-    suffix) and the part's number, e.g. ``leads-part0003.csv``."""
-    fmt = source.file_format.value
-    if isinstance(source, QuerySource):
-        stem = "query"
-    else:
-        stem = str(source.location).rstrip("/").rsplit("/", 1)[-1]
-        for suffix in (".gz", ".gzip", ".bz2", ".xz", f".{fmt}", ".csv", ".txt"):
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "import"
-    return f"{stem}-part{index:04d}.{fmt}"

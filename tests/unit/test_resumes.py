@@ -20,6 +20,7 @@ from marketo_provider.api import ImportSpec, MarketoQueueFullError
 from marketo_provider.importing import BulkImport, ImportOptions, ImportState, WaitFor
 from marketo_provider.importing import batches as batches_module
 from marketo_provider.importing import run as run_module
+from marketo_provider.importing import submitting as submitting_module
 from marketo_provider.sources import Source
 from marketo_provider.testing import Clock, MarketoBackend, SandboxConfig
 from marketo_provider.testing.errors import SandboxError
@@ -107,7 +108,7 @@ class Simulation:
         )
         self.clock = SimulatedTime(self.backend)
         self.hook = SandboxHook(self.backend, self.clock)
-        for module in (run_module, batches_module, trigger_module):
+        for module in (run_module, submitting_module, batches_module, trigger_module):
             monkeypatch.setattr(module, "time", self.clock)
         monkeypatch.setattr(trigger_module, "asyncio", SimulatedAsyncio(self.clock))
         monkeypatch.setattr(trigger_module, "MarketoHook", lambda conn_id: self.hook)
