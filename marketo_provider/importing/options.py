@@ -33,21 +33,9 @@ class ImportOptions:
     state: StateLocation | None = None  # where the confirmed state (and the journal) is kept
     full_refresh: bool = False
 
-    # The row policy's settings, as the rest of the import reads them (never parsed again).
-    @property
-    def check_values(self) -> bool:
-        return self.rows.check_values
-
-    @property
-    def on_invalid_rows(self) -> OnInvalidRows:
-        return self.rows.on_invalid_rows
-
-    @property
-    def on_repeated_keys(self) -> OnRepeatedKeys:
-        return self.rows.on_repeated_keys
-
     @property
     def changed_rows_only(self) -> bool:
+        """Whether only rows changed since the last confirmed import are sent (``rows`` says it)."""
         return self.rows.changed_rows_only
 
     @classmethod

@@ -13,15 +13,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from marketo_provider.api import ImportSpec
+from marketo_provider.importing import checking, submitting
 from marketo_provider.importing.batches import BatchWatch, PushXCom
 from marketo_provider.importing.changes import ChangedRows
-from marketo_provider.importing.checking import Checks
 from marketo_provider.importing.conclusion import Conclusion
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
 from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
-from marketo_provider.importing.submitting import Submitter
 from marketo_provider.importing.watch import Wait, WaitEnd
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import AnySource, QuerySource
@@ -65,8 +64,6 @@ class BulkImport:
         self.batches = BatchWatch(
             hook, spec.target, options, file_format=spec.file_format, log=log, save=save, source=source.name
         )
-        self.checks = Checks(hook, spec, source, options, self.changes, owner=self.owner, log=log)
-        self.submitter = Submitter(hook, spec, source, options, self.batches, self.ledger, log=log)
 
     def save(self, state: ImportState) -> None:
         self.batches.save(state)
@@ -77,7 +74,7 @@ class BulkImport:
         """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
         the results location), and what the import would send, without importing anything: the
         plan is made from the ledger pre-flight writes."""
-        return self.checks.plan()
+        return checking.plan(self)
 
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
         """Check everything and start the import, or resume the one an earlier try began.
@@ -109,7 +106,9 @@ class BulkImport:
         place = None
         if self.options.rows.reads_rows and not isinstance(self.source, QuerySource):
             place = LedgerPlace.new(self.owner, state.started_at, self.options)
-        checked = self.checks.check(state=state, ledger_path=place.prepare() if place is not None else None)
+        checked = checking.check(
+            self, state=state, ledger_path=place.prepare() if place is not None else None
+        )
         fingerprint = source_fingerprint(self.source) if place is not None else None
         if checked.empty:
             self.log.info(
@@ -169,7 +168,7 @@ class BulkImport:
         """The ledger written again by the same single pass, against the same state generation."""
         previous = self.changes.previous(state) if self.changes.on else None
         policy = RowPolicy.from_json(state.policy) if state.policy else self.options.rows
-        checked = self.checks.preflight(previous, path, policy)
+        checked = checking.preflight_source(self, previous, path, policy)
         if checked.ledger is None:
             raise ImportAbortedError(f"the ledger of {self.source.name} cannot be written again")
         if state.rows is not None and checked.counts is not None:
@@ -214,7 +213,7 @@ class BulkImport:
         """Submit what can be submitted now. Returns the wait that comes next, or None when the
         import is ready to conclude (every part handled and, when waiting for completion, every
         batch done)."""
-        return self.submitter.advance(state)
+        return submitting.advance(self, state)
 
     # ---- wait and conclude (the batches' watch) ---------------------------------------------
 
