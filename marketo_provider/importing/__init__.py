@@ -1,12 +1,18 @@
 """How one import runs, below the Airflow classes.
 
-``state``      :class:`ImportState`: which parts became which batches, each batch's final status,
-               the calls made; JSON that travels across deferrals and task retries
-``watch``      which batches a poll asks about and when a wait is over (:class:`Wait`), shared by
-               the worker, the sensor and the trigger
-``batches``    :class:`BatchWatch`: watching an import's batches and concluding it (the sensor's
-               whole job); :class:`ImportOptions`, checked before the first call
-``run``        :class:`BulkImport`: one import from the first check to the published results
+``state``       :class:`ImportState`: which parts became which batches, each batch's final status,
+                the calls made; JSON that travels across deferrals and task retries
+``watch``       which batches a poll asks about and when a wait is over (:class:`Wait`), shared by
+                the worker, the sensor and the trigger
+``options``     :class:`ImportOptions`, how an import runs, checked before the first call; the
+                batch ids a sensor watches
+``errors``      :class:`ImportAbortedError` (the import stopped) and :class:`ImportFailedError`
+                (it ran but must not look like success)
+``batches``     :class:`BatchWatch`: watching an import's batches and concluding it (the sensor's
+                whole job)
+``checking``    every check before the first upload, and the ``validate_only`` plan
+``submitting``  uploading the parts while Marketo's queue has room
+``run``         :class:`BulkImport`: one import from the first check to the published results
 
 The operator, the sensor and the trigger only map these to Airflow.
 """
