@@ -114,6 +114,8 @@ def check(
 def preflight_source(
     run: BulkImport, previous: str | None, ledger_path: str | None, policy: RowPolicy | None = None
 ) -> Preflight:
+    """The source's pre-flight: against the ``previous`` confirmed state, writing the ledger at
+    ``ledger_path``, by ``policy`` (the import's row policy unless another is given)."""
     return preflight(
         run.source,
         object_type=run.spec.object_type,

@@ -71,9 +71,8 @@ class BulkImport:
     # ---- start ------------------------------------------------------------------------------
 
     def plan(self) -> dict[str, Any]:
-        """Every check :meth:`begin` makes (the source, the columns against Marketo's describe call,
-        the results location), and what the import would send, without importing anything: the
-        plan is made from the ledger pre-flight writes."""
+        """What the import would send after every check :meth:`begin` makes, without importing
+        anything (:func:`~marketo_provider.importing.checking.plan`)."""
         return checking.plan(self)
 
     def begin(self, saved: Mapping[str, Any] | None) -> ImportState | None:
@@ -210,9 +209,8 @@ class BulkImport:
     # ---- submit -----------------------------------------------------------------------------
 
     def advance(self, state: ImportState) -> Wait | None:
-        """Submit what can be submitted now. Returns the wait that comes next, or None when the
-        import is ready to conclude (every part handled and, when waiting for completion, every
-        batch done)."""
+        """Submit what can be submitted now; the wait that comes next, or None when the import is
+        ready to conclude (:func:`~marketo_provider.importing.submitting.advance`)."""
         return submitting.advance(self, state)
 
     # ---- wait and conclude (the batches' watch) ---------------------------------------------
