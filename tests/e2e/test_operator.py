@@ -12,6 +12,9 @@ from typing import Any
 import pendulum
 import pytest
 
+from marketo_provider._compat import AirflowException, AirflowFailException
+from marketo_provider.api import MarketoValueError
+from marketo_provider.importing import ImportFailedError
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 from marketo_provider.sensors.bulk_import import MarketoBulkImportSensor
 from marketo_provider.testing import MarketoSandbox
@@ -379,6 +382,45 @@ def test_bad_input_fails_before_any_import(run_dag: Any, marketo_env: MarketoSan
     dr = run_dag(dag)
     assert dr.state == "failed"
     assert marketo_env.calls_to("/bulk/v1/*") == []
+
+
+FAILURES: dict[str, BaseException] = {}
+
+
+def _note_failure(context: Any) -> None:
+    FAILURES[context["ti"].task_id] = context["exception"]
+
+
+def test_a_failure_callback_tells_our_errors_apart_by_class(
+    run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    members = tmp_path / "members.csv"
+    members.write_bytes(b"firstName,company\nAnn,Acme\n")
+    leads = tmp_path / "leads.csv"
+    leads.write_bytes(leads_csv(30, fail_every=10)[0])
+    with new_dag("failure_callback") as dag:
+        MarketoBulkImportOperator(
+            task_id="bad_input",
+            source=str(members),
+            object_type="program_members",
+            program_id=7,
+            program_member_status="On List",
+            on_failure_callback=_note_failure,
+        )
+        MarketoBulkImportOperator(
+            task_id="too_many",
+            source=str(leads),
+            poll_interval=0.05,
+            max_failed_rows=2,
+            check_values=False,
+            on_failure_callback=_note_failure,
+        )
+    dr = run_dag(dag)
+    assert task_states(dr) == {"bad_input": "failed", "too_many": "failed"}
+    bad_input, too_many = FAILURES["bad_input"], FAILURES["too_many"]
+    assert isinstance(bad_input, MarketoValueError) and isinstance(bad_input, AirflowFailException)
+    assert isinstance(too_many, ImportFailedError) and isinstance(too_many, AirflowException)
+    assert too_many.problems and str(too_many) == "; ".join(too_many.problems)
 
 
 def test_upload_with_unknown_outcome_is_never_resent(
