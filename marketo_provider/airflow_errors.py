@@ -53,7 +53,8 @@ def airflow_error(exc: BaseException) -> Exception:
     permanent = bool(getattr(exc, "permanent", False))
     if not isinstance(exc, MarketoError):
         return (AirflowFailException if permanent else AirflowException)(str(exc))
-    mapped = _rebuild(type(exc), permanent, exc.args, vars(exc))
+    cls = _original(type(exc)) if type(exc).__module__ == __name__ else type(exc)  # mapped twice
+    mapped = _rebuild(cls, permanent, exc.args, vars(exc))
     mapped.__cause__ = exc
     mapped.__suppress_context__ = True
     return mapped
@@ -74,8 +75,14 @@ def _rebuild(
 def _reduce(self: MarketoError) -> tuple[Any, ...]:
     """Pickled as the original class and the kind (a class made here is not found by its name in
     another process)."""
-    original = type(self).__mro__[1]
+    original = _original(type(self))
     return _rebuild, (original, isinstance(self, AirflowFailException), self.args, dict(vars(self)))
+
+
+def _original(mapped: type[MarketoError]) -> type[MarketoError]:
+    """The error class a class made here derives from."""
+    original: type[MarketoError] = mapped.__mro__[1]
+    return original
 
 
 def _serialize(self: MarketoError) -> tuple[str, tuple[Any, ...], dict[str, Any]]:

@@ -98,6 +98,12 @@ def test_one_class_per_error_class_and_kind() -> None:
     assert type(airflow_error(api.MarketoRateLimitError("606", "a"))).__name__ == "MarketoRateLimitError"
 
 
+def test_an_error_mapped_twice_keeps_the_same_class() -> None:
+    once = airflow_error(api.MarketoAuthError("refused"))
+    twice = airflow_error(once)
+    assert type(twice) is type(once) and str(twice) == str(once) and twice.__cause__ is once
+
+
 def test_an_error_not_ours_becomes_airflows_own() -> None:
     mapped = airflow_error(RuntimeError("disk full"))
     assert type(mapped) is AirflowException and str(mapped) == "disk full"
