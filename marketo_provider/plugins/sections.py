@@ -206,16 +206,7 @@ def plan(summary: Mapping[str, Any]) -> str:
     from marketo_provider.plan_table import plan_lines
 
     checks = summary.get("row_checks") or {}
-    failures = {
-        str(k): int(v.get("rows", 0))
-        for k, v in (checks.get("failures") or {}).items()
-        if isinstance(v, dict)
-    }
-    warnings = {
-        str(k): int(v.get("rows", 0))
-        for k, v in (checks.get("warnings") or {}).items()
-        if isinstance(v, dict)
-    }
+    failures, warnings = _predicted(checks, "failures"), _predicted(checks, "warnings")
     text = "\n".join(plan_lines(dict(summary)))
     return (
         '<p class="note">validate_only: nothing was sent. What the import would do:</p>'
@@ -227,6 +218,11 @@ def plan(summary: Mapping[str, Any]) -> str:
         )
         + reasons("Rows predicted to warn", warnings, "warning-chart", "#d69e2e")
     )
+
+
+def _predicted(checks: Mapping[str, Any], kind: str) -> dict[str, int]:
+    """Rows predicted to fail or to warn (``kind``), by reason, from pre-flight's row checks."""
+    return {str(k): int(v.get("rows", 0)) for k, v in (checks.get(kind) or {}).items() if isinstance(v, dict)}
 
 
 WAITS = {"completion": "for its batches to finish", "queue_slot": "for a slot in Marketo's queue"}

@@ -24,7 +24,7 @@ from marketo_provider.testing.backend import MarketoBackend
 from marketo_provider.testing.credentials import authorize, token_request
 from marketo_provider.testing.envelope import envelope_error, envelope_ok
 from marketo_provider.testing.errors import HTTPError, SandboxError
-from marketo_provider.testing.parameters import check_query, path_int
+from marketo_provider.testing.parameters import check_query, path_int, path_pattern
 from marketo_provider.testing.spec import ObjectType, Route
 from marketo_provider.testing.upload import create_request
 
@@ -36,8 +36,7 @@ class _CompiledRoute:
 
 
 def _compile(route: Route) -> _CompiledRoute:
-    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
-    return _CompiledRoute(route, re.compile(f"^{regex}$"))
+    return _CompiledRoute(route, path_pattern(route.path))
 
 
 class SandboxApp:
