@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marketo_provider.api import MarketoValueError, positive_seconds
-from marketo_provider.incremental import StateLocation
 from marketo_provider.results import ResultsLocation
 from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
 from marketo_provider.sources.ledger import RowPolicy
+from marketo_provider.storage import StateLocation
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0

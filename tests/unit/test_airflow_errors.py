@@ -10,7 +10,7 @@ from marketo_provider import api
 from marketo_provider._compat import AirflowException, AirflowFailException
 from marketo_provider.airflow_errors import airflow_class, airflow_error
 from marketo_provider.importing import ImportAbortedError, ImportFailedError
-from marketo_provider.incremental import StateDamagedError, StateLockedError
+from marketo_provider.importing.changes import StateDamagedError, StateLockedError
 from marketo_provider.sources import SourceError
 from marketo_provider.sources.content import ParquetContent
 
