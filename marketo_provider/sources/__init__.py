@@ -18,7 +18,6 @@ walks the stages with every check, ``source_parts`` walks them to cut.
 
 from marketo_provider.bounds import raise_csv_field_limit
 from marketo_provider.sources.base import DEFAULT_FETCH_SIZE, DEFAULT_MAX_PART_BYTES, Body, SourceError, Where
-from marketo_provider.sources.body import open_body
 from marketo_provider.sources.header import Header
 from marketo_provider.sources.listing import SourceFile, list_files
 from marketo_provider.sources.model import AnySource, QuerySource, Source, resolve_source
@@ -26,6 +25,7 @@ from marketo_provider.sources.parts import Part, ScanReport, iter_parts, scan_so
 from marketo_provider.sources.preflight import Preflight, preflight, source_parts
 from marketo_provider.sources.query import RowsBody
 from marketo_provider.sources.quotes import count_records
+from marketo_provider.sources.readers import open_body
 
 raise_csv_field_limit()  # every reader of a source's records takes a field as long as a part
 

@@ -46,6 +46,7 @@ from typing import Any
 from marketo_provider.api import FileFormat
 from marketo_provider.bounds import columns_differ
 from marketo_provider.sources.base import Piece, SourceError, Where, read_up_to
+from marketo_provider.sources.content import Opened, compression_of
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.listing import SourceFile
 from marketo_provider.sources.model import Source
@@ -520,8 +521,6 @@ def _open_parquet_file(pa: Any, file: SourceFile, source: Source) -> tuple[Any, 
             raw.close()
             return None
         if not is_parquet(first):
-            from marketo_provider.sources.content import compression_of
-
             kind = compression_of(first)
             if kind is not None:
                 raise SourceError(
@@ -543,10 +542,18 @@ def _open_parquet_file(pa: Any, file: SourceFile, source: Source) -> tuple[Any, 
     return raw, parquet
 
 
+def takes(opened: Opened) -> bool:
+    """A source whose first file with content is Parquet."""
+    return is_parquet(opened.head)
+
+
 @contextmanager
-def open_parquet(source: Source, files: list[SourceFile]) -> Iterator[tuple[Header, ParquetBody]]:
+def open_parquet(opened: Opened) -> Iterator[tuple[Header, ParquetBody]]:
     """Open a Parquet source as ``(header, body)``: the header from the first file's columns
     (renamed by ``column_mapping``), every column checked before anything is read or sent."""
+    opened.close()  # each file is opened again as Parquet
+    source, files = opened.source, opened.files
+    assert isinstance(source, Source)
     pa = _pyarrow(source.name)
     if source.columns is not None:
         raise SourceError(
@@ -555,10 +562,10 @@ def open_parquet(source: Source, files: list[SourceFile]) -> Iterator[tuple[Head
         )
     schema = None
     for file in files:
-        opened = _open_parquet_file(pa, file, source)
-        if opened is None:
+        found = _open_parquet_file(pa, file, source)
+        if found is None:
             continue
-        raw, parquet = opened
+        raw, parquet = found
         try:
             schema = parquet.schema_arrow
         finally:
