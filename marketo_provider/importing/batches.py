@@ -25,8 +25,7 @@ from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd, poll
 from marketo_provider.incremental import StateLocation
 from marketo_provider.results import ImportSummary, ResultsLocation, Trace, publish_results
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
-from marketo_provider.sources.ledger import RowPolicy, counts_line
+from marketo_provider.sources import OnInvalidRows, OnRepeatedKeys, RowPolicy, counts_line
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0

@@ -14,8 +14,7 @@ from marketo_provider.api import ImportSpec
 from marketo_provider.importing.batches import ImportAbortedError, ImportOptions
 from marketo_provider.importing.state import ImportState
 from marketo_provider.incremental import ChangeState, Loaded, StateLocation, build_state, scope_of
-from marketo_provider.sources import AnySource, Preflight, open_body
-from marketo_provider.sources.ledger import Ledger
+from marketo_provider.sources import AnySource, Ledger, Preflight, open_body
 
 # A lock not renewed for this long is taken over: at least a few poll intervals.
 MIN_LEASE_SECONDS = 300.0

@@ -18,7 +18,7 @@ from typing import Any
 
 from marketo_provider.api import MarketoValueError
 from marketo_provider.incremental import StateLocation
-from marketo_provider.sources.ledger import Ledger
+from marketo_provider.sources import Ledger
 
 LEDGERS_FOLDER = "marketo-provider-ledgers"
 

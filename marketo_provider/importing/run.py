@@ -34,11 +34,22 @@ from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor
 from marketo_provider.results import ImportSummary
-from marketo_provider.sources import AnySource, Part, Preflight, QuerySource, preflight, source_parts
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
-from marketo_provider.sources.ledger import Ledger, RowPolicy, counts_line, source_fingerprint
-from marketo_provider.sources.preflight import Mark
-from marketo_provider.sources.trace import RecordTracer
+from marketo_provider.sources import (
+    AnySource,
+    Ledger,
+    Mark,
+    OnInvalidRows,
+    OnRepeatedKeys,
+    Part,
+    Preflight,
+    QuerySource,
+    RecordTracer,
+    RowPolicy,
+    counts_line,
+    preflight,
+    source_fingerprint,
+    source_parts,
+)
 
 
 class SubmitOutcome(str, enum.Enum):
