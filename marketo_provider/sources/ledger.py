@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from marketo_provider.sources.base import Closing
 from marketo_provider.sources.checks import RowRules
 from marketo_provider.sources.fingerprints import SEP, stable_hash
 from marketo_provider.sources.policy import RowPolicy
@@ -94,7 +95,7 @@ class PartRecords:
         return o, Location(name, line, rows=rows)
 
 
-class Ledger:
+class Ledger(Closing):
     """A finished ledger (see the module's text), read from its SQLite file."""
 
     def __init__(self, path: str) -> None:
@@ -114,12 +115,6 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- counts ------------------------------------------------------------------------------
 

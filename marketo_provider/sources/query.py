@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources.base import NEWLINE, Piece, SourceError, Where
+from marketo_provider.sources.base import NEWLINE, Piece, SourceError, Where, copy_into
 from marketo_provider.sources.content import Opened
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.model import QuerySource
@@ -73,8 +73,7 @@ class RowsBody:
     def readinto(self, buffer: Any) -> int:
         if not self._refill():
             return 0
-        n = min(len(buffer), len(self._pending) - self._at)
-        buffer[:n] = self._pending[self._at : self._at + n]
+        n = copy_into(buffer, self._pending, self._at)
         self._at += n
         self._pos += n
         self._last = self._pending[self._at - 1]
