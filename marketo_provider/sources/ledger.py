@@ -1,5 +1,5 @@
 """The row ledger: what pre-flight decided about every record of a source, written once, in the
-one pass pre-flight makes, and read by every later step instead of deciding again.
+one pass pre-flight makes (``ledger_writer.py``), and read by every later step instead of deciding again.
 
 For each record (by its ordinal: from 0, in source order, blank lines counted) the ledger keeps
 its place (the file and the line it starts on; a query's or a Parquet file's row), the hash of
@@ -56,11 +56,6 @@ KEPT_OUT_NAMES = {
     Fate.EARLIER_REPEAT: "earlier_repeats",
     Fate.UNCHANGED: "unchanged",
 }
-
-
-def place(name: str, line: int, rows: Any) -> str:
-    """A record's place as messages name it."""
-    return str(Location(name, int(line), rows=bool(rows)))
 
 
 class PartRecords:

@@ -13,10 +13,10 @@ from typing import Any
 from marketo_provider.sources.checks import RowRules
 from marketo_provider.sources.chunks import key_column, record_chunks
 from marketo_provider.sources.fingerprints import SEP, stable_hash_halves
-from marketo_provider.sources.ledger import KEPT_OUT_NAMES, LEDGER_VERSION, Fate, Ledger, place
+from marketo_provider.sources.ledger import KEPT_OUT_NAMES, LEDGER_VERSION, Fate, Ledger
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.policy import RowPolicy
-from marketo_provider.sources.records import LineTracker
+from marketo_provider.sources.records import LineTracker, Location
 from marketo_provider.sources.report import EXAMPLES, CheckReport
 
 
@@ -172,7 +172,7 @@ class LedgerWriter:
                 "SELECT k, n FROM repeated ORDER BY first LIMIT ?", (EXAMPLES,)
             ).fetchall():
                 places = [
-                    place(name, line, is_rows)
+                    _place(name, line, is_rows)
                     for line, name, is_rows in db.execute(
                         "SELECT r.line, f.name, f.rows FROM rows r JOIN files f ON f.id = r.file "
                         "WHERE r.k = ? ORDER BY r.o LIMIT 3",
@@ -261,3 +261,8 @@ class LedgerWriter:
             self._closed = True
             if os.path.exists(self.path):
                 os.remove(self.path)
+
+
+def _place(name: str, line: int, rows: Any) -> str:
+    """A record's place as messages name it."""
+    return str(Location(name, int(line), rows=bool(rows)))
