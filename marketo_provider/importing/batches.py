@@ -23,9 +23,9 @@ from marketo_provider.api import (
 )
 from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd, poll
-from marketo_provider.incremental import StateLocation
 from marketo_provider.results import ImportSummary, ResultsLocation, Trace, publish_results
 from marketo_provider.sources import OnInvalidRows, OnRepeatedKeys, RowPolicy, counts_line
+from marketo_provider.storage import StateLocation
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_IMPORT_TIMEOUT_SECONDS = 24 * 3600.0

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marketo_provider.incremental import StateLocation
+from marketo_provider.storage import StateLocation
 
 
 def _safe(text: Any) -> str:

@@ -15,9 +15,9 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from marketo_provider.api import RESULT_KINDS
 from marketo_provider.plugins.page import run_page, task_page
 from marketo_provider.plugins.published import TaskImport, load_run, load_task, safe
-from marketo_provider.results import RESULT_KINDS
 
 # The DAG, its task instances and their XComs: what Airflow's own task instance and XCom pages ask.
 READ_IMPORT = [

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketo_provider.api import RESULT_KINDS
 from marketo_provider.api.errors import hide_secrets
 from marketo_provider.api.targets import FileFormat
-from marketo_provider.results import RESULT_KINDS, ResultsLocation
+from marketo_provider.results import ResultsLocation
 
 # The provider's task classes: a task of one of these is an import even before it published anything.
 IMPORT_OPERATORS = frozenset({"MarketoBulkImportOperator", "MarketoBulkImportSensor", "SqlToMarketoOperator"})

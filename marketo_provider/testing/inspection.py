@@ -13,8 +13,6 @@ Marketo's.
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,15 +21,12 @@ from starlette.responses import JSONResponse
 
 from marketo_provider.testing.errors import HTTPError
 from marketo_provider.testing.jobs import Job
+from marketo_provider.testing.parameters import path_pattern
 from marketo_provider.testing.spec import COMPLETE, FAILED, ImportTarget, ObjectType
 
 if TYPE_CHECKING:
+    from marketo_provider.testing.asgi import Receive, Scope, Send
     from marketo_provider.testing.backend import MarketoBackend
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 SANDBOX_API_PREFIX = "/sandbox-api/"
 DEFAULT_LIMIT = 100
@@ -57,17 +52,13 @@ class _Problem(HTTPError):
         super().__init__(status, {"error": message})
 
 
-def _compile(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
-
-
 class SandboxAPI:
     """Answers the sandbox's own paths from a :class:`MarketoBackend`."""
 
     def __init__(self, backend: MarketoBackend) -> None:
         self.backend = backend
         self._compiled = [
-            (method, _compile(path), path, name, params) for method, path, name, params in ROUTES
+            (method, path_pattern(path), path, name, params) for method, path, name, params in ROUTES
         ]
 
     @property

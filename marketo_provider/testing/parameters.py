@@ -7,11 +7,17 @@ sends something Marketo does not document learns it here rather than in producti
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
 from marketo_provider.testing.errors import SandboxError
 from marketo_provider.testing.spec import INT32_MAX, INT32_MIN, QueryParameter
+
+
+def path_pattern(template: str) -> re.Pattern[str]:
+    """The regex of a path template: each ``{name}`` one path segment, captured as ``name``."""
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
 
 
 def check_query(pairs: Iterable[tuple[str, str]], documented: tuple[QueryParameter, ...]) -> dict[str, str]:

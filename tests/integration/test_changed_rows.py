@@ -14,7 +14,7 @@ import pytest
 
 from marketo_provider.api import ImportSpec
 from marketo_provider.importing import BulkImport, ImportAbortedError, ImportOptions
-from marketo_provider.incremental import StateLockedError
+from marketo_provider.importing.changes import StateLockedError
 from marketo_provider.sources import Source
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook

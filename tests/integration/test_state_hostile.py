@@ -13,7 +13,7 @@ import pytest
 
 from marketo_provider.api import ImportSpec
 from marketo_provider.importing import BulkImport, ImportOptions
-from marketo_provider.incremental import StateDamagedError
+from marketo_provider.importing.changes import StateDamagedError
 from marketo_provider.sources import Source
 from marketo_provider.testing import MarketoSandbox
 from tests.conftest import fast_hook
@@ -126,7 +126,7 @@ def test_credentials_in_storage_uris_reach_no_log_line_and_no_xcom(
 def test_file_localhost_is_the_local_folder_not_one_under_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from marketo_provider.incremental import StateLocation
+    from marketo_provider.importing.changes import StateLocation
     from marketo_provider.results import ResultsLocation
 
     cwd = tmp_path / "cwd"

@@ -8,7 +8,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from marketo_provider.incremental import ChangeState, StateLocation, StateLockedError
+from marketo_provider.importing.changes import ChangeState, StateLocation, StateLockedError
 
 T0 = 1_800_000_000.0
 

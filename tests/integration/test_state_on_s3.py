@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.incremental import ChangeState, StateDamagedError, StateLocation, StateLockedError
+from marketo_provider.importing.changes import ChangeState, StateDamagedError, StateLocation, StateLockedError
 from tests.s3 import S3Server
 
 T0 = 1_800_000_000.0
@@ -102,7 +102,7 @@ def test_the_pointer_on_s3_is_written_and_read_back(s3: S3Server, folder: str) -
 
 
 def test_s3_uses_conditional_writes(s3: S3Server, folder: str) -> None:
-    from marketo_provider.incremental import _lock_file, _S3LockFile
+    from marketo_provider.importing.changes.lock import _lock_file, _S3LockFile
 
     store = _lock_file(StateLocation(folder, s3.conn_id))
     assert isinstance(store, _S3LockFile)

@@ -70,6 +70,7 @@ def test_both_carry_the_licence_and_the_wheel_the_example_dags(dist: Path) -> No
     assert "provider_info = marketo_provider.get_provider_info:get_provider_info" in entry_points
     # the "Marketo import" view: Airflow loads it from the installed package
     assert "marketo_provider/plugins/import_view.py" in names
+    assert "marketo_provider/plugins/page.css" in names  # the pages' style, read as package data
     assert (
         "marketo_import_view = marketo_provider.plugins.import_view:MarketoImportViewPlugin" in entry_points
     )

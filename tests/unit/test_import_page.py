@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from marketo_provider.plugins.app import _without_secrets
-from marketo_provider.plugins.page import bar_chart, run_page, task_page
+from marketo_provider.plugins.charts import bar_chart
+from marketo_provider.plugins.page import run_page, task_page
 from marketo_provider.plugins.published import TaskImport
 
 FAILURES = (

@@ -89,7 +89,7 @@ def test_only_batches_with_rows_of_a_kind_are_downloaded() -> None:
 
 
 def test_reasons_keep_the_most_frequent_and_count_the_rest(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from marketo_provider import results
+    from marketo_provider.results import merging as results
 
     monkeypatch.setattr(results, "REASONS_COUNTED", 200)
     rows = ["x@example.com," + "long " * 1000 + "\n"]

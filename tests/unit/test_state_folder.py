@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.incremental import (
+from marketo_provider.importing.changes import (
     ChangeState,
     StateDamagedError,
     StateLocation,

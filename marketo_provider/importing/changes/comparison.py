@@ -1,20 +1,23 @@
-"""What ``changed_rows_only`` needs of one import: the state of its target (locked while the
-import runs, loaded to compare with, written once Marketo confirmed), and the files downloaded for
-it. Which rows Marketo confirmed comes from the import's ledger
+"""What ``changed_rows_only`` adds to one import: the state of its target locked while the import
+runs, the previous state loaded to compare the rows with (pre-flight compares each row as it writes
+the ledger, :mod:`~marketo_provider.sources.ledger`), and the next state built from it and written
+once Marketo confirmed. Which rows Marketo confirmed comes from the import's ledger
 (:meth:`~marketo_provider.sources.ledger.Ledger.confirmed`)."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from marketo_provider.api import ImportSpec
 from marketo_provider.importing.batches import ImportAbortedError, ImportOptions
+from marketo_provider.importing.changes.state import ChangeState, Loaded, scope_of
 from marketo_provider.importing.state import ImportState
-from marketo_provider.incremental import ChangeState, Loaded, StateLocation, build_state, scope_of
 from marketo_provider.sources import AnySource, Ledger, Preflight, open_body
+from marketo_provider.storage import StateLocation
 
 # A lock not renewed for this long is taken over: at least a few poll intervals.
 MIN_LEASE_SECONDS = 300.0
@@ -24,6 +27,28 @@ def lease_seconds(poll_interval: float) -> float:
     """How long the state's lock holds without being renewed: a few poll intervals, at least
     :data:`MIN_LEASE_SECONDS`."""
     return max(MIN_LEASE_SECONDS, 4 * poll_interval)
+
+
+def build_state(previous: str | None, out: str, confirmed: Iterable[tuple[int, int]]) -> int:
+    """The next state: the previous one with the ``(key, fingerprint)`` pairs Marketo confirmed
+    (in the order sent: a later row of a key wins). Returns how many keys it holds."""
+    db = sqlite3.connect(out)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE state (k INTEGER PRIMARY KEY, f INTEGER NOT NULL)")
+        if previous is not None:
+            db.execute("ATTACH DATABASE ? AS prev", (f"file:{previous}?mode=ro",))
+            db.execute("INSERT INTO state SELECT k, f FROM prev.state")
+            db.commit()
+            db.execute("DETACH DATABASE prev")
+        db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", confirmed)
+        db.commit()
+        (keys,) = db.execute("SELECT COUNT(*) FROM state").fetchone()
+        db.execute("VACUUM")
+        return int(keys)
+    finally:
+        db.close()
 
 
 class ChangedRows:
