@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 
 from marketo_provider._compat import AirflowFailException, TaskDeferred, airflow_error, conf, mask_uri_secrets
 from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
-from marketo_provider.hooks.marketo import MarketoHook
+from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
