@@ -5,13 +5,16 @@ columns every row must fill, and Marketo's rules for the header line."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
 from marketo_provider.api.errors import MarketoValueError
 from marketo_provider.bounds import named
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 FAILURE_REASON_COLUMN = "Import Failure Reason"
 
@@ -56,7 +59,7 @@ class FileFormat(str, enum.Enum):
     SSV = "ssv"
 
     @classmethod
-    def parse(cls, value: str | FileFormat) -> FileFormat:
+    def parse(cls, value: str | FileFormat | None) -> FileFormat:
         try:
             return cls(str(value.value if isinstance(value, FileFormat) else value).lower())
         except ValueError:
@@ -199,6 +202,39 @@ class ImportTarget:
 DEFAULT_LOOKUP_FIELD = "email"
 
 
+class ImportKeywords(TypedDict, total=False):
+    """What an import sends besides the file, as :meth:`ImportSpec.of`,
+    ``MarketoHook.submit_import`` and the bulk import operator take it: keyword arguments, text a
+    template rendered included (``list_id="1234"``).
+
+    ``file_format``: ``csv`` (the default), ``tsv`` or ``ssv``. ``lookup_field``, ``list_id``,
+    ``partition_name``: leads only (the field leads are matched on, a static list to add them to,
+    the lead partition). ``program_id``, ``program_member_status``: program members, both
+    required. ``custom_object_name``: custom objects, required (the API name, e.g. ``car_c``).
+    """
+
+    file_format: str | FileFormat | None
+    lookup_field: str | None
+    list_id: int | str | None
+    partition_name: str | None
+    program_id: int | str | None
+    program_member_status: str | None
+    custom_object_name: str | None
+
+
+#: The names of :class:`ImportKeywords`, in order.
+IMPORT_KEYWORDS: tuple[str, ...] = tuple(ImportKeywords.__annotations__)
+
+
+def given_keywords(where: str, keywords: Mapping[str, Any]) -> list[str]:
+    """The :class:`ImportKeywords` given a value (not None), in their order. Another name is
+    refused as Python refuses an unexpected keyword argument of ``where``."""
+    for name in keywords:
+        if name not in IMPORT_KEYWORDS:
+            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+    return [name for name in IMPORT_KEYWORDS if keywords.get(name) is not None]
+
+
 @dataclass(frozen=True)
 class ImportSpec:
     """What one import sends to Marketo besides the file: the target, the file format, and the
@@ -236,26 +272,21 @@ class ImportSpec:
             )
 
     @classmethod
-    def of(
-        cls,
-        object_type: str | ObjectType,
-        *,
-        file_format: str | FileFormat = FileFormat.CSV,
-        lookup_field: str | None = None,
-        list_id: int | str | None = None,
-        partition_name: str | None = None,
-        program_id: int | str | None = None,
-        program_member_status: str | None = None,
-        custom_object_name: str | None = None,
-    ) -> ImportSpec:
-        """The spec from arguments as users give them (strings a template rendered included)."""
+    def of(cls, object_type: str | ObjectType, **keywords: Unpack[ImportKeywords]) -> ImportSpec:
+        """The spec from arguments as users give them (strings a template rendered included): the
+        object type and the :class:`ImportKeywords`."""
+        given_keywords("ImportSpec.of", keywords)
         return cls(
-            target=ImportTarget.of(object_type, program_id=program_id, custom_object_name=custom_object_name),
-            file_format=FileFormat.parse(file_format),
-            lookup_field=_text(lookup_field),
-            list_id=_positive_int("list_id", list_id),
-            partition_name=_text(partition_name),
-            program_member_status=_text(program_member_status),
+            target=ImportTarget.of(
+                object_type,
+                program_id=keywords.get("program_id"),
+                custom_object_name=keywords.get("custom_object_name"),
+            ),
+            file_format=FileFormat.parse(keywords.get("file_format", FileFormat.CSV)),
+            lookup_field=_text(keywords.get("lookup_field")),
+            list_id=_positive_int("list_id", keywords.get("list_id")),
+            partition_name=_text(keywords.get("partition_name")),
+            program_member_status=_text(keywords.get("program_member_status")),
         )
 
     @property

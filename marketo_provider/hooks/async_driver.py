@@ -14,7 +14,7 @@ import tenacity
 from marketo_provider import api
 from marketo_provider._compat import amask_secret
 from marketo_provider.api import Answer, MarketoTransportError, TransportFailure
-from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps
+from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps, Walk
 from marketo_provider.hooks.shared import loop_shared
 from marketo_provider.hooks.transport import aread_body, transport_error
 
@@ -38,18 +38,10 @@ class AsyncDriver(CallDriver):
         return await self._aperform_all(self.steps(flow, settings))
 
     async def _aperform_all(self, steps: Steps[T]) -> T:
-        """Perform each step and hand back what it gave, or throw in how it failed."""
-        reply: Any = None
-        failure: Exception | None = None
-        while True:
-            try:
-                step = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration as stop:
-                return stop.value
-            try:
-                reply, failure = await self._aperform(step), None
-            except Exception as exc:
-                reply, failure = None, exc
+        walk = Walk(steps)
+        for step in walk:
+            await walk.aperform(self._aperform(step))
+        return walk.result
 
     async def _aperform(self, step: Step) -> Any:
         if isinstance(step, Send):

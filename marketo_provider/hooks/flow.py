@@ -13,9 +13,9 @@ fetch included, is one retry policy (tenacity) for both.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import tenacity
 from airflow.sdk import BaseHook
@@ -73,6 +73,41 @@ Step = Pause | Send | Mask | Locked
 
 
 Steps = Generator[Step, Any, T]
+
+
+class Walk(Generic[T]):
+    """A driver's walk through steps: each step it iterates over is performed with
+    :meth:`perform` (:meth:`aperform` on the event loop), which hands what it gave back to the
+    steps, or throws in how it failed; :attr:`result` is what the steps end with."""
+
+    result: T
+
+    def __init__(self, steps: Steps[T]) -> None:
+        self._steps = steps
+        self._reply: Any = None
+        self._failure: Exception | None = None
+
+    def __iter__(self) -> Iterator[Step]:
+        while True:
+            reply, failure, self._reply, self._failure = self._reply, self._failure, None, None
+            try:
+                step = self._steps.send(reply) if failure is None else self._steps.throw(failure)
+            except StopIteration as stop:
+                self.result = stop.value
+                return
+            yield step
+
+    def perform(self, perform: Callable[[Step], Any], step: Step) -> None:
+        try:
+            self._reply = perform(step)
+        except Exception as exc:
+            self._failure = exc
+
+    async def aperform(self, performing: Awaitable[Any]) -> None:
+        try:
+            self._reply = await performing
+        except Exception as exc:
+            self._failure = exc
 
 
 class CallDriver(BaseHook):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from marketo_provider import api
 from marketo_provider._compat import amask_secret
@@ -21,11 +21,13 @@ from marketo_provider.api import (
     Answer,
     Call,
     ConnectionSettings,
+    ImportKeywords,
     ImportSpec,
     ImportTarget,
     MarketoConnectionConfigError,
     MarketoValueError,
     ObjectType,
+    given_keywords,
 )
 from marketo_provider.hooks.async_driver import AsyncDriver
 from marketo_provider.hooks.connection_form import ConnectionForm
@@ -38,6 +40,9 @@ from marketo_provider.hooks.shared import (
 )
 from marketo_provider.hooks.sync_driver import SyncDriver, mask
 from marketo_provider.hooks.uploads import open_upload
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["MarketoHook", "aclose_shared_clients", "clear_token_cache"]
 
@@ -156,42 +161,31 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
         object_type: str | ObjectType | ImportSpec,
         file: str | os.PathLike[str] | IO[bytes],
         *,
-        file_format: str | None = None,
-        lookup_field: str | None = None,
-        list_id: int | str | None = None,
-        partition_name: str | None = None,
-        program_id: int | str | None = None,
-        program_member_status: str | None = None,
-        custom_object_name: str | None = None,
         filename: str | None = None,
+        **keywords: Unpack[ImportKeywords],
     ) -> dict[str, Any]:
         """Upload one file (a path or a seekable binary file object, under Marketo's size limit) as
         a stream and create an import job; returns Marketo's result entry (``batchId``,
         ``status``, and ``importId`` or ``objectApiName``).
 
-        The import is the object type with the keyword arguments (checked before anything is
-        sent), or an :class:`~marketo_provider.api.ImportSpec` built earlier. Raises
+        The import is the object type with the keyword arguments of
+        :class:`~marketo_provider.api.ImportKeywords` (``file_format``, ``lookup_field``,
+        ``list_id``, ``partition_name``, ``program_id``, ``program_member_status``,
+        ``custom_object_name``; checked before anything is sent), or an
+        :class:`~marketo_provider.api.ImportSpec` built earlier. Raises
         :class:`~marketo_provider.api.MarketoQueueFullError` (1016) when Marketo's import queue is
         full: wait for a slot and submit again.
         """
-        options: dict[str, Any] = {
-            "file_format": file_format,
-            "lookup_field": lookup_field,
-            "list_id": list_id,
-            "partition_name": partition_name,
-            "program_id": program_id,
-            "program_member_status": program_member_status,
-            "custom_object_name": custom_object_name,
-        }
+        given = given_keywords("MarketoHook.submit_import", keywords)
         if isinstance(object_type, ImportSpec):
-            given = [name for name, value in options.items() if value is not None]
             if given:
                 raise MarketoValueError(
                     f"{', '.join(given)} given beside an ImportSpec; the spec already says what to import"
                 )
             spec = object_type
         else:
-            options["file_format"] = file_format or "csv"
+            options = keywords.copy()
+            options["file_format"] = keywords.get("file_format") or "csv"
             spec = ImportSpec.of(object_type, **options)
         settings = self.settings
         with open_upload(file) as (stream, size, default_name):

@@ -13,7 +13,7 @@ import tenacity
 
 from marketo_provider import api
 from marketo_provider.api import Answer, Call, ConnectionSettings, MarketoTransportError, TransportFailure
-from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps
+from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps, Walk
 from marketo_provider.hooks.shared import USER_AGENT, token_fetch_lock
 from marketo_provider.hooks.transport import read_body, response_chunks, transport_error
 from marketo_provider.hooks.uploads import multipart
@@ -46,18 +46,10 @@ class SyncDriver(CallDriver):
         return self._perform_all(self.steps(flow, self.settings))
 
     def _perform_all(self, steps: Steps[T]) -> T:
-        """Perform each step and hand back what it gave, or throw in how it failed."""
-        reply: Any = None
-        failure: Exception | None = None
-        while True:
-            try:
-                step = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration as stop:
-                return stop.value
-            try:
-                reply, failure = self._perform(step), None
-            except Exception as exc:
-                reply, failure = None, exc
+        walk = Walk(steps)
+        for step in walk:
+            walk.perform(self._perform, step)
+        return walk.result
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Send):
