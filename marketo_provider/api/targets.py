@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote
 
 from marketo_provider.api.errors import MarketoValueError
@@ -22,6 +23,17 @@ WARNING_REASON_COLUMN = "Import Warning Reason"
 RESULT_KINDS = ("failures", "warnings")
 
 
+Choice = TypeVar("Choice", bound=enum.Enum)
+
+
+def _one_of(kind: type[Choice], value: object, refusal: str) -> Choice:
+    """The member of ``kind`` that ``value`` names, or a :class:`MarketoValueError` saying ``refusal``."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise MarketoValueError(refusal) from None
+
+
 class ObjectType(str, enum.Enum):
     """The three kinds of record the bulk import API loads."""
 
@@ -31,11 +43,8 @@ class ObjectType(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | ObjectType) -> ObjectType:
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(repr(o.value) for o in cls)
-            raise MarketoValueError(f"object_type {value!r} is not one of {choices}") from None
+        choices = ", ".join(repr(o.value) for o in cls)
+        return _one_of(cls, value, f"object_type {value!r} is not one of {choices}")
 
     @property
     def processed_count_field(self) -> str:
@@ -57,12 +66,9 @@ class FileFormat(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | FileFormat | None) -> FileFormat:
-        try:
-            return cls(str(value.value if isinstance(value, FileFormat) else value).lower())
-        except ValueError:
-            raise MarketoValueError(
-                f"file_format {value!r} is not one of 'csv' (comma), 'tsv' (tab) or 'ssv' (semicolon)"
-            ) from None
+        given = str(value.value if isinstance(value, FileFormat) else value).lower()
+        refusal = f"file_format {value!r} is not one of 'csv' (comma), 'tsv' (tab) or 'ssv' (semicolon)"
+        return _one_of(cls, given, refusal)
 
     @property
     def delimiter(self) -> str:
