@@ -2,16 +2,29 @@
 
 ``errors``      the errors raised, which a retry can fix, what to do about each of Marketo's codes,
                 redaction of server text
-``targets``     object types, file formats, :class:`ImportTarget` and :class:`ImportSpec` (what an
-                import sends), paths, required columns, the header rules
-``protocol``    :func:`call_flow` (how a call is made) and the readers of Marketo's answers,
-                :class:`BatchStatus`
+``targets``     object types, file formats, :class:`ImportTarget`, paths, required columns, the
+                header rules
+``import_spec`` :class:`ImportSpec` (what an import sends besides the file) and the keywords that
+                build it, :class:`ImportKeywords`
+``protocol``    :class:`Call`, :class:`Answer` and :func:`call_flow` (how a call is made)
+``answers``     the readers of Marketo's answers (errors in HTTP 200 bodies), :class:`BatchStatus`
 ``connection``  :class:`ConnectionSettings` from an Airflow connection; :class:`Token`
 ``limits``      file size, queue, rate window and timeouts; pacing and backoff
 
 Every name is importable from ``marketo_provider.api``; docs/api.rst lists the ones a user needs.
 """
 
+from marketo_provider.api.answers import (
+    BatchStatus,
+    describe_field_names,
+    raise_for_http_status,
+    read_batch,
+    read_batch_answer,
+    read_envelope,
+    read_json_answer,
+    read_result_file_answer,
+    read_token_answer,
+)
 from marketo_provider.api.connection import (
     TOKEN_PATH,
     ConnectionSettings,
@@ -53,6 +66,7 @@ from marketo_provider.api.errors import (
     uri_credentials,
     without_secrets,
 )
+from marketo_provider.api.import_spec import IMPORT_KEYWORDS, ImportKeywords, ImportSpec, given_keywords
 from marketo_provider.api.limits import (
     CLIENT_CALLS_PER_WINDOW,
     CONNECT_TIMEOUT_SECONDS,
@@ -72,24 +86,7 @@ from marketo_provider.api.limits import (
     queue_full_wait_seconds,
     token_renew_at,
 )
-from marketo_provider.api.protocol import (
-    Answer,
-    BatchStatus,
-    Call,
-    Flow,
-    NeedToken,
-    Upload,
-    call_flow,
-    describe_field_names,
-    raise_for_http_status,
-    read_batch,
-    read_batch_answer,
-    read_envelope,
-    read_json_answer,
-    read_result_file_answer,
-    read_token_answer,
-    token_call,
-)
+from marketo_provider.api.protocol import Answer, Call, Flow, NeedToken, Upload, call_flow, token_call
 from marketo_provider.api.targets import (
     COMPLETE,
     DEFAULT_LOOKUP_FIELD,
@@ -101,7 +98,6 @@ from marketo_provider.api.targets import (
     RESULT_KINDS,
     WARNING_REASON_COLUMN,
     FileFormat,
-    ImportSpec,
     ImportTarget,
     ObjectType,
     header_name_problems,
@@ -122,6 +118,7 @@ __all__ = [
     "FAILURE_REASON_COLUMN",
     "GATEWAY_AFTER_SEND_CODES",
     "IMPORTING",
+    "IMPORT_KEYWORDS",
     "MAX_DESCRIBE_ANSWER_BYTES",
     "MAX_IMPORTING_JOBS",
     "MAX_IMPORT_FILE_BYTES",
@@ -146,6 +143,7 @@ __all__ = [
     "ErrorAction",
     "FileFormat",
     "Flow",
+    "ImportKeywords",
     "ImportSpec",
     "ImportTarget",
     "MarketoAPIError",
@@ -174,6 +172,7 @@ __all__ = [
     "describe_field_names",
     "error_action",
     "error_for",
+    "given_keywords",
     "header_name_problems",
     "hide_secrets",
     "importable_field_objects",
