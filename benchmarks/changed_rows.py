@@ -196,7 +196,7 @@ def compare_child(keys: int, folder: str) -> None:
 
 def comparison(keys: int) -> None:
     from marketo_provider.importing.changes import StateLocation, build_state
-    from marketo_provider.sources.checks import stable_hash
+    from marketo_provider.sources.fingerprints import stable_hash
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "leads.csv"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from split import generate
 from upload_memory import peak_rss_bytes, reset_peak_rss
 
-from marketo_provider.sources import DEFAULT_MAX_PART_BYTES
+from marketo_provider.sources.base import DEFAULT_MAX_PART_BYTES
 
 MIB = 1024 * 1024
 

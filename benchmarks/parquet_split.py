@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from upload_memory import peak_rss_bytes, reset_peak_rss
 
-from marketo_provider.sources import DEFAULT_MAX_PART_BYTES
+from marketo_provider.sources.base import DEFAULT_MAX_PART_BYTES
 
 MIB = 1024 * 1024
 ROW_GROUP = 1_000_000

@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from marketo_provider.sources import DEFAULT_MAX_PART_BYTES, Source, source_parts
+from marketo_provider.sources import Source, source_parts
+from marketo_provider.sources.base import DEFAULT_MAX_PART_BYTES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from upload_memory import peak_rss_bytes, reset_peak_rss

@@ -63,7 +63,7 @@ def worker(kind: str, source: str, conn: dict) -> dict:
         from marketo_provider.hooks.marketo import MarketoHook
 
         hook = MarketoHook()
-        hook.get_token()
+        hook.test_connection()  # the token fetched before the measure
         before = reset_peak_rss()
         entry = hook.submit_import("leads", source)
     else:

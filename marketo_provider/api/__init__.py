@@ -4,16 +4,29 @@
 ``codes``       what to do about each of Marketo's error codes
 ``retries``     whether a failed call is made again, and after how long a pause
 ``redaction``   the secrets this process holds, and text cleaned of them before it is shown
-``targets``     object types, file formats, :class:`ImportTarget` and :class:`ImportSpec` (what an
-                import sends), paths, required columns, the header rules
-``protocol``    :func:`call_flow` (how a call is made) and the readers of Marketo's answers,
-                :class:`BatchStatus`
+``targets``     object types, file formats, :class:`ImportTarget`, paths, required columns, the
+                header rules
+``import_spec`` :class:`ImportSpec` (what an import sends besides the file) and the keywords that
+                build it, :class:`ImportKeywords`
+``protocol``    :class:`Call`, :class:`Answer` and :func:`call_flow` (how a call is made)
+``answers``     the readers of Marketo's answers (errors in HTTP 200 bodies), :class:`BatchStatus`
 ``connection``  :class:`ConnectionSettings` from an Airflow connection; :class:`Token`
 ``limits``      file size, queue, rate window and timeouts; pacing and backoff
 
 Every name is importable from ``marketo_provider.api``; docs/api.rst lists the ones a user needs.
 """
 
+from marketo_provider.api.answers import (
+    BatchStatus,
+    describe_field_names,
+    raise_for_http_status,
+    read_batch,
+    read_batch_answer,
+    read_envelope,
+    read_json_answer,
+    read_result_file_answer,
+    read_token_answer,
+)
 from marketo_provider.api.codes import (
     GATEWAY_AFTER_SEND_CODES,
     TRANSIENT_HTTP_STATUSES,
@@ -47,6 +60,7 @@ from marketo_provider.api.errors import (
     TransportFailure,
     error_for,
 )
+from marketo_provider.api.import_spec import IMPORT_KEYWORDS, ImportKeywords, ImportSpec, given_keywords
 from marketo_provider.api.limits import (
     CLIENT_CALLS_PER_WINDOW,
     CONNECT_TIMEOUT_SECONDS,
@@ -66,24 +80,7 @@ from marketo_provider.api.limits import (
     queue_full_wait_seconds,
     token_renew_at,
 )
-from marketo_provider.api.protocol import (
-    Answer,
-    BatchStatus,
-    Call,
-    Flow,
-    NeedToken,
-    Upload,
-    call_flow,
-    describe_field_names,
-    raise_for_http_status,
-    read_batch,
-    read_batch_answer,
-    read_envelope,
-    read_json_answer,
-    read_result_file_answer,
-    read_token_answer,
-    token_call,
-)
+from marketo_provider.api.protocol import Answer, Call, Flow, NeedToken, Upload, call_flow, token_call
 from marketo_provider.api.redaction import (
     hide_secrets,
     known_secrets,
@@ -106,7 +103,6 @@ from marketo_provider.api.targets import (
     RESULT_KINDS,
     WARNING_REASON_COLUMN,
     FileFormat,
-    ImportSpec,
     ImportTarget,
     ObjectType,
     header_name_problems,
@@ -127,6 +123,7 @@ __all__ = [
     "FAILURE_REASON_COLUMN",
     "GATEWAY_AFTER_SEND_CODES",
     "IMPORTING",
+    "IMPORT_KEYWORDS",
     "MAX_DESCRIBE_ANSWER_BYTES",
     "MAX_IMPORTING_JOBS",
     "MAX_IMPORT_FILE_BYTES",
@@ -151,6 +148,7 @@ __all__ = [
     "ErrorAction",
     "FileFormat",
     "Flow",
+    "ImportKeywords",
     "ImportSpec",
     "ImportTarget",
     "MarketoAPIError",
@@ -179,6 +177,7 @@ __all__ = [
     "describe_field_names",
     "error_action",
     "error_for",
+    "given_keywords",
     "header_name_problems",
     "hide_secrets",
     "importable_field_objects",

@@ -1,13 +1,14 @@
 """What an import is: object types and file formats, where batches live (:class:`ImportTarget`),
-what one import sends besides the file (:class:`ImportSpec`), the paths in the spec's words, the
-columns every row must fill, and Marketo's rules for the header line."""
+the paths in the spec's words, the values users give (whole numbers, seconds), the columns every
+row must fill, and Marketo's rules for the header line. What one import sends besides the file is
+:mod:`.import_spec`'s."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
 from marketo_provider.api.errors import MarketoValueError
@@ -22,6 +23,17 @@ WARNING_REASON_COLUMN = "Import Warning Reason"
 RESULT_KINDS = ("failures", "warnings")
 
 
+Choice = TypeVar("Choice", bound=enum.Enum)
+
+
+def _one_of(kind: type[Choice], value: object, refusal: str) -> Choice:
+    """The member of ``kind`` that ``value`` names, or a :class:`MarketoValueError` saying ``refusal``."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise MarketoValueError(refusal) from None
+
+
 class ObjectType(str, enum.Enum):
     """The three kinds of record the bulk import API loads."""
 
@@ -31,11 +43,8 @@ class ObjectType(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | ObjectType) -> ObjectType:
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(repr(o.value) for o in cls)
-            raise MarketoValueError(f"object_type {value!r} is not one of {choices}") from None
+        choices = ", ".join(repr(o.value) for o in cls)
+        return _one_of(cls, value, f"object_type {value!r} is not one of {choices}")
 
     @property
     def processed_count_field(self) -> str:
@@ -56,13 +65,10 @@ class FileFormat(str, enum.Enum):
     SSV = "ssv"
 
     @classmethod
-    def parse(cls, value: str | FileFormat) -> FileFormat:
-        try:
-            return cls(str(value.value if isinstance(value, FileFormat) else value).lower())
-        except ValueError:
-            raise MarketoValueError(
-                f"file_format {value!r} is not one of 'csv' (comma), 'tsv' (tab) or 'ssv' (semicolon)"
-            ) from None
+    def parse(cls, value: str | FileFormat | None) -> FileFormat:
+        given = str(value.value if isinstance(value, FileFormat) else value).lower()
+        refusal = f"file_format {value!r} is not one of 'csv' (comma), 'tsv' (tab) or 'ssv' (semicolon)"
+        return _one_of(cls, given, refusal)
 
     @property
     def delimiter(self) -> str:
@@ -157,7 +163,7 @@ class ImportTarget:
     ) -> ImportTarget:
         return cls(
             ObjectType.parse(object_type),
-            program_id=_positive_int("program_id", program_id),
+            program_id=positive_int("program_id", program_id),
             custom_object_name=custom_object_name or None,
         )
 
@@ -199,98 +205,6 @@ class ImportTarget:
 DEFAULT_LOOKUP_FIELD = "email"
 
 
-@dataclass(frozen=True)
-class ImportSpec:
-    """What one import sends to Marketo besides the file: the target, the file format, and the
-    options of lead and program member imports. Build it with :meth:`of`, which checks every value
-    once; it knows its create path and its query string (where the spec puts the parameters)."""
-
-    target: ImportTarget
-    file_format: FileFormat = FileFormat.CSV
-    lookup_field: str | None = None
-    list_id: int | None = None
-    partition_name: str | None = None
-    program_member_status: str | None = None
-
-    def __post_init__(self) -> None:
-        kind = self.target.object_type
-        lead_only = {
-            "lookup_field": self.lookup_field,
-            "list_id": self.list_id,
-            "partition_name": self.partition_name,
-        }
-        given = [name for name, value in lead_only.items() if value not in (None, "")]
-        if kind is not ObjectType.LEADS and given:
-            raise MarketoValueError(f"{', '.join(given)} only apply to lead imports, not {kind.value}")
-        if kind is ObjectType.PROGRAM_MEMBERS:
-            if self.target.program_id is None:
-                raise MarketoValueError("program_id is required for program member imports")
-            if not self.program_member_status:
-                raise MarketoValueError(
-                    "program_member_status is required for program member imports (e.g. 'On List'); "
-                    "it must be a status of the program's channel"
-                )
-        elif self.program_member_status:
-            raise MarketoValueError(
-                f"program_member_status only applies to program member imports, not {kind.value}"
-            )
-
-    @classmethod
-    def of(
-        cls,
-        object_type: str | ObjectType,
-        *,
-        file_format: str | FileFormat = FileFormat.CSV,
-        lookup_field: str | None = None,
-        list_id: int | str | None = None,
-        partition_name: str | None = None,
-        program_id: int | str | None = None,
-        program_member_status: str | None = None,
-        custom_object_name: str | None = None,
-    ) -> ImportSpec:
-        """The spec from arguments as users give them (strings a template rendered included)."""
-        return cls(
-            target=ImportTarget.of(object_type, program_id=program_id, custom_object_name=custom_object_name),
-            file_format=FileFormat.parse(file_format),
-            lookup_field=_text(lookup_field),
-            list_id=_positive_int("list_id", list_id),
-            partition_name=_text(partition_name),
-            program_member_status=_text(program_member_status),
-        )
-
-    @property
-    def object_type(self) -> ObjectType:
-        return self.target.object_type
-
-    @property
-    def create_path(self) -> str:
-        return self.target.create_path
-
-    @property
-    def query(self) -> dict[str, str]:
-        """The create call's query string."""
-        params = {"format": self.file_format.value}
-        if self.lookup_field:
-            params["lookupField"] = self.lookup_field
-        if self.list_id is not None:
-            params["listId"] = str(self.list_id)
-        if self.partition_name:
-            params["partitionName"] = self.partition_name
-        if self.program_member_status:
-            params["programMemberStatus"] = self.program_member_status
-        return params
-
-    def required_columns(self, dedupe_fields: Iterable[str] = ()) -> tuple[str, ...]:
-        return required_columns(self.object_type, lookup_field=self.lookup_field, dedupe_fields=dedupe_fields)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def positive_seconds(name: str, value: float | str) -> float:
     """A positive number of seconds, from a number or the text a template rendered."""
     try:
@@ -302,7 +216,8 @@ def positive_seconds(name: str, value: float | str) -> float:
     return seconds
 
 
-def _positive_int(name: str, value: int | str | None) -> int | None:
+def positive_int(name: str, value: int | str | None) -> int | None:
+    """A positive whole number (an id), from a number or the text a template rendered; None as is."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):

@@ -13,7 +13,7 @@ from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd, poll
 from marketo_provider.results import ImportSummary, Trace, publish_results
-from marketo_provider.sources.ledger import counts_line
+from marketo_provider.sources import counts_line
 
 PushXCom = Callable[[str, Any], None]
 

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.state import ImportState
-from marketo_provider.sources import Preflight, preflight
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
-from marketo_provider.sources.ledger import RowPolicy
+from marketo_provider.sources import OnInvalidRows, OnRepeatedKeys, Preflight, RowPolicy, preflight
 
 if TYPE_CHECKING:
     from marketo_provider.importing.run import BulkImport

@@ -16,8 +16,7 @@ from marketo_provider.importing.changes import ChangedRows
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace
 from marketo_provider.importing.state import ImportState
-from marketo_provider.sources.ledger import Ledger, RowPolicy
-from marketo_provider.sources.records import Location
+from marketo_provider.sources import Ledger, Location, RowPolicy
 
 FAILED_BATCH = 10_000  # ordinals of failed rows held before they go to the ledger
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from marketo_provider.api import MarketoValueError
-from marketo_provider.sources.ledger import Ledger
+from marketo_provider.sources import Ledger
 from marketo_provider.storage import StateLocation
 
 LEDGERS_FOLDER = "marketo-provider-ledgers"

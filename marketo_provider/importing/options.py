@@ -10,8 +10,7 @@ from typing import Any
 
 from marketo_provider.api import MarketoValueError, positive_seconds
 from marketo_provider.results import ResultsLocation
-from marketo_provider.sources.checks import OnInvalidRows, OnRepeatedKeys
-from marketo_provider.sources.ledger import RowPolicy
+from marketo_provider.sources import OnInvalidRows, OnRepeatedKeys, RowPolicy
 from marketo_provider.storage import StateLocation
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0

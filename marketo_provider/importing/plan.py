@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marketo_provider.sources.ledger import counts_line
+from marketo_provider.sources import counts_line
 
 REASONS_SHOWN = 3
 

@@ -23,9 +23,15 @@ from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
 from marketo_provider.importing.watch import Wait, WaitEnd
 from marketo_provider.results import ImportSummary
-from marketo_provider.sources import AnySource, QuerySource
-from marketo_provider.sources.ledger import Ledger, RowPolicy, counts_line, source_fingerprint
-from marketo_provider.sources.trace import RecordTracer
+from marketo_provider.sources import (
+    AnySource,
+    Ledger,
+    QuerySource,
+    RecordTracer,
+    RowPolicy,
+    counts_line,
+    source_fingerprint,
+)
 
 
 class BulkImport:

@@ -19,9 +19,7 @@ from marketo_provider.api import (
 from marketo_provider.importing.errors import ImportAbortedError, past_deadline
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitFor
-from marketo_provider.sources import AnySource, Part, QuerySource, source_parts
-from marketo_provider.sources.ledger import Ledger
-from marketo_provider.sources.preflight import Mark
+from marketo_provider.sources import AnySource, Ledger, Mark, Part, QuerySource, source_parts
 
 if TYPE_CHECKING:
     from marketo_provider.importing.run import BulkImport

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from airflow.sdk import BaseOperator
 
 from marketo_provider._compat import AirflowFailException, TaskDeferred, conf, mask_uri_secrets
 from marketo_provider.airflow_errors import airflow_error
-from marketo_provider.api import ImportSpec, ImportTarget, MarketoError
-from marketo_provider.hooks.marketo import MarketoHook
+from marketo_provider.api import IMPORT_KEYWORDS, ImportKeywords, ImportSpec, ImportTarget, MarketoError
+from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
@@ -232,16 +232,9 @@ class MarketoBulkImportOperator(BaseOperator):
         try:
             source = self.resolved_source()
             mask_uri_secrets(getattr(source, "location", None))
-            spec = ImportSpec.of(
-                self.object_type,
-                file_format=source.file_format,
-                lookup_field=self.lookup_field,
-                list_id=self.list_id,
-                partition_name=self.partition_name,
-                program_id=self.program_id,
-                program_member_status=self.program_member_status,
-                custom_object_name=self.custom_object_name,
-            )
+            keywords = cast(ImportKeywords, {name: getattr(self, name) for name in IMPORT_KEYWORDS})
+            keywords["file_format"] = source.file_format
+            spec = ImportSpec.of(self.object_type, **keywords)
             options = ImportOptions.of(
                 poll_interval=self.poll_interval,
                 timeout=self.timeout,

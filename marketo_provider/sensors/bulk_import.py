@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from marketo_provider._compat import conf
 from marketo_provider.airflow_errors import airflow_error
 from marketo_provider.api import FileFormat, ImportTarget, MarketoError
-from marketo_provider.hooks.marketo import MarketoHook
+from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     BatchWatch,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import io
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from marketo_provider.api import MarketoValueError
 
@@ -48,6 +48,13 @@ def read_into(stream: Any, view: memoryview) -> int:
     data = stream.read(len(view))
     view[: len(data)] = data
     return len(data)
+
+
+def copy_into(buffer: Any, data: Any, at: int) -> int:
+    """Copy what fits of ``data[at:]`` to the start of ``buffer``; how many bytes were copied."""
+    n = min(len(buffer), len(data) - at)
+    buffer[:n] = data[at : at + n]
+    return n
 
 
 def seekable(stream: Any) -> bool:
@@ -126,3 +133,19 @@ class Body(Protocol):
 
     def quote_problem(self) -> SourceError | None:
         """The first record with broken quoting read so far (error path)."""
+
+
+_Closing = TypeVar("_Closing", bound="Closing")
+
+
+class Closing:
+    """What is closed on leaving a ``with`` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Closing) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

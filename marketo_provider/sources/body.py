@@ -1,16 +1,16 @@
-"""Stage 4: the records of a source as one logical stream (:class:`Body`).
+"""Stage 4: the records of delimited text files as one logical stream (:class:`BodyStream`, a
+:class:`~marketo_provider.sources.base.Body`).
 
 Every file's records, decompressed, header lines removed, one after the other in a stable
-(sorted) order; or a query's rows as CSV (``query.py``); or Parquet files' rows as CSV
-(``parquet.py``, when the first file is Parquet). Offsets in that stream say where a part starts and ends,
-so an import can resume after the last part Marketo accepted, and say which file and bytes a part
-came from. A stage that looks at records (checks, a change filter) reads and hands on this stream.
+(sorted) order (``text.py`` opens the first file and reads the header; a query's rows and Parquet
+files' rows are streams of their own: ``query.py``, ``parquet.py``). Offsets in that stream say
+where a part starts and ends, so an import can resume after the last part Marketo accepted, and say
+which file and bytes a part came from. A stage that looks at records (checks, a change filter) reads
+and hands on this stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,26 +21,16 @@ from marketo_provider.sources.base import (
     NEWLINE,
     OUT_CHUNK,
     QUOTE,
-    Body,
     Piece,
     SourceError,
     Where,
     read_into,
     seekable,
 )
-from marketo_provider.sources.content import Content, ParquetContent, open_content
-from marketo_provider.sources.header import (
-    Header,
-    encode_header,
-    first_record,
-    line_terminator,
-    map_header,
-    refuse_header_in_headerless,
-)
-from marketo_provider.sources.listing import SourceFile, list_files
-from marketo_provider.sources.model import AnySource, QuerySource, Source
-from marketo_provider.sources.parquet import open_parquet
-from marketo_provider.sources.query import open_query
+from marketo_provider.sources.content import Content, open_content
+from marketo_provider.sources.header import Header, first_record, line_terminator, refuse_header_in_headerless
+from marketo_provider.sources.listing import SourceFile
+from marketo_provider.sources.model import Source
 from marketo_provider.sources.quotes import scan_quotes
 
 
@@ -87,7 +77,7 @@ class _Segment:
 
 
 @dataclass
-class _Open:
+class OpenedFile:
     file: SourceFile
     reader: _BodyReader
     header_len: int
@@ -101,11 +91,18 @@ class BodyStream:
     Reads return bytes from one file at a time; ``tell()`` is the logical offset. Every later
     file's header must match the first file's (or, with ``columns``, no file has a header)."""
 
-    def __init__(self, source: Source, files: list[SourceFile], header: Header, first: _Open | None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        files: list[SourceFile],
+        header: Header,
+        first: OpenedFile | None,
+        next_index: int = 1,
+    ) -> None:
         self.source = source
         self.header = header
         self._files = files
-        self._next = 1
+        self._next = next_index  # the next file to open after ``first``
         self._current = first
         self._multi = len(files) > 1
         self._pos = 0
@@ -155,7 +152,7 @@ class BodyStream:
                 return n
             self._close_current(check=True)
 
-    def _start_segment(self, cur: _Open, at: int) -> None:
+    def _start_segment(self, cur: OpenedFile, at: int) -> None:
         cur.segment = _Segment(cur.file, cur.reader.content.kind, at, cur.header_len)
         self._segments.append(cur.segment)
 
@@ -241,7 +238,7 @@ class BodyStream:
         if offset and self._last != NEWLINE[0]:
             raise changed
 
-    def _mark_read(self, cur: _Open, lead: int, n: int, last: bytes) -> None:
+    def _mark_read(self, cur: OpenedFile, lead: int, n: int, last: bytes) -> None:
         if lead:
             self._pos += lead
             self._owed = b""
@@ -303,19 +300,28 @@ class BodyStream:
         return Where(prefix=prefix, line=lines + 1, byte=at, unit=unit)
 
 
-def open_file_body(source: Source, file: SourceFile, header: Header, *, count_quotes: bool) -> _Open | None:
+def open_file_body(
+    source: Source, file: SourceFile, header: Header, *, count_quotes: bool
+) -> OpenedFile | None:
     """Open one file, check its header against the source's, and leave it at its body. None for an
     empty file."""
     content = open_content(file)
+    if content.empty:
+        content.close()
+        return None
+    return file_body(source, file, content, header, count_quotes=count_quotes)
+
+
+def file_body(
+    source: Source, file: SourceFile, content: Content, header: Header, *, count_quotes: bool
+) -> OpenedFile:
+    """An opened file with content: its header checked against the source's, left at its body."""
     try:
-        if content.empty:
-            content.close()
-            return None
         fmt = source.file_format
         if source.columns is not None:
             bom = len(BOM) if content.first.startswith(BOM) else 0
             refuse_header_in_headerless(source, file, content, bom)
-            return _body_open(file, content, bom, content.first[bom:], count_quotes)
+            return body_open(file, content, bom, content.first[bom:], count_quotes)
         record = first_record(content.first, content.stream, fmt, file.name)
         expected = header.source_names or header.names
         if record.names != expected:
@@ -323,93 +329,14 @@ def open_file_body(source: Source, file: SourceFile, header: Header, *, count_qu
                 f"the header of {file.name} differs from the first file's: "
                 f"{columns_differ(record.names, expected)}; every file of {source.name} needs the same columns"
             )
-        return _body_open(file, content, record.bom + len(record.line), record.rest, count_quotes)
+        return body_open(file, content, record.bom + len(record.line), record.rest, count_quotes)
     except BaseException:
         content.close()
         raise
 
 
-def _body_open(file: SourceFile, content: Content, header_len: int, rest: bytes, count: bool) -> _Open:
+def body_open(file: SourceFile, content: Content, header_len: int, rest: bytes, count: bool) -> OpenedFile:
     if content.kind is None and seekable(content.stream):
         content.stream.seek(header_len)  # read the body straight from the file, without a copy
         rest = b""
-    return _Open(file=file, reader=_BodyReader(content, rest, count), header_len=header_len)
-
-
-@contextmanager
-def open_body(source: AnySource) -> Iterator[tuple[Header, Body]]:
-    """Open a source as ``(header, body)``: the header Marketo will see and the logical body
-    stream (``readinto``, ``tell``, ``origin``, ``where``, ``skip_to``)."""
-    if isinstance(source, QuerySource):
-        with open_query(source) as opened:
-            yield opened
-        return
-    files = list_files(source)
-    try:
-        header, body = _open_text(source, files)
-    except ParquetContent:  # the first file with content is Parquet: so is the source
-        parquet = True
-    else:
-        parquet = False
-    if parquet:
-        with open_parquet(source, files) as opened:
-            yield opened
-        return
-    try:
-        yield header, body
-    finally:
-        body.close()
-
-
-def _open_text(source: Source, files: list[SourceFile]) -> tuple[Header, BodyStream]:
-    """The header and body of a source of delimited text files."""
-    fmt = source.file_format
-    first: _Open | None = None
-    index = 0
-    header: Header | None = None
-    if source.columns is not None:
-        header = map_header(
-            source.columns, encode_header(source.columns, fmt), 0, fmt, source.column_mapping, source.name
-        )
-        if not header.source_names:
-            header = Header(header.names, header.line, 0, header.delimiter, source.columns)
-    # The first file with content gives the header; empty files before it are skipped.
-    while index < len(files) and first is None:
-        file = files[index]
-        index += 1
-        if header is not None:
-            first = open_file_body(source, file, header, count_quotes=len(files) > 1)
-            continue
-        content = open_content(file)
-        try:
-            if content.empty:
-                if len(files) == 1:
-                    raise SourceError(
-                        f"import source {file.name} is empty; it needs a header line of Marketo field names"
-                    )
-                content.close()
-                continue
-            record = first_record(content.first, content.stream, fmt, file.name)
-            header = map_header(
-                record.names,
-                record.line,
-                record.bom + len(record.line),
-                fmt,
-                source.column_mapping,
-                source.name if len(files) == 1 else file.name,
-            )
-            if not header.source_names:
-                header = Header(
-                    header.names, header.line, header.source_offset, header.delimiter, record.names
-                )
-            first = _body_open(file, content, record.bom + len(record.line), record.rest, len(files) > 1)
-        except BaseException:
-            content.close()
-            raise
-    if header is None:
-        raise SourceError(
-            f"every file of import source {source.name} is empty; they need a header line of Marketo field names"
-        )
-    body = BodyStream(source, files, header, first)
-    body._next = index
-    return header, body
+    return OpenedFile(file=file, reader=_BodyReader(content, rest, count), header_len=header_len)

@@ -1,7 +1,7 @@
 """Stage 2: one file opened as its content: recognised (gzip, bzip2, xz by their first bytes;
 files that are not delimited UTF-8 text refused, saying what they look like) and decompressed as a
-stream, a MiB at a time. A Parquet file is :class:`ParquetContent`: the body stage hands such a
-source to the Parquet stage (``parquet.py``)."""
+stream, a MiB at a time; and :class:`Opened`, a source as its reader receives it (``readers.py``
+opens the first file with content, and hands a Parquet one to ``parquet.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from marketo_provider.sources.base import HEAD_BYTES, OUT_CHUNK, SourceError, read_into, read_up_to
 from marketo_provider.sources.listing import SourceFile
+from marketo_provider.sources.model import AnySource
 
 _IN_CHUNK = 256 * 1024  # compressed bytes read at a time
 
@@ -39,13 +40,9 @@ def compression_of(first: bytes) -> str | None:
     return None
 
 
-class ParquetContent(SourceError):
-    """The file is Parquet, not delimited text: read by the Parquet stage when a source's first file
-    is Parquet; among delimited text files, an error."""
-
-
-def check_looks_like_text(first: bytes, name: str) -> None:
-    """Refuse a file that is evidently not delimited UTF-8 text, saying what it looks like."""
+def check_looks_like_text(first: bytes, name: str, *, parquet: bool = False) -> None:
+    """Refuse a file that is evidently not delimited UTF-8 text, saying what it looks like
+    (``parquet``: a Parquet file is let through, for the reader of a Parquet source)."""
 
     def refuse(what: str, fix: str) -> SourceError:
         return SourceError(f"import source {name} looks like {what}, not delimited text; {fix}")
@@ -63,7 +60,9 @@ def check_looks_like_text(first: bytes, name: str) -> None:
             "an Excel .xls workbook (an Office file)", "save the sheet as 'CSV UTF-8' and import that"
         )
     if first.startswith(b"PAR1"):
-        raise ParquetContent(
+        if parquet:
+            return
+        raise SourceError(
             f"import source {name} is a Parquet file among delimited text files; the files of one source are "
             "all Parquet or all delimited text"
         )
@@ -169,7 +168,9 @@ class Content:
         self.raw.close()
 
 
-def open_content(file: SourceFile) -> Content:
+def open_content(file: SourceFile, *, parquet: bool = False) -> Content:
+    """One file opened as its content, refused when it is not delimited text (``parquet``: a
+    Parquet file is opened too, for the reader that takes it)."""
     try:
         raw = file.open()
     except Exception as exc:
@@ -184,11 +185,32 @@ def open_content(file: SourceFile) -> Content:
             decompressed = _Decompressed(_Prefixed(peek, raw), kind, file.name)
             first = read_up_to(decompressed, HEAD_BYTES)
             content = Content(stream=decompressed, first=first, kind=kind, raw=raw)
-        check_looks_like_text(content.first[:HEAD_BYTES], file.name)
+        check_looks_like_text(content.first[:HEAD_BYTES], file.name, parquet=parquet)
         return content
     except BaseException:
         raw.close()
         raise
+
+
+@dataclass
+class Opened:
+    """A source as its reader receives it: its files (none for a query) and the first of them with
+    content, opened (None when every file is empty). Closing twice is harmless: the reader that
+    reads on from ``first`` closes it, and so does the one that hands it to its reader."""
+
+    source: AnySource
+    files: list[SourceFile]
+    first: Content | None = None
+    index: int = 0  # the place of ``first`` in ``files`` (len(files) when none has content)
+
+    @property
+    def head(self) -> bytes:
+        """The first bytes of the first file with content (decompressed); empty when none."""
+        return self.first.first if self.first is not None else b""
+
+    def close(self) -> None:
+        if self.first is not None:
+            self.first.close()
 
 
 class _Prefixed:

@@ -13,7 +13,16 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Any
 
-from marketo_provider.sources.base import NEWLINE, OUT_CHUNK, QUOTE, Body, Piece, SourceError, Where
+from marketo_provider.sources.base import (
+    NEWLINE,
+    OUT_CHUNK,
+    QUOTE,
+    Body,
+    Piece,
+    SourceError,
+    Where,
+    copy_into,
+)
 from marketo_provider.sources.quotes import count_records, last_boundary, record_end
 
 
@@ -63,8 +72,7 @@ class DroppingBody:
         while self._out_at >= len(self._out):
             if not self._refill():
                 return 0
-        n = min(len(buffer), len(self._out) - self._out_at)
-        buffer[:n] = self._out[self._out_at : self._out_at + n]
+        n = copy_into(buffer, self._out, self._out_at)
         self._out_at += n
         self._pos += n
         return n

@@ -111,7 +111,7 @@ def iter_parts(
     report: ScanReport | None = None,
     first_index: int = 0,
 ) -> Iterator[Part]:
-    """Cut a source's logical ``body`` (from :func:`~marketo_provider.sources.body.open_body`)
+    """Cut a source's logical ``body`` (from :func:`~marketo_provider.sources.open_body`)
     into parts under ``max_part_bytes`` (checked against Marketo's limit when the source was built),
     each starting with the header line and cut only between records.
 

@@ -17,8 +17,7 @@ from marketo_provider.api import MarketoValueError, ObjectType, required_columns
 from marketo_provider.api.fields import Field, canonical_names
 from marketo_provider.bounds import LIST_ENDS, Ends
 from marketo_provider.sources.base import NEWLINE, Body, SourceError
-from marketo_provider.sources.body import open_body
-from marketo_provider.sources.checks import CheckReport, RowRules
+from marketo_provider.sources.checks import RowRules
 from marketo_provider.sources.dropping import DroppingBody
 from marketo_provider.sources.header import (
     Header,
@@ -27,10 +26,14 @@ from marketo_provider.sources.header import (
     renamed,
     unknown_columns_problem,
 )
-from marketo_provider.sources.ledger import Ledger, LedgerWriter, RowPolicy
+from marketo_provider.sources.ledger import Ledger
+from marketo_provider.sources.ledger_writer import LedgerWriter
 from marketo_provider.sources.model import AnySource, QuerySource
 from marketo_provider.sources.parts import Part, ScanReport, iter_parts
+from marketo_provider.sources.policy import RowPolicy
 from marketo_provider.sources.quotes import count_records
+from marketo_provider.sources.readers import open_body
+from marketo_provider.sources.report import CheckReport
 
 Describe = Callable[..., dict[str, Any]]
 

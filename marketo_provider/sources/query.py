@@ -1,4 +1,4 @@
-"""A query's rows as a source: streamed with ``fetchmany`` into CSV, one batch of rows at a time."""
+"""The reader of a query: its rows streamed with ``fetchmany`` into CSV, one batch of rows at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources.base import NEWLINE, Piece, SourceError, Where
+from marketo_provider.sources.base import NEWLINE, Piece, SourceError, Where, copy_into
+from marketo_provider.sources.content import Opened
 from marketo_provider.sources.header import Header, encode_header, map_header
 from marketo_provider.sources.model import QuerySource
 
@@ -72,8 +73,7 @@ class RowsBody:
     def readinto(self, buffer: Any) -> int:
         if not self._refill():
             return 0
-        n = min(len(buffer), len(self._pending) - self._at)
-        buffer[:n] = self._pending[self._at : self._at + n]
+        n = copy_into(buffer, self._pending, self._at)
         self._at += n
         self._pos += n
         self._last = self._pending[self._at - 1]
@@ -134,9 +134,15 @@ def _query_cursor(source: QuerySource) -> tuple[Any, Any]:
     return conn, conn.cursor()
 
 
+def takes(opened: Opened) -> bool:
+    return isinstance(opened.source, QuerySource)
+
+
 @contextmanager
-def open_query(source: QuerySource) -> Iterator[tuple[Header, RowsBody]]:
+def open_query(opened: Opened) -> Iterator[tuple[Header, RowsBody]]:
     """Run the query and open its rows as ``(header, body)``."""
+    source = opened.source
+    assert isinstance(source, QuerySource)
     conn, cursor = _query_cursor(source)
     try:
         try:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from marketo_provider.sources.base import NEWLINE
+from marketo_provider.sources.base import NEWLINE, Closing
 from marketo_provider.sources.model import AnySource
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.preflight import source_parts
@@ -30,7 +30,7 @@ from marketo_provider.sources.records import LineTracker, Location, part_rows
 Finder = Callable[[Sequence[str]], Location | None]
 
 
-class RecordTracer:
+class RecordTracer(Closing):
     """Where the records sent in each part came from. Ask for parts in increasing order.
 
     :param source: the resolved source, as the import read it.
@@ -59,12 +59,6 @@ class RecordTracer:
 
     def close(self) -> None:
         self._stack.close()
-
-    def __enter__(self) -> RecordTracer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def finder(self, start: int, end: int) -> Finder:
         """A function from a result file row's values (its reason column removed) to the place of

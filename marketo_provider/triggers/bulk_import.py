@@ -12,7 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from marketo_provider._compat import conf
 from marketo_provider.api import redact
-from marketo_provider.hooks.marketo import MarketoHook
+from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
 from marketo_provider.importing.changes import renew_lease
 from marketo_provider.importing.errors import past_deadline

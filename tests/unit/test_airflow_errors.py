@@ -12,7 +12,6 @@ from marketo_provider.airflow_errors import airflow_class, airflow_error
 from marketo_provider.importing import ImportAbortedError, ImportFailedError
 from marketo_provider.importing.changes import StateDamagedError, StateLockedError
 from marketo_provider.sources import SourceError
-from marketo_provider.sources.content import ParquetContent
 
 # One instance of every error class this provider raises, and whether retrying cannot help.
 ERRORS: list[tuple[api.MarketoError, bool]] = [
@@ -40,7 +39,6 @@ ERRORS: list[tuple[api.MarketoError, bool]] = [
     (StateLockedError("another run is importing with the same state"), False),
     (StateDamagedError("pointer.json", "is not JSON", "delete the folder"), True),
     (SourceError("import source leads.csv does not exist"), True),
-    (ParquetContent("leads.parquet is Parquet"), True),
     (ImportAbortedError("submitting part 0 failed", permanent=True), True),
     (ImportAbortedError("the import did not finish within timeout=60 s"), False),
     (ImportFailedError(["a batch failed", "too many rows failed"], permanent=False), False),

@@ -297,6 +297,21 @@ def test_import_spec() -> None:
         ImportTarget.of("leads", program_id=3)
 
 
+def test_the_import_keywords_are_one_list() -> None:
+    import inspect
+
+    from marketo_provider.hooks import MarketoHook
+    from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
+
+    operator = inspect.signature(MarketoBulkImportOperator.__init__).parameters
+    assert set(api.IMPORT_KEYWORDS) <= set(operator)
+    assert set(api.IMPORT_KEYWORDS) <= set(MarketoBulkImportOperator.template_fields)
+    with pytest.raises(TypeError, match=r"ImportSpec.of\(\) got an unexpected keyword argument 'listId'"):
+        api.ImportSpec.of("leads", listId=4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"submit_import\(\) got an unexpected keyword argument 'list'"):
+        MarketoHook("unused").submit_import("leads", b"", list=4)  # type: ignore[call-arg, arg-type]
+
+
 def test_formats() -> None:
     assert [f.delimiter for f in FileFormat] == [",", "\t", ";"]
     assert FileFormat.parse("CSV") is FileFormat.CSV

@@ -17,18 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources import (
-    DEFAULT_MAX_PART_BYTES,
-    Header,
-    ScanReport,
-    Source,
-    SourceError,
-    count_records,
-    iter_parts,
-    open_body,
-    scan_source,
-    source_parts,
-)
+from marketo_provider.sources import Source, SourceError, open_body, source_parts
+from marketo_provider.sources.base import DEFAULT_MAX_PART_BYTES
+from marketo_provider.sources.header import Header
+from marketo_provider.sources.parts import ScanReport, iter_parts, scan_source
+from marketo_provider.sources.quotes import count_records
 
 # A lone carriage return is left out: csv.writer does not quote it under an LF line ending, so
 # such a file is ambiguous to every reader. CR LF inside fields is covered.

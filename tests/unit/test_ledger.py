@@ -9,7 +9,7 @@ from typing import Any
 
 from marketo_provider.importing.plan import plan_line
 from marketo_provider.sources import Source, preflight
-from marketo_provider.sources.checks import stable_hash
+from marketo_provider.sources.fingerprints import stable_hash
 from marketo_provider.sources.ledger import Fate
 
 SEP = "\x1f"

@@ -8,15 +8,9 @@ from pathlib import Path
 from marketo_provider.api import ObjectType
 from marketo_provider.api.fields import Field, Verdict
 from marketo_provider.sources import Source, source_parts
-from marketo_provider.sources.checks import (
-    CHUNK_BYTES,
-    CheckReport,
-    Columns,
-    RowProblems,
-    RowRules,
-    empty_key,
-    record_chunks,
-)
+from marketo_provider.sources.checks import RowProblems, RowRules, empty_key
+from marketo_provider.sources.chunks import CHUNK_BYTES, Columns, record_chunks
+from marketo_provider.sources.report import CheckReport
 
 FIELDS = (
     Field("email", "email", 255, "Email Address"),
@@ -119,7 +113,7 @@ def test_a_single_problem_is_still_counted() -> None:
 
 
 def test_a_plain_chunk_is_split_into_columns_with_its_longest_line() -> None:
-    from marketo_provider.sources.checks import _columns_of_plain
+    from marketo_provider.sources.chunks import _columns_of_plain
 
     split = _columns_of_plain("a@x.io,1,2026,\r\nb@x.io,22,2026-03-14,7\r\n", ",", 4)
     assert split is not None

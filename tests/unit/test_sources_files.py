@@ -462,7 +462,7 @@ def test_glob_pieces_match_as_glob_does(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(HEADER + body(0, 1))
 
     def listed(pattern: str) -> list[str]:
-        from marketo_provider.sources import list_files
+        from marketo_provider.sources.listing import list_files
 
         return [f.label for f in list_files(Source.of(f"{tmp_path}/{pattern}"))]
 

@@ -16,8 +16,14 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from marketo_provider.sources import Preflight, Source, SourceError, preflight, source_parts  # noqa: E402
-from marketo_provider.sources.body import open_body  # noqa: E402
+from marketo_provider.sources import (  # noqa: E402
+    Preflight,
+    Source,
+    SourceError,
+    open_body,
+    preflight,
+    source_parts,
+)
 
 UTC = datetime.timezone.utc
 

@@ -10,7 +10,10 @@ from decimal import Decimal
 import pytest
 
 from marketo_provider.api import FileFormat
-from marketo_provider.sources import Header, QuerySource, RowsBody, SourceError, iter_parts
+from marketo_provider.sources import QuerySource, SourceError
+from marketo_provider.sources.header import Header
+from marketo_provider.sources.parts import iter_parts
+from marketo_provider.sources.query import RowsBody
 
 ROWS = [
     ("a@example.com", None, True, datetime.datetime(2024, 5, 1, 12, 30), Decimal("1.50"), 7),

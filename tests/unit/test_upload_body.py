@@ -8,7 +8,7 @@ import pytest
 from requests_toolbelt import MultipartEncoder
 
 from marketo_provider.api import MarketoError
-from marketo_provider.hooks.transport import SizedUpload
+from marketo_provider.hooks.uploads import SizedUpload
 
 
 class NoCopy(io.BytesIO):

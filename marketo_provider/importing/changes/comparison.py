@@ -17,9 +17,7 @@ from marketo_provider.importing.changes.state import ChangeState, Loaded, scope_
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
-from marketo_provider.sources import AnySource, Preflight
-from marketo_provider.sources.body import open_body
-from marketo_provider.sources.ledger import Ledger
+from marketo_provider.sources import AnySource, Ledger, Preflight, open_body
 from marketo_provider.storage import StateLocation
 
 # A lock not renewed for this long is taken over: at least a few poll intervals.

@@ -1,0 +1,268 @@
+"""Writing the row ledger (:mod:`marketo_provider.sources.ledger`) in the one pass pre-flight makes:
+every record's place, key and values' hashes and problems as the parts go by; then, once, the
+repeated keys, each kept-out record's fate and the counts that add up."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from marketo_provider.sources.checks import RowRules
+from marketo_provider.sources.chunks import key_column, record_chunks
+from marketo_provider.sources.fingerprints import SEP, stable_hash_halves
+from marketo_provider.sources.ledger import KEPT_OUT_NAMES, LEDGER_VERSION, Fate, Ledger
+from marketo_provider.sources.parts import Part
+from marketo_provider.sources.policy import RowPolicy
+from marketo_provider.sources.records import LineTracker, Location
+from marketo_provider.sources.report import EXAMPLES, CheckReport
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-16000"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+class LedgerWriter:
+    """Writes a ledger while pre-flight reads the parts of a source in order from its start.
+
+    :param path: the SQLite file to write (its folder exists; the file does not).
+    :param rules: what the rows are checked against (their fields, their key).
+    :param policy: what becomes of invalid rows, repeated keys and unchanged rows.
+    :param values: check the values against the fields' types.
+    :param previous: the last confirmed state (an SQLite file with a table ``state(k, f)``), to
+        compare with (``changed_rows_only``); None: every row is new.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        rules: RowRules,
+        policy: RowPolicy,
+        *,
+        values: bool = True,
+        previous: str | None = None,
+    ) -> None:
+        self.path = path
+        self.rules = rules
+        self.policy = policy
+        self.report = CheckReport()
+        self._values = values
+        self._keyed = bool(rules.keys)
+        self._keys = policy.check_values and self._keyed
+        self._lines = LineTracker()
+        self._files: dict[tuple[str, bool], int] = {}
+        self._db = _connect(path)
+        db = self._db
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
+        # Every record: its key's and values' hashes (NULL: no key; a blank line), where it starts,
+        # and whether it is predicted to fail (1) or has no key (2).
+        db.execute(
+            "CREATE TABLE rows (o INTEGER PRIMARY KEY, k INTEGER, f INTEGER, line INTEGER, file INTEGER, "
+            "bad INTEGER)"
+        )
+        db.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, name TEXT, rows INTEGER)")
+        # Rows predicted to fail: the first reason and the values (JSON), for the failures file.
+        db.execute("CREATE TABLE problems (o INTEGER PRIMARY KEY, reason TEXT, vals TEXT)")
+        db.execute("CREATE TABLE drops (o INTEGER PRIMARY KEY, why INTEGER)")
+        db.execute("CREATE TABLE failed (o INTEGER PRIMARY KEY)")
+        self._previous = (
+            previous if (previous is not None and policy.changed_rows_only and self._keyed) else None
+        )
+        if self._previous is not None:
+            db.execute("ATTACH DATABASE ? AS prev", (f"file:{self._previous}?mode=ro",))
+            db.execute("PRAGMA prev.cache_size=-32000")
+        self._finished = False
+        self._closed = False
+
+    # ---- the pass ---------------------------------------------------------------------------
+
+    def check_part(self, part: Part) -> None:
+        """Check and record the records of the next part, a chunk of whole records at a time."""
+        lines = self._lines.lines(part)
+        for chunk in record_chunks(part, self.rules):
+            first = self.report.records
+            n = chunk.n
+            self.report.records += n
+            columns = chunk.columns
+            bad: dict[int, int] = {}
+            problems: list[tuple[int, str, str]] = []
+            if self._values:
+                found = self.rules.column_problems(columns, dict(chunk.found), chunk.blank)
+                for i, problem in sorted(found.items()):
+                    self.report.add(problem, lines.locate(chunk.starts[i], chunk.index + i))
+                    if problem.verdict.predicted_failure:
+                        bad[i] = 2 if problem.first == self.rules.empty_key else 1
+                        row = chunk.rows[i] if chunk.rows is not None else [c[i] for c in columns]
+                        problems.append((first + i, problem.reason, json.dumps(list(row))))
+            if problems:
+                self._db.executemany("INSERT INTO problems VALUES (?, ?, ?)", problems)
+            places = lines.places(chunk.starts, chunk.index)
+            file_ids = [self._file_id(name, is_rows) for name, is_rows in places.files]
+            if columns:
+                keys: Sequence[str] = key_column(columns, self.rules) if self._keyed else [""] * n
+                if chunk.rows is not None:
+                    joined = [SEP.join(r) for r in chunk.rows]
+                else:
+                    joined = [SEP.join(r) for r in zip(*columns, strict=True)]
+                # The halves of each hash: SQLite puts them together as it stores the row.
+                key_high, key_low = stable_hash_halves(keys)
+                value_high, value_low = stable_hash_halves(joined)
+                key_hi: list[int | None] = list(key_high)
+                value_hi: list[int | None] = list(value_high)
+                if "" in keys:
+                    for i, k in enumerate(keys):
+                        if not k:
+                            key_hi[i] = None
+            else:  # only blank lines
+                key_hi = value_hi = [None] * n
+                key_low = value_low = [0] * n
+            for i in chunk.blank:
+                key_hi[i] = None
+                value_hi[i] = None
+            self._db.executemany(
+                "INSERT INTO rows VALUES (?, (? << 32) | ?, (? << 32) | ?, ?, ?, ?)",
+                zip(
+                    range(first, first + n),
+                    key_hi,
+                    key_low,
+                    value_hi,
+                    value_low,
+                    places.lines,
+                    [file_ids[0]] * n if len(file_ids) == 1 else [file_ids[i] for i in places.file_of],
+                    [bad.get(i, 0) for i in range(n)] if bad else [0] * n,
+                    strict=True,
+                ),
+            )
+
+    def _file_id(self, name: str, rows: bool) -> int:
+        found = self._files.get((name, rows))
+        if found is None:
+            found = len(self._files)
+            self._files[(name, rows)] = found
+            self._db.execute("INSERT INTO files VALUES (?, ?, ?)", (found, name, int(rows)))
+        return found
+
+    # ---- once the pass is over --------------------------------------------------------------
+
+    def finish(self, meta: Mapping[str, Any] | None = None) -> Ledger:
+        """Group the keys, decide each kept-out record's fate, count, and hand over the ledger."""
+        if self._finished:
+            raise RuntimeError("the ledger is finished already")
+        self._finished = True
+        db = self._db
+        policy = self.policy
+        skip = policy.skip_invalid
+        # The row of each repeated key Marketo ends up holding: its last row not refused.
+        holder = "MAX(CASE WHEN bad = 0 THEN o END)" if skip else "MAX(o)"
+        db.execute(
+            f"CREATE TABLE repeated AS SELECT k, COUNT(*) AS n, MIN(o) AS first, {holder} AS holder "
+            "FROM rows WHERE k IS NOT NULL GROUP BY k HAVING n > 1"
+        )
+        db.execute("CREATE UNIQUE INDEX repeated_k ON repeated (k)")
+        if self._keys:
+            keys, rows = db.execute("SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM repeated").fetchone()
+            self.report.repeated_keys, self.report.repeated_rows = int(keys), int(rows)
+            names = " and ".join(self.rules.key_names)
+            for k, n in db.execute(
+                "SELECT k, n FROM repeated ORDER BY first LIMIT ?", (EXAMPLES,)
+            ).fetchall():
+                places = [
+                    _place(name, line, is_rows)
+                    for line, name, is_rows in db.execute(
+                        "SELECT r.line, f.name, f.rows FROM rows r JOIN files f ON f.id = r.file "
+                        "WHERE r.k = ? ORDER BY r.o LIMIT 3",
+                        (k,),
+                    )
+                ]
+                more = f" and {n - len(places)} more" if n > len(places) else ""
+                self.report.repeated_examples.append(f"the same {names} on {', '.join(places)}{more}")
+        if skip:
+            db.execute(
+                f"INSERT INTO drops SELECT o, CASE bad WHEN 2 THEN {int(Fate.NO_KEY)} ELSE {int(Fate.REFUSED)} END "
+                "FROM rows WHERE bad > 0"
+            )
+        if self._previous is not None:
+            # A key is unchanged when the row Marketo would end up holding is as confirmed: then none
+            # of its rows is sent (sending an earlier row alone would leave Marketo the older values).
+            db.execute(
+                f"INSERT OR IGNORE INTO drops SELECT r.o, {int(Fate.UNCHANGED)} FROM rows r "
+                "JOIN prev.state p ON p.k = r.k LEFT JOIN repeated q ON q.k = r.k "
+                "WHERE (q.k IS NULL AND p.f = r.f) "
+                "OR (q.k IS NOT NULL AND p.f = (SELECT h.f FROM rows h WHERE h.o = q.holder))"
+            )
+        if policy.keep_last:
+            db.execute(
+                f"INSERT OR IGNORE INTO drops SELECT r.o, {int(Fate.EARLIER_REPEAT)} FROM rows r "
+                "JOIN repeated q ON q.k = r.k WHERE r.o < q.holder"
+            )
+        counts = self._counts()
+        db.execute("INSERT INTO meta VALUES ('version', ?)", (json.dumps(LEDGER_VERSION),))
+        db.execute("INSERT INTO meta VALUES ('counts', ?)", (json.dumps(counts),))
+        db.execute("INSERT INTO meta VALUES ('rules', ?)", (json.dumps(self.rules.to_json()),))
+        db.execute("INSERT INTO meta VALUES ('policy', ?)", (json.dumps(policy.to_json()),))
+        for name, value in (meta or {}).items():
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+        db.commit()
+        db.close()
+        self._closed = True
+        return Ledger(self.path)
+
+    def _counts(self) -> dict[str, Any]:
+        db = self._db
+        records, blank = db.execute("SELECT COUNT(*), COALESCE(SUM(f IS NULL), 0) FROM rows").fetchone()
+        kept = dict(db.execute("SELECT why, COUNT(*) FROM drops GROUP BY why").fetchall())
+        kept_out = {KEPT_OUT_NAMES[f]: int(kept.get(int(f), 0)) for f in Fate}
+        rows = int(records) - int(blank)
+        counts: dict[str, Any] = {
+            "records": int(records),
+            "blank_lines": int(blank),
+            "rows": rows,
+            "rows_to_send": rows - sum(kept_out.values()),
+            "rows_kept_out": sum(kept_out.values()),
+            "kept_out": kept_out,
+        }
+        if self.policy.changed_rows_only:
+            sent = "r.f IS NOT NULL AND r.o NOT IN (SELECT o FROM drops)"
+            (unkeyed,) = db.execute(f"SELECT COUNT(*) FROM rows r WHERE r.k IS NULL AND {sent}").fetchone()
+            if self._previous is not None:
+                new, changed = db.execute(
+                    "SELECT COALESCE(SUM(p.k IS NULL), 0), COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
+                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE r.k IS NOT NULL AND {sent}"
+                ).fetchone()
+                (kept_keys,) = db.execute(
+                    "SELECT COUNT(*) FROM (SELECT k FROM rows WHERE k IS NOT NULL GROUP BY k) s "
+                    "JOIN prev.state p ON p.k = s.k"
+                ).fetchone()
+                (before,) = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()
+                vanished = int(before) - int(kept_keys)
+            else:
+                (new,) = db.execute(
+                    f"SELECT COUNT(*) FROM rows r WHERE r.k IS NOT NULL AND {sent}"
+                ).fetchone()
+                changed, vanished = 0, 0
+            counts["changes"] = {
+                "rows_new": int(new),
+                "rows_changed": int(changed),
+                "rows_without_key": int(unkeyed),
+                "rows_unchanged": kept_out["unchanged"],
+                "keys_vanished": vanished,
+            }
+        return counts
+
+    def close(self) -> None:
+        """Give up a ledger that was not finished (its file is removed)."""
+        if not self._closed:
+            self._db.close()
+            self._closed = True
+            if os.path.exists(self.path):
+                os.remove(self.path)
+
+
+def _place(name: str, line: int, rows: Any) -> str:
+    """A record's place as messages name it."""
+    return str(Location(name, int(line), rows=bool(rows)))
