@@ -195,8 +195,9 @@ def compare_child(keys: int, folder: str) -> None:
 
 
 def comparison(keys: int) -> None:
-    from marketo_provider.importing.changes import StateLocation, build_state
+    from marketo_provider.importing.changes.comparison import build_state
     from marketo_provider.sources.fingerprints import stable_hash
+    from marketo_provider.storage import StateLocation
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "leads.csv"

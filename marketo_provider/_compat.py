@@ -45,7 +45,7 @@ async def amask_secret(secret: Any) -> None:
 def mask_uri_secrets(uri: Any) -> None:
     """Credentials written in a URI (``s3://KEY:SECRET@bucket/``) are masked in Airflow's task logs
     and in this provider's messages, whoever prints them (storage libraries quote them too)."""
-    from marketo_provider.api import remember_secret, uri_credentials
+    from marketo_provider.api.redaction import remember_secret, uri_credentials
 
     for secret in uri_credentials(str(uri)) if uri is not None else ():
         remember_secret(secret)

@@ -8,6 +8,23 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = [
+    "CSV_FIELD_LIMIT",
+    "ITEM_CHARS",
+    "LIST_ENDS",
+    "NAMED",
+    "TEXT_ENDS",
+    "Ends",
+    "bounded_list",
+    "bounded_text",
+    "columns_differ",
+    "cut",
+    "field_too_long",
+    "field_too_long_text",
+    "named",
+    "raise_csv_field_limit",
+]
+
 # Lists in the summary and the validate_only plan (``part_origins``) keep this many items at
 # each end; a marker item between them says how many were left out.
 LIST_ENDS = 10

@@ -6,6 +6,12 @@ from typing import Any
 
 from marketo_provider import __version__
 
+__all__ = [
+    "CONN_FIELDS",
+    "UI_FIELD_BEHAVIOUR",
+    "get_provider_info",
+]
+
 # The connection form, declared once: Airflow >= 3.2 reads it from here, and the hook's
 # ``get_connection_form_widgets`` / ``get_ui_field_behaviour`` build the 3.1 form from the same data.
 CONN_FIELDS: dict[str, dict[str, Any]] = {

@@ -9,6 +9,16 @@ from urllib.parse import urlsplit
 
 from marketo_provider.api import ConnectionSettings, ImportTarget, ObjectType
 
+__all__ = [
+    "lineage_for_import",
+    "marketo_asset",
+    "marketo_asset_uri",
+    "marketo_dataset",
+    "marketo_dataset_name",
+    "report_hook_lineage",
+    "source_dataset",
+]
+
 
 def source_dataset(source: Any) -> tuple[str, str] | None:
     """(namespace, name) of a source by OpenLineage's naming: ``s3://bucket`` + key, ``file`` + path;

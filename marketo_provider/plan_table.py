@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from marketo_provider.api.redaction import hide_secrets
-from marketo_provider.importing.plan import plan_line
+from marketo_provider.importing import plan_line
+
+__all__ = [
+    "EXAMPLES",
+    "plan_lines",
+]
 
 EXAMPLES = 5  # places listed per reason
 

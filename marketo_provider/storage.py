@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider._compat import mask_uri_secrets
-from marketo_provider.api import MarketoValueError, hide_secrets
+from marketo_provider.api import MarketoValueError
+from marketo_provider.api.redaction import hide_secrets
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "POINTER",
+    "StateDamagedError",
+    "StateLocation",
+    "check_writable",
+    "replace_local",
+    "storage_folder",
+    "uri_scheme",
+]
 
 # The state's pointer (``changed_rows_only``), which names the one state file a folder holds.
 POINTER = "latest.json"
@@ -178,7 +190,7 @@ class StateLocation:
         if local is not None:
             path = os.path.join(local, _plain_name(name))
             self._refuse_odd(path, name, links=False)  # a link is replaced, never written through
-            _replace_local(path, data)
+            replace_local(path, data)
             return
         with self._entry(name).open("wb") as handle:
             handle.write(data)
@@ -231,7 +243,7 @@ class StateLocation:
         check_writable(self.path, self.conn_id, "state_path")
 
 
-def _replace_local(path: str, data: bytes) -> None:
+def replace_local(path: str, data: bytes) -> None:
     """Write ``path`` as a new file renamed over the old one: readers see the old or the new."""
     folder, name = os.path.split(path)
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")

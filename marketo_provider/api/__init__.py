@@ -13,33 +13,15 @@
 ``connection``  :class:`ConnectionSettings` from an Airflow connection; :class:`Token`
 ``limits``      file size, queue, rate window and timeouts; pacing and backoff
 
-Every name is importable from ``marketo_provider.api``; docs/api.rst lists the ones a user needs.
+This face lists what a DAG author and the provider's other packages use: the error classes, what an
+import targets and sends, a batch's status and a connection's settings (docs/api.rst). The rest is
+each concern module's own face (its ``__all__``): the hooks read ``protocol``, ``answers``,
+``connection`` and ``limits``; the sources read ``fields`` and ``targets``; nothing outside a
+module's ``__all__`` is used by another package (tests/unit/test_faces.py).
 """
 
-from marketo_provider.api.answers import (
-    BatchStatus,
-    describe_field_names,
-    raise_for_http_status,
-    read_batch,
-    read_batch_answer,
-    read_envelope,
-    read_json_answer,
-    read_result_file_answer,
-    read_token_answer,
-)
-from marketo_provider.api.codes import (
-    GATEWAY_AFTER_SEND_CODES,
-    TRANSIENT_HTTP_STATUSES,
-    ErrorAction,
-    error_action,
-)
-from marketo_provider.api.connection import (
-    TOKEN_PATH,
-    ConnectionSettings,
-    Token,
-    connection_settings,
-    read_verify,
-)
+from marketo_provider.api.answers import BatchStatus
+from marketo_provider.api.connection import ConnectionSettings
 from marketo_provider.api.errors import (
     MarketoAnswerError,
     MarketoAPIError,
@@ -57,97 +39,14 @@ from marketo_provider.api.errors import (
     MarketoTransientError,
     MarketoTransportError,
     MarketoValueError,
-    TransportFailure,
-    error_for,
 )
-from marketo_provider.api.import_spec import IMPORT_KEYWORDS, ImportKeywords, ImportSpec, given_keywords
-from marketo_provider.api.limits import (
-    CLIENT_CALLS_PER_WINDOW,
-    CONNECT_TIMEOUT_SECONDS,
-    DEFAULT_HTTP_TIMEOUT_SECONDS,
-    MAX_DESCRIBE_ANSWER_BYTES,
-    MAX_IMPORT_FILE_BYTES,
-    MAX_IMPORTING_JOBS,
-    MAX_JSON_ANSWER_BYTES,
-    MAX_QUEUED_JOBS,
-    MAX_RESULT_FILE_BYTES,
-    MAX_SERVER_MESSAGE_CHARS,
-    RATE_LIMIT_WINDOW_SECONDS,
-    TOKEN_LIFE_SECONDS,
-    TOKEN_RENEW_MARGIN_SECONDS,
-    UPLOAD_READ_TIMEOUT_FLOOR_SECONDS,
-    CallPacer,
-    queue_full_wait_seconds,
-    token_renew_at,
-)
-from marketo_provider.api.protocol import Answer, Call, Flow, NeedToken, Upload, call_flow, token_call
-from marketo_provider.api.redaction import (
-    hide_secrets,
-    known_secrets,
-    mask_uri_credentials,
-    redact,
-    remember_secret,
-    server_text,
-    uri_credentials,
-    without_secrets,
-)
-from marketo_provider.api.retries import is_retryable, retry_wait_seconds
-from marketo_provider.api.targets import (
-    COMPLETE,
-    DEFAULT_LOOKUP_FIELD,
-    DONE_STATUSES,
-    FAILED,
-    FAILURE_REASON_COLUMN,
-    IMPORTING,
-    QUEUED,
-    RESULT_KINDS,
-    WARNING_REASON_COLUMN,
-    FileFormat,
-    ImportTarget,
-    ObjectType,
-    header_name_problems,
-    importable_field_objects,
-    positive_seconds,
-    required_columns,
-    why_required,
-)
+from marketo_provider.api.import_spec import ImportKeywords, ImportSpec
+from marketo_provider.api.targets import FileFormat, ImportTarget, ObjectType
 
 __all__ = [
-    "CLIENT_CALLS_PER_WINDOW",
-    "COMPLETE",
-    "CONNECT_TIMEOUT_SECONDS",
-    "DEFAULT_HTTP_TIMEOUT_SECONDS",
-    "DEFAULT_LOOKUP_FIELD",
-    "DONE_STATUSES",
-    "FAILED",
-    "FAILURE_REASON_COLUMN",
-    "GATEWAY_AFTER_SEND_CODES",
-    "IMPORTING",
-    "IMPORT_KEYWORDS",
-    "MAX_DESCRIBE_ANSWER_BYTES",
-    "MAX_IMPORTING_JOBS",
-    "MAX_IMPORT_FILE_BYTES",
-    "MAX_JSON_ANSWER_BYTES",
-    "MAX_QUEUED_JOBS",
-    "MAX_RESULT_FILE_BYTES",
-    "MAX_SERVER_MESSAGE_CHARS",
-    "QUEUED",
-    "RATE_LIMIT_WINDOW_SECONDS",
-    "RESULT_KINDS",
-    "TOKEN_LIFE_SECONDS",
-    "TOKEN_PATH",
-    "TOKEN_RENEW_MARGIN_SECONDS",
-    "TRANSIENT_HTTP_STATUSES",
-    "UPLOAD_READ_TIMEOUT_FLOOR_SECONDS",
-    "WARNING_REASON_COLUMN",
-    "Answer",
     "BatchStatus",
-    "Call",
-    "CallPacer",
     "ConnectionSettings",
-    "ErrorAction",
     "FileFormat",
-    "Flow",
     "ImportKeywords",
     "ImportSpec",
     "ImportTarget",
@@ -167,41 +66,5 @@ __all__ = [
     "MarketoTransientError",
     "MarketoTransportError",
     "MarketoValueError",
-    "NeedToken",
     "ObjectType",
-    "Token",
-    "TransportFailure",
-    "Upload",
-    "call_flow",
-    "connection_settings",
-    "describe_field_names",
-    "error_action",
-    "error_for",
-    "given_keywords",
-    "header_name_problems",
-    "hide_secrets",
-    "importable_field_objects",
-    "is_retryable",
-    "known_secrets",
-    "mask_uri_credentials",
-    "positive_seconds",
-    "queue_full_wait_seconds",
-    "raise_for_http_status",
-    "read_batch",
-    "read_batch_answer",
-    "read_envelope",
-    "read_json_answer",
-    "read_result_file_answer",
-    "read_token_answer",
-    "read_verify",
-    "redact",
-    "remember_secret",
-    "required_columns",
-    "retry_wait_seconds",
-    "server_text",
-    "token_call",
-    "token_renew_at",
-    "uri_credentials",
-    "why_required",
-    "without_secrets",
 ]

@@ -28,6 +28,21 @@ from marketo_provider.api.protocol import Answer, Call
 from marketo_provider.api.redaction import server_text
 from marketo_provider.api.targets import DONE_STATUSES, FAILED, ImportTarget, ObjectType
 
+__all__ = [
+    "BatchStatus",
+    "check_batch_entry",
+    "describe_field_names",
+    "raise_for_http_status",
+    "read_batch",
+    "read_batch_answer",
+    "read_envelope",
+    "read_json_answer",
+    "read_result_file_answer",
+    "read_token_answer",
+    "shown",
+    "whole_number",
+]
+
 
 def read_token_answer(answer: Answer, now: float, conn_id: str = "") -> Token:
     """Read the identity service's answer; raise ``MarketoAuthError`` on refused credentials."""

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import enum
 
+__all__ = [
+    "ERROR_HINTS",
+    "GATEWAY_AFTER_SEND_CODES",
+    "TRANSIENT_HTTP_STATUSES",
+    "ErrorAction",
+    "error_action",
+]
+
 
 class ErrorAction(str, enum.Enum):
     """What a client should do about an error."""

@@ -11,6 +11,14 @@ from urllib.parse import urlsplit
 from marketo_provider.api.errors import MarketoConnectionConfigError
 from marketo_provider.api.limits import CONNECT_TIMEOUT_SECONDS, DEFAULT_HTTP_TIMEOUT_SECONDS
 
+__all__ = [
+    "TOKEN_PATH",
+    "ConnectionSettings",
+    "Token",
+    "connection_settings",
+    "read_verify",
+]
+
 TOKEN_PATH = "/oauth/token"  # under the identity base URL
 
 

@@ -9,6 +9,27 @@ import enum
 from marketo_provider.api.codes import ERROR_HINTS, ErrorAction, error_action
 from marketo_provider.api.redaction import hide_secrets, redact, server_text
 
+__all__ = [
+    "MarketoAPIError",
+    "MarketoAnswerError",
+    "MarketoAuthError",
+    "MarketoConcurrencyError",
+    "MarketoConnectionConfigError",
+    "MarketoError",
+    "MarketoFileTooLargeError",
+    "MarketoNotFoundError",
+    "MarketoQueueFullError",
+    "MarketoQuotaExceededError",
+    "MarketoRateLimitError",
+    "MarketoSubmitOutcomeUnknownError",
+    "MarketoTokenError",
+    "MarketoTransientError",
+    "MarketoTransportError",
+    "MarketoValueError",
+    "TransportFailure",
+    "error_for",
+]
+
 
 class MarketoError(Exception):
     """Base class of every error this provider raises about Marketo. Its message never shows a

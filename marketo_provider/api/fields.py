@@ -15,6 +15,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "GOOD_VALUES",
+    "GOOD_VALUE_CHARS",
+    "LENGTHY",
+    "STRING_DEFAULT_LENGTH",
+    "TEXT_MAX_BYTES",
+    "TYPED",
+    "Field",
+    "GoodValues",
+    "Problem",
+    "Verdict",
+    "canonical_names",
+    "column_problems",
+    "empty_key_problem",
+    "fields_of_describe",
+    "value_problem",
+]
+
 # Text area fields hold up to 30,000 bytes; string fields up to describe's length (255 by default).
 TEXT_MAX_BYTES = 30_000
 STRING_DEFAULT_LENGTH = 255

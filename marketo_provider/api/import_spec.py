@@ -11,6 +11,13 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from marketo_provider.api.errors import MarketoValueError
 from marketo_provider.api.targets import FileFormat, ImportTarget, ObjectType, positive_int, required_columns
 
+__all__ = [
+    "IMPORT_KEYWORDS",
+    "ImportKeywords",
+    "ImportSpec",
+    "given_keywords",
+]
+
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 

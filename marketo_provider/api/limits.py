@@ -7,6 +7,26 @@ import random
 import threading
 from collections import deque
 
+__all__ = [
+    "CLIENT_CALLS_PER_WINDOW",
+    "CONNECT_TIMEOUT_SECONDS",
+    "DEFAULT_HTTP_TIMEOUT_SECONDS",
+    "MAX_DESCRIBE_ANSWER_BYTES",
+    "MAX_IMPORTING_JOBS",
+    "MAX_IMPORT_FILE_BYTES",
+    "MAX_JSON_ANSWER_BYTES",
+    "MAX_QUEUED_JOBS",
+    "MAX_RESULT_FILE_BYTES",
+    "MAX_SERVER_MESSAGE_CHARS",
+    "RATE_LIMIT_WINDOW_SECONDS",
+    "TOKEN_LIFE_SECONDS",
+    "TOKEN_RENEW_MARGIN_SECONDS",
+    "UPLOAD_READ_TIMEOUT_FLOOR_SECONDS",
+    "CallPacer",
+    "queue_full_wait_seconds",
+    "token_renew_at",
+]
+
 # Marketo takes import files *under* 10 MB (HTTP 413 above). 10,000,000 bytes is below both
 # readings of "10 MB".
 MAX_IMPORT_FILE_BYTES = 10_000_000

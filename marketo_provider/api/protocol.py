@@ -19,6 +19,16 @@ from marketo_provider.api.errors import (
 )
 from marketo_provider.api.limits import MAX_JSON_ANSWER_BYTES
 
+__all__ = [
+    "Answer",
+    "Call",
+    "Flow",
+    "NeedToken",
+    "Upload",
+    "call_flow",
+    "token_call",
+]
+
 T = TypeVar("T")
 
 

@@ -10,6 +10,17 @@ from collections.abc import Iterable, Iterator
 
 from marketo_provider.api.limits import MAX_SERVER_MESSAGE_CHARS
 
+__all__ = [
+    "hide_secrets",
+    "known_secrets",
+    "mask_uri_credentials",
+    "redact",
+    "remember_secret",
+    "server_text",
+    "uri_credentials",
+    "without_secrets",
+]
+
 _REDACTIONS = (
     (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1***"),
     (

@@ -12,6 +12,11 @@ from marketo_provider.api.errors import (
 )
 from marketo_provider.api.limits import RATE_LIMIT_WINDOW_SECONDS
 
+__all__ = [
+    "is_retryable",
+    "retry_wait_seconds",
+]
+
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a call that raised ``exc`` may be made again after a pause (uploads that may have

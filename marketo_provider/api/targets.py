@@ -14,6 +14,29 @@ from urllib.parse import quote
 from marketo_provider.api.errors import MarketoValueError
 from marketo_provider.bounds import named
 
+__all__ = [
+    "COMPLETE",
+    "DEFAULT_LOOKUP_FIELD",
+    "DONE_STATUSES",
+    "FAILED",
+    "FAILURE_REASON_COLUMN",
+    "IMPORTING",
+    "PATH_TEMPLATES",
+    "QUEUED",
+    "RESULT_KINDS",
+    "WARNING_REASON_COLUMN",
+    "Choice",
+    "FileFormat",
+    "ImportTarget",
+    "ObjectType",
+    "header_name_problems",
+    "importable_field_objects",
+    "positive_int",
+    "positive_seconds",
+    "required_columns",
+    "why_required",
+]
+
 FAILURE_REASON_COLUMN = "Import Failure Reason"
 
 

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import httpx
 import tenacity
 
-from marketo_provider import api
 from marketo_provider._compat import amask_secret
-from marketo_provider.api import Answer, MarketoTransportError, TransportFailure
+from marketo_provider.api import MarketoTransportError
+from marketo_provider.api.errors import TransportFailure
+from marketo_provider.api.protocol import Answer, Flow
 from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps, Walk
 from marketo_provider.hooks.shared import loop_shared
 from marketo_provider.hooks.transport import aread_body, transport_error
@@ -25,12 +26,12 @@ class AsyncDriver(CallDriver):
     """Drives the flows of :mod:`~marketo_provider.api` on the event loop, with the same retry
     policy around each whole flow."""
 
-    async def _arun(self, make_flow: Callable[[], api.Flow[T]]) -> T:
+    async def _arun(self, make_flow: Callable[[], Flow[T]]) -> T:
         """Drive a flow to its end on the event loop: the same flows and retry policy as the sync
         driver, over a shared ``httpx.AsyncClient``."""
         return await tenacity.AsyncRetrying(**self._retry_kwargs())(self._arun_once, make_flow)
 
-    async def _arun_once(self, make_flow: Callable[[], api.Flow[T]]) -> T:
+    async def _arun_once(self, make_flow: Callable[[], Flow[T]]) -> T:
         flow = make_flow()
         settings = await self.aget_settings()
         # The loop's client is built (a TLS context, off the loop) before a deadline is checked.

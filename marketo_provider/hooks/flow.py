@@ -20,16 +20,12 @@ from typing import Any, Generic, TypeVar
 import tenacity
 from airflow.sdk import BaseHook
 
-from marketo_provider import api
-from marketo_provider.api import (
-    Answer,
-    Call,
-    ConnectionSettings,
-    MarketoError,
-    MarketoTransportError,
-    NeedToken,
-    TransportFailure,
-)
+from marketo_provider.api import ConnectionSettings, MarketoError, MarketoTransportError
+from marketo_provider.api.answers import read_token_answer
+from marketo_provider.api.errors import TransportFailure
+from marketo_provider.api.protocol import Answer, Call, Flow, NeedToken, token_call
+from marketo_provider.api.redaction import remember_secret
+from marketo_provider.api.retries import is_retryable, retry_wait_seconds
 from marketo_provider.hooks.shared import TOKENS, pacer
 
 T = TypeVar("T")
@@ -130,7 +126,7 @@ class CallDriver(BaseHook):
     async def aget_settings(self) -> ConnectionSettings:
         raise NotImplementedError
 
-    def steps(self, flow: api.Flow[T], settings: ConnectionSettings) -> Steps[T]:
+    def steps(self, flow: Flow[T], settings: ConnectionSettings) -> Steps[T]:
         """Drive ``flow`` to its end, turning what it asks for into steps. A step's failure (one of
         ours) is thrown into the flow, which decides what it means (renew the token, resend or
         not); a streamed answer is closed once the flow has read it."""
@@ -163,10 +159,10 @@ class CallDriver(BaseHook):
         if token := _cached_token(settings, None):
             return token  # another caller fetched it while this one waited for the lock
         started = time.monotonic()
-        answer = yield from self._send(api.token_call(settings))
-        fetched = api.read_token_answer(answer, started, settings.conn_id)
+        answer = yield from self._send(token_call(settings))
+        fetched = read_token_answer(answer, started, settings.conn_id)
         yield Mask(fetched.access_token)
-        api.remember_secret(fetched.access_token)
+        remember_secret(fetched.access_token)
         TOKENS.store(settings.cache_key, fetched)
         return fetched.access_token
 
@@ -190,7 +186,7 @@ class CallDriver(BaseHook):
     def _retry_kwargs(self, *, retry: bool = True) -> dict[str, Any]:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            pause = api.retry_wait_seconds(
+            pause = retry_wait_seconds(
                 exc,
                 state.attempt_number,
                 base=self.retry_base_seconds,
@@ -209,7 +205,7 @@ class CallDriver(BaseHook):
             )
 
         return {
-            "retry": tenacity.retry_if_exception(api.is_retryable),
+            "retry": tenacity.retry_if_exception(is_retryable),
             "stop": tenacity.stop_after_attempt(self.max_attempts if retry else 1)
             | tenacity.stop_after_delay(self.max_retry_seconds)
             | _PastDeadline(self),

@@ -15,11 +15,8 @@ import os
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from marketo_provider import api
 from marketo_provider._compat import amask_secret
 from marketo_provider.api import (
-    Answer,
-    Call,
     ConnectionSettings,
     ImportKeywords,
     ImportSpec,
@@ -27,8 +24,25 @@ from marketo_provider.api import (
     MarketoConnectionConfigError,
     MarketoValueError,
     ObjectType,
-    given_keywords,
 )
+from marketo_provider.api.answers import (
+    describe_field_names,
+    read_batch,
+    read_json_answer,
+    read_result_file_answer,
+)
+from marketo_provider.api.connection import connection_settings
+from marketo_provider.api.import_spec import given_keywords
+from marketo_provider.api.limits import (
+    CLIENT_CALLS_PER_WINDOW,
+    CONNECT_TIMEOUT_SECONDS,
+    MAX_DESCRIBE_ANSWER_BYTES,
+    MAX_IMPORT_FILE_BYTES,
+    RATE_LIMIT_WINDOW_SECONDS,
+    UPLOAD_READ_TIMEOUT_FLOOR_SECONDS,
+)
+from marketo_provider.api.protocol import Answer, Call, Upload, call_flow
+from marketo_provider.api.redaction import redact, remember_secret, without_secrets
 from marketo_provider.hooks.async_driver import AsyncDriver
 from marketo_provider.hooks.connection_form import ConnectionForm
 from marketo_provider.hooks.shared import (
@@ -92,8 +106,8 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
         max_attempts: int = 8,
         max_retry_seconds: float = 300.0,
         retry_base_seconds: float = 1.0,
-        rate_limit_wait_seconds: float = api.RATE_LIMIT_WINDOW_SECONDS,
-        calls_per_window: int | None = api.CLIENT_CALLS_PER_WINDOW,
+        rate_limit_wait_seconds: float = RATE_LIMIT_WINDOW_SECONDS,
+        calls_per_window: int | None = CLIENT_CALLS_PER_WINDOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,7 +139,7 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
                 self.marketo_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson
             )
             mask(self._settings.client_secret)
-            api.remember_secret(self._settings.client_secret)
+            remember_secret(self._settings.client_secret)
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
@@ -151,7 +165,7 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
             extra = await asyncio.to_thread(lambda: conn.extra_dejson)
         settings = _read_settings(conn_id, conn.host, conn.login, conn.password, extra)
         await amask_secret(settings.client_secret)
-        api.remember_secret(settings.client_secret)
+        remember_secret(settings.client_secret)
         return settings
 
     # ---- operations ----------------------------------------------------------------------------
@@ -189,10 +203,10 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
             spec = ImportSpec.of(object_type, **options)
         settings = self.settings
         with open_upload(file) as (stream, size, default_name):
-            if size > api.MAX_IMPORT_FILE_BYTES:
+            if size > MAX_IMPORT_FILE_BYTES:
                 raise MarketoValueError(
                     f"import file {default_name!r} is {size:,} bytes; Marketo takes files under "
-                    f"{api.MAX_IMPORT_FILE_BYTES:,} bytes. The bulk import operator cuts larger sources into parts."
+                    f"{MAX_IMPORT_FILE_BYTES:,} bytes. The bulk import operator cuts larger sources into parts."
                 )
             name = filename or default_name
             start = stream.tell()
@@ -206,8 +220,8 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
                 settings.url(spec.create_path),
                 f"upload of {name} ({spec.target.label})",
                 params=spec.query,
-                upload=api.Upload(name, size, spec.file_format.content_type, reopen),
-                read_timeout=max(settings.timeout, api.UPLOAD_READ_TIMEOUT_FLOOR_SECONDS),
+                upload=Upload(name, size, spec.file_format.content_type, reopen),
+                read_timeout=max(settings.timeout, UPLOAD_READ_TIMEOUT_FLOOR_SECONDS),
             )
             self.log.info(
                 "Uploading %s (%s bytes, %s) to Marketo as %s",
@@ -216,7 +230,7 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
                 spec.file_format.value,
                 spec.target.label,
             )
-            entry = self._run(lambda: api.call_flow(call, _batch_entry(call), resend_safe=False))
+            entry = self._run(lambda: call_flow(call, _batch_entry(call), resend_safe=False))
         self.log.info("Marketo accepted %s: batch %s, %s", name, entry.get("batchId"), entry.get("status"))
         return entry
 
@@ -230,7 +244,7 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
         """Marketo's status entry of one batch (``status``, and counts once it is done); read it
         with :meth:`~marketo_provider.api.BatchStatus.from_entry`."""
         call = _status_call(self.settings, _target(object_type, custom_object_name), batch_id)
-        return self._run(lambda: api.call_flow(call, _batch_entry(call, batch_id)))
+        return self._run(lambda: call_flow(call, _batch_entry(call, batch_id)))
 
     async def aget_import_status(
         self,
@@ -241,7 +255,7 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
     ) -> dict[str, Any]:
         """:meth:`get_import_status` for the event loop (the triggerer)."""
         call = _status_call(await self.aget_settings(), _target(object_type, custom_object_name), batch_id)
-        return await self._arun(lambda: api.call_flow(call, _batch_entry(call, batch_id)))
+        return await self._arun(lambda: call_flow(call, _batch_entry(call, batch_id)))
 
     def download_result_file(
         self,
@@ -262,19 +276,19 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
         start = dest.tell() if dest.seekable() else None
 
         def read(answer: Answer) -> int | None:
-            if not api.read_result_file_answer(answer, target, call):
+            if not read_result_file_answer(answer, target, call):
                 return None
             if start is not None:
                 dest.seek(start)
                 dest.truncate()
             written = 0
             body = answer.chunks if answer.chunks is not None else [answer.text.encode("utf-8")]
-            for chunk in api.without_secrets(body):
+            for chunk in without_secrets(body):
                 dest.write(chunk)
                 written += len(chunk)
             return written
 
-        return self._run(lambda: api.call_flow(call, read, resend_safe=start is not None))
+        return self._run(lambda: call_flow(call, read, resend_safe=start is not None))
 
     def describe(
         self, object_type: str | ObjectType, *, custom_object_name: str | None = None, retry: bool = True
@@ -286,21 +300,21 @@ class MarketoHook(ConnectionForm, SyncDriver, AsyncDriver):
             "GET",
             self.settings.url(path),
             f"describe of {target.label}",
-            max_bytes=api.MAX_DESCRIBE_ANSWER_BYTES,
+            max_bytes=MAX_DESCRIBE_ANSWER_BYTES,
         )
-        result = self._run(lambda: api.call_flow(call, lambda a: api.read_json_answer(a, call)), retry=retry)
-        return api.describe_field_names(result, call.purpose)
+        result = self._run(lambda: call_flow(call, lambda a: read_json_answer(a, call)), retry=retry)
+        return describe_field_names(result, call.purpose)
 
     def test_connection(self) -> tuple[bool, str]:
         """Get a new token and make one cheap call (describe leads), each tried once, so the answer
         comes within seconds whatever is wrong."""
-        self._read_timeout_cap = api.CONNECT_TIMEOUT_SECONDS
+        self._read_timeout_cap = CONNECT_TIMEOUT_SECONDS
         try:
             settings = self.settings
             TOKENS.clear()
             fields = self.describe(ObjectType.LEADS, retry=False)["fields"]
         except Exception as exc:
-            return False, api.redact(str(exc) or type(exc).__name__, *self._secrets())
+            return False, redact(str(exc) or type(exc).__name__, *self._secrets())
         finally:
             self._read_timeout_cap = None
         return True, f"Connected to Marketo at {settings.rest_url} ({len(fields)} lead fields visible)"
@@ -322,13 +336,13 @@ def _status_call(settings: ConnectionSettings, target: ImportTarget, batch_id: i
 
 
 def _batch_entry(call: Call, batch_id: int | None = None) -> Callable[[Answer], dict[str, Any]]:
-    return lambda answer: api.read_batch(answer, call, batch_id)
+    return lambda answer: read_batch(answer, call, batch_id)
 
 
 def _read_settings(
     conn_id: str, host: Any, login: Any, password: Any, extra: dict[str, Any]
 ) -> ConnectionSettings:
-    settings = api.connection_settings(conn_id, host=host, login=login, password=password, extra=extra)
+    settings = connection_settings(conn_id, host=host, login=login, password=password, extra=extra)
     if isinstance(settings.verify, str) and not os.path.exists(settings.verify):
         raise MarketoConnectionConfigError(
             f"Airflow connection {conn_id!r}: extra 'verify' names {settings.verify!r}, which does not exist; "

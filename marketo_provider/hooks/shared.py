@@ -17,8 +17,10 @@ from typing import Any
 
 import httpx
 
-from marketo_provider import api
-from marketo_provider.api import CallPacer, ConnectionSettings, Token
+from marketo_provider.api import ConnectionSettings
+from marketo_provider.api.connection import Token
+from marketo_provider.api.limits import CallPacer
+from marketo_provider.api.redaction import redact
 
 # Calls one triggerer process has open to Marketo at once, whatever the number of triggers:
 # Marketo refuses more than 10 concurrent calls per instance (615), shared with other integrations.
@@ -199,14 +201,14 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
 
 class _RedactSecrets(logging.Filter):
     """urllib3 (DEBUG) and httpx (INFO) log request URLs; the identity call's query holds the
-    client secret, so their records pass through :func:`api.redact` first."""
+    client secret, so their records pass through :func:`redact` first."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:
             return True
-        clean = api.redact(message)
+        clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, ()
         return True

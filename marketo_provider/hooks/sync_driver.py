@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 import requests
 import tenacity
 
-from marketo_provider import api
-from marketo_provider.api import Answer, Call, ConnectionSettings, MarketoTransportError, TransportFailure
+from marketo_provider.api import ConnectionSettings, MarketoTransportError
+from marketo_provider.api.errors import TransportFailure
+from marketo_provider.api.limits import MAX_RESULT_FILE_BYTES
+from marketo_provider.api.protocol import Answer, Call, Flow
 from marketo_provider.hooks.flow import CallDriver, Locked, Mask, Pause, Send, Step, Steps, Walk
 from marketo_provider.hooks.shared import USER_AGENT, token_fetch_lock
 from marketo_provider.hooks.transport import read_body, response_chunks, transport_error
@@ -36,12 +38,12 @@ class SyncDriver(CallDriver):
             self._session = session
         return self._session
 
-    def _run(self, make_flow: Callable[[], api.Flow[T]], *, retry: bool = True) -> T:
+    def _run(self, make_flow: Callable[[], Flow[T]], *, retry: bool = True) -> T:
         """Drive a flow of :mod:`api` to its end, with the retry policy around the whole flow (its
         token fetch included, so retries never nest)."""
         return tenacity.Retrying(**self._retry_kwargs(retry=retry))(self._run_once, make_flow)
 
-    def _run_once(self, make_flow: Callable[[], api.Flow[T]]) -> T:
+    def _run_once(self, make_flow: Callable[[], Flow[T]]) -> T:
         flow = make_flow()
         return self._perform_all(self.steps(flow, self.settings))
 
@@ -95,7 +97,7 @@ class SyncDriver(CallDriver):
         self._count(call)
         content_type = response.headers.get("content-type", "")
         if call.stream and response.status_code == 200 and "json" not in content_type:
-            chunks = response_chunks(response, call, limit=api.MAX_RESULT_FILE_BYTES, deadline=step.deadline)
+            chunks = response_chunks(response, call, limit=MAX_RESULT_FILE_BYTES, deadline=step.deadline)
             return Answer(response.status_code, response.headers, chunks=chunks)
         return Answer(
             response.status_code, response.headers, text=read_body(response, call, deadline=step.deadline)

@@ -17,7 +17,9 @@ import requests
 import urllib3
 
 from marketo_provider import api
-from marketo_provider.api import Call, MarketoTransportError, TransportFailure
+from marketo_provider.api import MarketoTransportError
+from marketo_provider.api.errors import TransportFailure
+from marketo_provider.api.protocol import Call
 
 
 class Watchdog:

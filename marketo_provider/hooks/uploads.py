@@ -10,7 +10,8 @@ from typing import IO, Any
 
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
-from marketo_provider.api import MarketoError, MarketoValueError, Upload
+from marketo_provider.api import MarketoError, MarketoValueError
+from marketo_provider.api.protocol import Upload
 
 _PROGRESS_STEP_BYTES = 1024 * 1024
 

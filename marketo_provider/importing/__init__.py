@@ -18,24 +18,25 @@ The operator, the sensor and the trigger only map these to Airflow.
 """
 
 from marketo_provider.importing.batches import BatchWatch
+from marketo_provider.importing.changes import renew_lease
 from marketo_provider.importing.conclusion import HandedOver
-from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError
+from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError, past_deadline
+from marketo_provider.importing.journal import Journal
 from marketo_provider.importing.options import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
     ImportOptions,
     parse_batch_ids,
 )
+from marketo_provider.importing.plan import plan_line
 from marketo_provider.importing.run import BulkImport
-from marketo_provider.importing.state import STATE_KEY, STATE_VERSION, ImportState, PartRange, SubmittedPart
-from marketo_provider.importing.submitting import SubmitOutcome, part_filename
-from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll, poll, poll_round
+from marketo_provider.importing.state import STATE_KEY, ImportState
+from marketo_provider.importing.watch import Wait, WaitEnd, WaitFor, apoll
 
 __all__ = [
     "DEFAULT_IMPORT_TIMEOUT_SECONDS",
     "DEFAULT_POLL_INTERVAL_SECONDS",
     "STATE_KEY",
-    "STATE_VERSION",
     "BatchWatch",
     "BulkImport",
     "HandedOver",
@@ -43,15 +44,13 @@ __all__ = [
     "ImportFailedError",
     "ImportOptions",
     "ImportState",
-    "PartRange",
-    "SubmitOutcome",
-    "SubmittedPart",
+    "Journal",
     "Wait",
     "WaitEnd",
     "WaitFor",
     "apoll",
     "parse_batch_ids",
-    "part_filename",
-    "poll",
-    "poll_round",
+    "past_deadline",
+    "plan_line",
+    "renew_lease",
 ]

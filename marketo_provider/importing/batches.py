@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marketo_provider.api import QUEUED, BatchStatus, FileFormat, ImportTarget, MarketoTransportError
+from marketo_provider.api import BatchStatus, FileFormat, ImportTarget, MarketoTransportError
+from marketo_provider.api.targets import QUEUED
 from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError, past_deadline
 from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from marketo_provider.api import COMPLETE, BatchStatus
+from marketo_provider.api import BatchStatus
+from marketo_provider.api.targets import COMPLETE
 from marketo_provider.importing.changes import ChangedRows
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace

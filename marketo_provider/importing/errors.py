@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marketo_provider.api import MarketoError, MarketoTransportError, TransportFailure
+from marketo_provider.api import MarketoError, MarketoTransportError
+from marketo_provider.api.errors import TransportFailure
 
 
 class ImportAbortedError(MarketoError):

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api import MarketoValueError, positive_seconds
+from marketo_provider.api import MarketoValueError
+from marketo_provider.api.targets import positive_seconds
 from marketo_provider.results import ResultsLocation
 from marketo_provider.sources import OnInvalidRows, OnRepeatedKeys, RowPolicy
 from marketo_provider.storage import StateLocation

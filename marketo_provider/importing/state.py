@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api import IMPORTING, BatchStatus, ImportTarget, MarketoError
+from marketo_provider.api import BatchStatus, ImportTarget, MarketoError
+from marketo_provider.api.targets import IMPORTING
 
 STATE_KEY = "marketo_bulk_import"
 STATE_VERSION = 2

@@ -9,13 +9,8 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from marketo_provider.api import (
-    MAX_QUEUED_JOBS,
-    MarketoError,
-    MarketoQueueFullError,
-    MarketoSubmitOutcomeUnknownError,
-    queue_full_wait_seconds,
-)
+from marketo_provider.api import MarketoError, MarketoQueueFullError, MarketoSubmitOutcomeUnknownError
+from marketo_provider.api.limits import MAX_QUEUED_JOBS, queue_full_wait_seconds
 from marketo_provider.importing.errors import ImportAbortedError, past_deadline
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
 from marketo_provider.importing.watch import Wait, WaitFor

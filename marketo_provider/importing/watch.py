@@ -22,14 +22,9 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api import (
-    IMPORTING,
-    MAX_IMPORTING_JOBS,
-    MAX_QUEUED_JOBS,
-    QUEUED,
-    BatchStatus,
-    ImportTarget,
-)
+from marketo_provider.api import BatchStatus, ImportTarget
+from marketo_provider.api.limits import MAX_IMPORTING_JOBS, MAX_QUEUED_JOBS
+from marketo_provider.api.targets import IMPORTING, QUEUED
 from marketo_provider.importing.state import ImportState
 
 #: How a poll asks about one batch: Marketo's status entry of ``batch_id`` of ``target``.

@@ -11,7 +11,8 @@ from airflow.sdk import BaseOperator
 
 from marketo_provider._compat import AirflowFailException, TaskDeferred, conf, mask_uri_secrets
 from marketo_provider.airflow_errors import airflow_error
-from marketo_provider.api import IMPORT_KEYWORDS, ImportKeywords, ImportSpec, ImportTarget, MarketoError
+from marketo_provider.api import ImportKeywords, ImportSpec, ImportTarget, MarketoError
+from marketo_provider.api.import_spec import IMPORT_KEYWORDS
 from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import (
     DEFAULT_IMPORT_TIMEOUT_SECONDS,
@@ -20,9 +21,9 @@ from marketo_provider.importing import (
     BulkImport,
     ImportOptions,
     ImportState,
+    Journal,
     Wait,
 )
-from marketo_provider.importing.journal import Journal
 from marketo_provider.lineage import lineage_for_import, report_hook_lineage
 from marketo_provider.plan_table import plan_lines
 from marketo_provider.sources import AnySource, Source, resolve_source
@@ -30,6 +31,10 @@ from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+__all__ = [
+    "MarketoBulkImportOperator",
+]
 
 
 class MarketoBulkImportOperator(BaseOperator):

@@ -15,7 +15,7 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-from marketo_provider.api import RESULT_KINDS
+from marketo_provider.api.targets import RESULT_KINDS
 from marketo_provider.plugins.page import run_page, task_page
 from marketo_provider.plugins.published import TaskImport, load_run, load_task, safe
 

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketo_provider.api import RESULT_KINDS
 from marketo_provider.api.redaction import hide_secrets
-from marketo_provider.api.targets import FileFormat
+from marketo_provider.api.targets import RESULT_KINDS, FileFormat
 from marketo_provider.results import ResultsLocation
 
 # The provider's task classes: a task of one of these is an import even before it published anything.
@@ -230,7 +229,7 @@ def read_progress(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """How far a deferred import is, from its trigger's arguments: the import state the task keeps
     across deferrals (read as the task reads it, so the states earlier releases wrote too). Only
     the trigger's wait is visible: a worker polling Marketo itself publishes nothing until it ends."""
-    from marketo_provider.importing.state import ImportState
+    from marketo_provider.importing import ImportState
 
     raw = kwargs.get("import_state")
     if raw is None:

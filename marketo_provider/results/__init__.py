@@ -10,44 +10,14 @@ to object storage or XCom.
 ``publishing``  :func:`publish_results`: the merged files written or pushed to XCom
 """
 
-from marketo_provider.results.location import ResultsLocation, result_file_name, write_to_object_storage
-from marketo_provider.results.merging import (
-    OTHER_REASONS,
-    REASON_CHARS,
-    REASONS_COUNTED,
-    REASONS_KEPT,
-    SOURCE_COLUMNS,
-    Finder,
-    MergedFile,
-    ResultFileSource,
-    Trace,
-    merge_result_files,
-)
-from marketo_provider.results.publishing import (
-    XCOM_MAX_RESULT_BYTES,
-    XCOM_WARN_BYTES,
-    publish,
-    publish_results,
-)
+from marketo_provider.results.location import ResultsLocation
+from marketo_provider.results.merging import Trace
+from marketo_provider.results.publishing import publish_results
 from marketo_provider.results.summary import ImportSummary
 
 __all__ = [
-    "OTHER_REASONS",
-    "REASONS_COUNTED",
-    "REASONS_KEPT",
-    "REASON_CHARS",
-    "SOURCE_COLUMNS",
-    "XCOM_MAX_RESULT_BYTES",
-    "XCOM_WARN_BYTES",
-    "Finder",
     "ImportSummary",
-    "MergedFile",
-    "ResultFileSource",
     "ResultsLocation",
     "Trace",
-    "merge_result_files",
-    "publish",
     "publish_results",
-    "result_file_name",
-    "write_to_object_storage",
 ]

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketo_provider._compat import mask_uri_secrets
-from marketo_provider.api import FileFormat, hide_secrets
+from marketo_provider.api import FileFormat
+from marketo_provider.api.redaction import hide_secrets
 from marketo_provider.results.merging import MergedFile
 from marketo_provider.storage import check_writable, storage_folder, uri_scheme
 

@@ -16,15 +16,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from marketo_provider.api import (
-    FAILURE_REASON_COLUMN,
-    MAX_IMPORT_FILE_BYTES,
-    WARNING_REASON_COLUMN,
-    FileFormat,
-    MarketoAnswerError,
-    ObjectType,
-    server_text,
-)
+from marketo_provider.api import FileFormat, MarketoAnswerError, ObjectType
+from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES
+from marketo_provider.api.redaction import server_text
+from marketo_provider.api.targets import FAILURE_REASON_COLUMN, WARNING_REASON_COLUMN
 from marketo_provider.bounds import field_too_long, field_too_long_text, raise_csv_field_limit
 
 # Merged files are kept in memory up to this size, then spill to a temporary file.

@@ -9,15 +9,9 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from marketo_provider.api import (
-    RESULT_KINDS,
-    BatchStatus,
-    FileFormat,
-    ImportTarget,
-    MarketoError,
-    MarketoValueError,
-    hide_secrets,
-)
+from marketo_provider.api import BatchStatus, FileFormat, ImportTarget, MarketoError, MarketoValueError
+from marketo_provider.api.redaction import hide_secrets
+from marketo_provider.api.targets import RESULT_KINDS
 from marketo_provider.results.location import ResultsLocation
 from marketo_provider.results.merging import MergedFile, ResultFileSource, Trace, merge_result_files
 from marketo_provider.results.summary import ImportSummary

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from marketo_provider.api import FAILED, BatchStatus, ObjectType
+from marketo_provider.api import BatchStatus, ObjectType
+from marketo_provider.api.targets import FAILED
 
 
 @dataclass

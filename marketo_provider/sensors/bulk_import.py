@@ -27,6 +27,10 @@ from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+__all__ = [
+    "MarketoBulkImportSensor",
+]
+
 
 class MarketoBulkImportSensor(BaseSensorOperator):
     """Wait until Marketo import batches are done, then merge and publish their failures and

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from marketo_provider import api
 from marketo_provider.api import FileFormat, ObjectType
+from marketo_provider.api.targets import header_name_problems, why_required
 from marketo_provider.bounds import NAMED, cut, named
 from marketo_provider.sources.base import BOM, HEAD_BYTES, SourceError
 from marketo_provider.sources.content import Content
@@ -89,7 +89,7 @@ def first_record(first: bytes, stream: Any, fmt: FileFormat, name: str) -> First
 
 
 def header_problem(names: Iterable[str], fmt: FileFormat, name: str) -> SourceError | None:
-    problems = api.header_name_problems(names, fmt)
+    problems = header_name_problems(names, fmt)
     return SourceError(f"the header of {name} {problems[0]}") if problems else None
 
 
@@ -200,9 +200,7 @@ def missing_columns_problem(
     close = {m: difflib.get_close_matches(m, header.names, n=1) for m in missing}
     hints = "".join(f" (is {close[m][0]!r} meant to be {m!r}?)" for m in missing if close[m])
     mapped = " (after column_mapping)" if header.source_names and header.source_names != header.names else ""
-    return (
-        f"has no {', '.join(repr(m) for m in missing)} column{mapped}, {api.why_required(object_type)}{hints}"
-    )
+    return f"has no {', '.join(repr(m) for m in missing)} column{mapped}, {why_required(object_type)}{hints}"
 
 
 def unknown_columns_problem(header: Header, known_fields: Iterable[str]) -> str | None:

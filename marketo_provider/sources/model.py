@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from marketo_provider import api
 from marketo_provider.api import FileFormat
+from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES
+from marketo_provider.api.targets import header_name_problems
 from marketo_provider.sources.base import DEFAULT_FETCH_SIZE, DEFAULT_MAX_PART_BYTES, SourceError
 
 
 def check_max_part_bytes(max_part_bytes: Any) -> int:
     if isinstance(max_part_bytes, bool) or not isinstance(max_part_bytes, int) or max_part_bytes < 1:
         raise SourceError(f"max_part_bytes must be a positive whole number of bytes, not {max_part_bytes!r}")
-    if max_part_bytes > api.MAX_IMPORT_FILE_BYTES:
+    if max_part_bytes > MAX_IMPORT_FILE_BYTES:
         raise SourceError(
-            f"max_part_bytes is {max_part_bytes:,}; Marketo takes files under {api.MAX_IMPORT_FILE_BYTES:,} bytes"
+            f"max_part_bytes is {max_part_bytes:,}; Marketo takes files under {MAX_IMPORT_FILE_BYTES:,} bytes"
         )
     return max_part_bytes
 
@@ -38,7 +39,7 @@ def _check_columns(columns: Any, fmt: FileFormat) -> tuple[str, ...] | None:
     bad = [n for n in names if not isinstance(n, str)]
     if bad:
         raise SourceError(f"columns must be names (text), not {bad[0]!r}")
-    problems = api.header_name_problems(names, fmt)
+    problems = header_name_problems(names, fmt)
     if problems:
         raise SourceError(f"columns {problems[0]}")
     return names

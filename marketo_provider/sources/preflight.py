@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from marketo_provider import api
-from marketo_provider.api import MarketoValueError, ObjectType, required_columns
+from marketo_provider.api import MarketoValueError, ObjectType
 from marketo_provider.api.fields import Field, canonical_names
+from marketo_provider.api.targets import importable_field_objects, required_columns
 from marketo_provider.bounds import LIST_ENDS, Ends
 from marketo_provider.sources.base import NEWLINE, Body, SourceError
 from marketo_provider.sources.checks import RowRules
@@ -128,7 +128,7 @@ def preflight(
             if check_columns:
                 known = list(described["fields"])
                 types = dict(described.get("types", {}))
-                for other in api.importable_field_objects(kind):
+                for other in importable_field_objects(kind):
                     if other is not kind:
                         more = describe(other)
                         known += more["fields"]

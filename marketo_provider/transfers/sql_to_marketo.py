@@ -8,6 +8,10 @@ from typing import Any
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 from marketo_provider.sources import DEFAULT_FETCH_SIZE, QuerySource
 
+__all__ = [
+    "SqlToMarketoOperator",
+]
+
 
 class SqlToMarketoOperator(MarketoBulkImportOperator):
     """Run a query through any Airflow SQL connection and import its rows into Marketo.

@@ -11,11 +11,15 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from marketo_provider._compat import conf
-from marketo_provider.api import redact
+from marketo_provider.api.redaction import redact
 from marketo_provider.hooks import MarketoHook
-from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll
+from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll, past_deadline
 from marketo_provider.importing.changes import renew_lease
-from marketo_provider.importing.errors import past_deadline
+
+__all__ = [
+    "MarketoBulkImportTrigger",
+    "exit_window_seconds",
+]
 
 
 def exit_window_seconds() -> float:

@@ -26,12 +26,13 @@ from marketo_provider.api import (
     MarketoQueueFullError,
     MarketoTransportError,
     MarketoValueError,
-    TransportFailure,
-    redact,
 )
+from marketo_provider.api.errors import TransportFailure
+from marketo_provider.api.redaction import redact
 from marketo_provider.hooks.marketo import MarketoHook, aclose_shared_clients, clear_token_cache
 from marketo_provider.importing import BulkImport, ImportFailedError, ImportOptions
-from marketo_provider.results import OTHER_REASONS, XCOM_MAX_RESULT_BYTES
+from marketo_provider.results.merging import OTHER_REASONS
+from marketo_provider.results.publishing import XCOM_MAX_RESULT_BYTES
 from marketo_provider.sources import Source
 from tests.hostile import (
     CLIENT_SECRET,

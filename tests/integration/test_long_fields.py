@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.api import MAX_IMPORT_FILE_BYTES, MarketoAnswerError, ObjectType
+from marketo_provider.api import MarketoAnswerError, ObjectType
+from marketo_provider.api.limits import MAX_IMPORT_FILE_BYTES
 from marketo_provider.bounds import CSV_FIELD_LIMIT
-from marketo_provider.results import merge_result_files
+from marketo_provider.results.merging import merge_result_files
 from marketo_provider.sources import Source, SourceError, preflight
 from marketo_provider.sources.model import resolve_source
 from marketo_provider.testing import MarketoSandbox

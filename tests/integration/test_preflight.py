@@ -172,7 +172,8 @@ def test_object_storage_source_with_a_connection(
 ) -> None:
     """An s3:// source reached through the Amazon provider and an aws connection (moto's S3 server
     on loopback), read as a stream, resumed mid-way by seeking; results written back to S3."""
-    from marketo_provider.results import MergedFile, write_to_object_storage
+    from marketo_provider.results.location import write_to_object_storage
+    from marketo_provider.results.merging import MergedFile
 
     monkeypatch.setenv(*s3.env_item())
     bucket = s3.bucket()

@@ -126,8 +126,8 @@ def test_credentials_in_storage_uris_reach_no_log_line_and_no_xcom(
 def test_file_localhost_is_the_local_folder_not_one_under_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from marketo_provider.importing.changes import StateLocation
     from marketo_provider.results import ResultsLocation
+    from marketo_provider.storage import StateLocation
 
     cwd = tmp_path / "cwd"
     cwd.mkdir()

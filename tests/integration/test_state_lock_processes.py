@@ -8,7 +8,9 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from marketo_provider.importing.changes import ChangeState, StateLocation, StateLockedError
+from marketo_provider.importing.changes import StateLockedError
+from marketo_provider.importing.changes.state import ChangeState
+from marketo_provider.storage import StateLocation
 
 T0 = 1_800_000_000.0
 

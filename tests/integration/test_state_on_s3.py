@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.importing.changes import ChangeState, StateDamagedError, StateLocation, StateLockedError
+from marketo_provider.importing.changes import StateDamagedError, StateLockedError
+from marketo_provider.importing.changes.state import ChangeState
+from marketo_provider.storage import StateLocation
 from tests.s3 import S3Server
 
 T0 = 1_800_000_000.0

@@ -233,7 +233,8 @@ def test_the_trigger_renews_the_state_lock_while_it_waits(
     import json
     import threading
 
-    from marketo_provider.importing.changes import ChangeState, StateLocation
+    from marketo_provider.importing.changes.state import ChangeState
+    from marketo_provider.storage import StateLocation
 
     store = ChangeState(StateLocation(str(tmp_path / "state")), {})
     store.lock("dag/task/run", lease_seconds=0.6)

@@ -9,6 +9,7 @@ import pytest
 from marketo_provider import api
 from marketo_provider._compat import AirflowException, AirflowFailException
 from marketo_provider.airflow_errors import airflow_class, airflow_error
+from marketo_provider.api.errors import TransportFailure
 from marketo_provider.importing import ImportAbortedError, ImportFailedError
 from marketo_provider.importing.changes import StateDamagedError, StateLockedError
 from marketo_provider.sources import SourceError
@@ -31,9 +32,9 @@ ERRORS: list[tuple[api.MarketoError, bool]] = [
     (api.MarketoNotFoundError("404", "Not found"), True),
     (api.MarketoAnswerError("the status of batch 1040", "is not Marketo's JSON envelope"), True),
     (api.MarketoSubmitOutcomeUnknownError("the upload of part 3 got no answer; not sent again"), False),
-    (api.MarketoTransportError(api.TransportFailure.TLS, "identity", "example.mktorest.com"), True),
+    (api.MarketoTransportError(TransportFailure.TLS, "identity", "example.mktorest.com"), True),
     (
-        api.MarketoTransportError(api.TransportFailure.TIMEOUT, "status", "example.mktorest.com", "read"),
+        api.MarketoTransportError(TransportFailure.TIMEOUT, "status", "example.mktorest.com", "read"),
         False,
     ),
     (StateLockedError("another run is importing with the same state"), False),

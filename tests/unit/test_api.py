@@ -10,7 +10,6 @@ import pytest
 from marketo_provider import api
 from marketo_provider.api import (
     BatchStatus,
-    ErrorAction,
     FileFormat,
     ImportTarget,
     MarketoAPIError,
@@ -18,6 +17,27 @@ from marketo_provider.api import (
     MarketoValueError,
     ObjectType,
 )
+from marketo_provider.api.answers import (
+    raise_for_http_status,
+    read_batch,
+    read_batch_answer,
+    read_envelope,
+    read_token_answer,
+)
+from marketo_provider.api.codes import ErrorAction, error_action
+from marketo_provider.api.connection import connection_settings
+from marketo_provider.api.errors import TransportFailure, error_for
+from marketo_provider.api.import_spec import IMPORT_KEYWORDS
+from marketo_provider.api.limits import MAX_SERVER_MESSAGE_CHARS, CallPacer, queue_full_wait_seconds
+from marketo_provider.api.protocol import Answer, Call, Flow, NeedToken, call_flow, token_call
+from marketo_provider.api.redaction import (
+    redact,
+    remember_secret,
+    server_text,
+    uri_credentials,
+    without_secrets,
+)
+from marketo_provider.api.retries import is_retryable, retry_wait_seconds
 
 
 @pytest.mark.parametrize(
@@ -42,13 +62,13 @@ from marketo_provider.api import (
     ],
 )
 def test_host_forms(host: str, rest: str, identity: str) -> None:
-    settings = api.connection_settings("c", host=host, login="id", password="pw")
+    settings = connection_settings("c", host=host, login="id", password="pw")
     assert (settings.rest_url, settings.identity_url) == (rest, identity)
     assert settings.token_url == identity + "/oauth/token"
 
 
 def test_extras() -> None:
-    settings = api.connection_settings(
+    settings = connection_settings(
         "c",
         host="h",
         login="id",
@@ -62,22 +82,18 @@ def test_extras() -> None:
     assert settings.identity_url == "https://id.example.com/identity"
     assert settings.timeout == 12.5 and settings.verify is False
     assert (
-        api.connection_settings(
-            "c", host="h", login="i", password="p", extra={"verify": "/etc/ca.pem"}
-        ).verify
+        connection_settings("c", host="h", login="i", password="p", extra={"verify": "/etc/ca.pem"}).verify
         == "/etc/ca.pem"
     )
-    assert (
-        api.connection_settings("c", host="h", login="i", password="p", extra={"verify": True}).verify is True
-    )
+    assert connection_settings("c", host="h", login="i", password="p", extra={"verify": True}).verify is True
     with pytest.raises(MarketoConnectionConfigError, match="'timeout' must be a number"):
-        api.connection_settings("c", host="h", login="i", password="p", extra={"timeout": "soon"})
-    assert "pw" not in repr(api.connection_settings("c", host="h", login="id", password="pw"))
+        connection_settings("c", host="h", login="i", password="p", extra={"timeout": "soon"})
+    assert "pw" not in repr(connection_settings("c", host="h", login="id", password="pw"))
 
 
 def test_missing_fields_are_all_named() -> None:
     with pytest.raises(MarketoConnectionConfigError) as err:
-        api.connection_settings("marketo_x", host="", login=None, password="pw")
+        connection_settings("marketo_x", host="", login=None, password="pw")
     assert "'marketo_x'" in str(err.value) and "no host" in str(err.value) and "no login" in str(err.value)
 
 
@@ -97,56 +113,56 @@ def test_missing_fields_are_all_named() -> None:
     ],
 )
 def test_error_classes(code: str, action: ErrorAction, cls: type) -> None:
-    assert api.error_action(code) is action
-    exc = api.error_for(code, "msg")
+    assert error_action(code) is action
+    exc = error_for(code, "msg")
     assert type(exc) is cls and exc.code == code and f"Marketo error {code}: msg" in str(exc)
-    assert api.is_retryable(exc) == (
+    assert is_retryable(exc) == (
         action in (ErrorAction.RETRY, ErrorAction.WAIT_RATE_WINDOW, ErrorAction.BACK_OFF)
     )
 
 
 def test_http_statuses() -> None:
-    assert api.error_action(None, 503) is ErrorAction.RETRY
-    assert api.error_action(None, 400) is ErrorAction.STOP
+    assert error_action(None, 503) is ErrorAction.RETRY
+    assert error_action(None, 400) is ErrorAction.STOP
     with pytest.raises(api.MarketoFileTooLargeError):
-        api.raise_for_http_status(413)
+        raise_for_http_status(413)
     with pytest.raises(api.MarketoTransientError):
-        api.raise_for_http_status(504)
-    api.raise_for_http_status(200)
+        raise_for_http_status(504)
+    raise_for_http_status(200)
 
 
 def test_retry_waits() -> None:
-    rate = api.error_for("606", "x")
-    assert 20.0 <= api.retry_wait_seconds(rate, 1) <= 22.0
-    assert api.retry_wait_seconds(rate, 1, rate_window=1.0) <= 1.1
-    waits = [api.retry_wait_seconds(api.error_for("604", "x"), n, base=1.0) for n in range(1, 10)]
+    rate = error_for("606", "x")
+    assert 20.0 <= retry_wait_seconds(rate, 1) <= 22.0
+    assert retry_wait_seconds(rate, 1, rate_window=1.0) <= 1.1
+    waits = [retry_wait_seconds(error_for("604", "x"), n, base=1.0) for n in range(1, 10)]
     assert 0.5 <= waits[0] <= 1.0 and all(30.0 <= w <= 60.0 for w in waits[-3:])
 
 
 def test_envelope_reading() -> None:
-    assert api.read_envelope({"requestId": "r", "success": True, "result": [{"a": 1}]}) == [{"a": 1}]
-    assert api.read_envelope({"requestId": "r", "success": True}) == []
+    assert read_envelope({"requestId": "r", "success": True, "result": [{"a": 1}]}) == [{"a": 1}]
+    assert read_envelope({"requestId": "r", "success": True}) == []
     with pytest.raises(api.MarketoQueueFullError):
-        api.read_envelope(
+        read_envelope(
             {"requestId": "r", "success": False, "errors": [{"code": "1016", "message": "Too many imports"}]}
         )
     with pytest.raises(api.MarketoError):
-        api.read_envelope("<html>")
+        read_envelope("<html>")
     with pytest.raises(api.MarketoError):
-        api.read_batch_answer({"success": True, "result": []})
+        read_batch_answer({"success": True, "result": []})
 
 
-def answer(status: int, body: object = None) -> api.Answer:
-    return api.Answer(status, {"content-type": "application/json"}, text=json.dumps(body))
+def answer(status: int, body: object = None) -> Answer:
+    return Answer(status, {"content-type": "application/json"}, text=json.dumps(body))
 
 
 def test_token_answer() -> None:
-    token = api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 3599}), now=100.0)
+    token = read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 3599}), now=100.0)
     assert token.expires_at == 3699.0 and token.fresh_at(3600.0) and not token.fresh_at(3640.0)
-    near_end = api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 10}), now=0.0)
+    near_end = read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": 10}), now=0.0)
     assert near_end.renew_at == 5.0
     with pytest.raises(api.MarketoAuthError, match="'conn'") as refused:
-        api.read_token_answer(
+        read_token_answer(
             answer(401, {"error": "invalid_client", "error_description": "secret=hunter2 echoed"}), 0, "conn"
         )
     assert "(invalid_client)" in str(refused.value) and "hunter2" not in str(refused.value)
@@ -154,8 +170,8 @@ def test_token_answer() -> None:
 
 
 def test_the_identity_call_carries_the_credentials_in_its_query() -> None:
-    settings = api.connection_settings("c", host="https://h.example", login="id", password="s3cret")
-    call = api.token_call(settings)
+    settings = connection_settings("c", host="https://h.example", login="id", password="s3cret")
+    call = token_call(settings)
     assert call.method == "GET" and call.url == "https://h.example/identity/oauth/token"
     assert call.params == {"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3cret"}
     assert "s3cret" not in repr(call) and call.upload is None
@@ -168,7 +184,7 @@ class FakeTransport:
         self.replies = list(replies)
         self.sent: list[object] = []
 
-    def run(self, flow: api.Flow[object]) -> object:
+    def run(self, flow: Flow[object]) -> object:
         try:
             step = next(flow)
             while True:
@@ -181,58 +197,58 @@ class FakeTransport:
 
 OK = answer(200, {"requestId": "r", "success": True, "result": [{"batchId": 1, "status": "Queued"}]})
 EXPIRED = answer(200, {"requestId": "r", "success": False, "errors": [{"code": "602", "message": "x"}]})
-CALL = api.Call("POST", "https://h/bulk/v1/leads.json", "upload of a.csv")
+CALL = Call("POST", "https://h/bulk/v1/leads.json", "upload of a.csv")
 
 
-def read(a: api.Answer) -> object:
-    return api.read_batch(a, CALL)
+def read(a: Answer) -> object:
+    return read_batch(a, CALL)
 
 
 def test_flow_renews_a_refused_token_once() -> None:
     transport = FakeTransport("t1", EXPIRED, "t2", OK)
-    assert transport.run(api.call_flow(CALL, read)) == {"batchId": 1, "status": "Queued"}
+    assert transport.run(call_flow(CALL, read)) == {"batchId": 1, "status": "Queued"}
     kinds = [type(s).__name__ for s in transport.sent]
     assert kinds == ["NeedToken", "Call", "NeedToken", "Call"]
-    assert transport.sent[2] == api.NeedToken(stale="t1") and transport.sent[3].token == "t2"  # type: ignore[attr-defined]
+    assert transport.sent[2] == NeedToken(stale="t1") and transport.sent[3].token == "t2"  # type: ignore[attr-defined]
     with pytest.raises(api.MarketoTokenError):
-        FakeTransport("t1", EXPIRED, "t2", EXPIRED).run(api.call_flow(CALL, read))
+        FakeTransport("t1", EXPIRED, "t2", EXPIRED).run(call_flow(CALL, read))
 
 
 @pytest.mark.parametrize(
     ("failure", "unknown"),
     [
-        (api.MarketoTransportError(api.TransportFailure.BROKEN, "upload", "h"), True),
-        (api.MarketoTransportError(api.TransportFailure.TIMEOUT, "upload", "h"), True),
-        (api.MarketoTransportError(api.TransportFailure.REFUSED, "upload", "h"), False),
-        (api.MarketoTransportError(api.TransportFailure.CONNECT_TIMEOUT, "upload", "h"), False),
+        (api.MarketoTransportError(TransportFailure.BROKEN, "upload", "h"), True),
+        (api.MarketoTransportError(TransportFailure.TIMEOUT, "upload", "h"), True),
+        (api.MarketoTransportError(TransportFailure.REFUSED, "upload", "h"), False),
+        (api.MarketoTransportError(TransportFailure.CONNECT_TIMEOUT, "upload", "h"), False),
         (answer(502), True),
         (answer(504), True),
         (answer(503), False),
     ],
 )
 def test_an_upload_that_may_have_arrived_is_never_resent(failure: object, unknown: bool) -> None:
-    flow = api.call_flow(CALL, read, resend_safe=False)
+    flow = call_flow(CALL, read, resend_safe=False)
     expected = api.MarketoSubmitOutcomeUnknownError if unknown else api.MarketoError
     with pytest.raises(expected) as raised:
         FakeTransport("t", failure).run(flow)
-    assert api.is_retryable(raised.value) == (not unknown and not getattr(raised.value, "permanent", False))
+    assert is_retryable(raised.value) == (not unknown and not getattr(raised.value, "permanent", False))
 
 
 @pytest.mark.parametrize(
     ("failure", "retryable"),
     [
-        (api.TransportFailure.REFUSED, False),
-        (api.TransportFailure.HOST_UNKNOWN, False),
-        (api.TransportFailure.TLS, False),
-        (api.TransportFailure.DNS_TEMPORARY, True),
-        (api.TransportFailure.CONNECT_TIMEOUT, True),
-        (api.TransportFailure.TIMEOUT, True),
-        (api.TransportFailure.BROKEN, True),
+        (TransportFailure.REFUSED, False),
+        (TransportFailure.HOST_UNKNOWN, False),
+        (TransportFailure.TLS, False),
+        (TransportFailure.DNS_TEMPORARY, True),
+        (TransportFailure.CONNECT_TIMEOUT, True),
+        (TransportFailure.TIMEOUT, True),
+        (TransportFailure.BROKEN, True),
     ],
 )
-def test_which_transport_failures_are_retried(failure: api.TransportFailure, retryable: bool) -> None:
+def test_which_transport_failures_are_retried(failure: TransportFailure, retryable: bool) -> None:
     exc = api.MarketoTransportError(failure, "status of batch 1", "h:1")
-    assert api.is_retryable(exc) is retryable and exc.permanent is (not retryable)
+    assert is_retryable(exc) is retryable and exc.permanent is (not retryable)
     assert str(exc).startswith("status of batch 1 at h:1 failed: ")
 
 
@@ -246,14 +262,14 @@ def test_which_transport_failures_are_retried(failure: api.TransportFailure, ret
     ],
 )
 def test_redact(text: str) -> None:
-    assert "abc.def" not in api.redact(text)
-    assert api.redact("plain words stay", "s3cret") == "plain words stay"
-    assert api.redact("a s3cret b", "s3cret") == "a *** b"
+    assert "abc.def" not in redact(text)
+    assert redact("plain words stay", "s3cret") == "plain words stay"
+    assert redact("a s3cret b", "s3cret") == "a *** b"
 
 
 def test_bad_verify_names_the_extra() -> None:
     with pytest.raises(MarketoConnectionConfigError, match="extra 'verify' is 'flase'"):
-        api.connection_settings("c", host="h", login="i", password="p", extra={"verify": "flase"})
+        connection_settings("c", host="h", login="i", password="p", extra={"verify": "flase"})
 
 
 def test_paths() -> None:
@@ -304,8 +320,8 @@ def test_the_import_keywords_are_one_list() -> None:
     from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 
     operator = inspect.signature(MarketoBulkImportOperator.__init__).parameters
-    assert set(api.IMPORT_KEYWORDS) <= set(operator)
-    assert set(api.IMPORT_KEYWORDS) <= set(MarketoBulkImportOperator.template_fields)
+    assert set(IMPORT_KEYWORDS) <= set(operator)
+    assert set(IMPORT_KEYWORDS) <= set(MarketoBulkImportOperator.template_fields)
     with pytest.raises(TypeError, match=r"ImportSpec.of\(\) got an unexpected keyword argument 'listId'"):
         api.ImportSpec.of("leads", listId=4)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"submit_import\(\) got an unexpected keyword argument 'list'"):
@@ -344,7 +360,7 @@ def test_batch_status_without_counts() -> None:
 
 
 def test_call_pacer_keeps_a_process_under_its_share_of_the_rate_limit() -> None:
-    pacer = api.CallPacer(calls=3, window=20.0)
+    pacer = CallPacer(calls=3, window=20.0)
     assert [pacer.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
     # The 4th call waits until the 1st has left the window (with a 5% margin), the 5th the 2nd.
     assert pacer.reserve(1.0) == pytest.approx(20.0)
@@ -353,7 +369,7 @@ def test_call_pacer_keeps_a_process_under_its_share_of_the_rate_limit() -> None:
 
 
 def test_queue_full_waits_grow_with_refusals() -> None:
-    waits = [api.queue_full_wait_seconds(2.0, n) for n in (1, 2, 3, 4, 10)]
+    waits = [queue_full_wait_seconds(2.0, n) for n in (1, 2, 3, 4, 10)]
     assert 2.0 <= waits[0] <= 3.0 and 4.0 <= waits[1] <= 6.0 and 16.0 <= waits[-1] <= 24.0
 
 
@@ -361,37 +377,37 @@ def test_queue_full_waits_grow_with_refusals() -> None:
 
 
 def test_the_secrets_a_process_holds_are_redacted_wherever_they_stand() -> None:
-    api.remember_secret("lit3ral-client-secret")
-    api.remember_secret("abc")  # too short to be told from ordinary words: never blanked
+    remember_secret("lit3ral-client-secret")
+    remember_secret("abc")  # too short to be told from ordinary words: never blanked
     text = "echo: lit3ral-client-secret, abc, and s3://KEYID:wJalr@bucket/x/"
-    assert api.redact(text) == "echo: ***, abc, and s3://***@bucket/x/"
+    assert redact(text) == "echo: ***, abc, and s3://***@bucket/x/"
     error = api.MarketoValueError(f"cannot write {text}")
     assert str(error) == "cannot write echo: ***, abc, and s3://***@bucket/x/"
-    assert api.uri_credentials("s3://KEYID:wJalr@bucket/x/") == ("KEYID", "wJalr")
-    assert api.uri_credentials("s3://bucket/ann@example.com") == ()
+    assert uri_credentials("s3://KEYID:wJalr@bucket/x/") == ("KEYID", "wJalr")
+    assert uri_credentials("s3://bucket/ann@example.com") == ()
 
 
 def test_server_text_is_redacted_before_it_is_cut() -> None:
-    api.remember_secret("S" * 20)
+    remember_secret("S" * 20)
     text = "x" * 295 + "S" * 20
-    assert api.server_text(text) == "x" * 295 + "***"
-    assert len(api.server_text("y" * 10_000)) == api.MAX_SERVER_MESSAGE_CHARS
-    assert api.error_for("1003", "z" * 10_000).message.endswith("…")
+    assert server_text(text) == "x" * 295 + "***"
+    assert len(server_text("y" * 10_000)) == MAX_SERVER_MESSAGE_CHARS
+    assert error_for("1003", "z" * 10_000).message.endswith("…")
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 7, 64])
 def test_secrets_are_removed_from_a_stream_also_across_chunks(size: int) -> None:
     data = b"a,Bearer tok3n-value:ab\nb,tok3n-value:ab tok3n-value:a\n" * 3
     chunks = [data[i : i + size] for i in range(0, len(data), size)]
-    cleaned = b"".join(api.without_secrets(chunks, ["tok3n-value:ab"]))
+    cleaned = b"".join(without_secrets(chunks, ["tok3n-value:ab"]))
     assert cleaned == data.replace(b"tok3n-value:ab", b"***")
 
 
 def test_a_deadline_is_never_retried() -> None:
-    for failure in (api.TransportFailure.DEADLINE, api.TransportFailure.DEADLINE_PASSED):
+    for failure in (TransportFailure.DEADLINE, TransportFailure.DEADLINE_PASSED):
         error = api.MarketoTransportError(failure, "status of batch 1", "h")
-        assert not api.is_retryable(error) and not error.permanent
-    assert api.TransportFailure.DEADLINE.sent and not api.TransportFailure.DEADLINE_PASSED.sent
+        assert not is_retryable(error) and not error.permanent
+    assert TransportFailure.DEADLINE.sent and not TransportFailure.DEADLINE_PASSED.sent
 
 
 # ---- answers checked -----------------------------------------------------------------------------
@@ -440,12 +456,12 @@ def test_a_deadline_is_never_retried() -> None:
 )
 def test_answers_unlike_adobes_are_named_errors(body: dict[str, object], message: str) -> None:
     with pytest.raises(api.MarketoAnswerError, match=re.escape(message)) as raised:
-        api.read_batch_answer(body, "status of batch 1")
+        read_batch_answer(body, "status of batch 1")
     assert str(raised.value).startswith("Marketo's answer to the status of batch 1 ")
 
 
 def test_a_whole_batch_entry_reads_as_whole_numbers() -> None:
-    entry = api.read_batch_answer(
+    entry = read_batch_answer(
         {
             "requestId": "r",
             "success": True,
@@ -459,6 +475,6 @@ def test_a_whole_batch_entry_reads_as_whole_numbers() -> None:
 
 def test_a_token_answer_must_hold_a_token_and_its_life() -> None:
     with pytest.raises(api.MarketoAnswerError, match=r"identity call .* has expires_in 'soon'"):
-        api.read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": "soon"}), now=0.0)
+        read_token_answer(answer(200, {"access_token": "t:ab", "expires_in": "soon"}), now=0.0)
     with pytest.raises(api.MarketoAnswerError, match="has an access_token that is not text"):
-        api.read_token_answer(answer(200, {"access_token": 17, "expires_in": 10}), now=0.0)
+        read_token_answer(answer(200, {"access_token": 17, "expires_in": 10}), now=0.0)

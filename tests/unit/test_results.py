@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from marketo_provider.api import BatchStatus, ObjectType
-from marketo_provider.results import ImportSummary, merge_result_files
+from marketo_provider.results import ImportSummary
+from marketo_provider.results.merging import merge_result_files
 
 
 class FakeFiles:
@@ -126,7 +127,8 @@ def test_counts_that_disagree_with_the_status_are_reported(caplog) -> None:  # t
     import logging
 
     from marketo_provider.api import ImportTarget
-    from marketo_provider.results import ResultsLocation, publish
+    from marketo_provider.results import ResultsLocation
+    from marketo_provider.results.publishing import publish
 
     files = FakeFiles(
         {1: b"email,Import Failure Reason\na,x\nb,x\nc,x\n", 2: b"email,Import Failure Reason\nd,y\n"}

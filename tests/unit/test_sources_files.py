@@ -16,6 +16,7 @@ import pytest
 
 from marketo_provider import api
 from marketo_provider.api import FileFormat, MarketoValueError
+from marketo_provider.api.targets import header_name_problems, importable_field_objects, why_required
 from marketo_provider.sources import Preflight, Source, SourceError, preflight, resolve_source, source_parts
 from marketo_provider.sources.header import header_problem
 
@@ -395,16 +396,14 @@ def test_resume_notices_a_changed_source(tmp_path: Path) -> None:
 
 
 def test_header_rules_live_in_api() -> None:
-    assert api.header_name_problems(["email", "email"], "csv") == [
-        "names these columns more than once: email"
-    ]
+    assert header_name_problems(["email", "email"], "csv") == ["names these columns more than once: email"]
     problem = header_problem(["email", ""], FileFormat.CSV, "leads.csv")
     assert problem is not None and str(problem).startswith("the header of leads.csv has empty column names")
-    assert api.importable_field_objects("program_members") == (
+    assert importable_field_objects("program_members") == (
         api.ObjectType.PROGRAM_MEMBERS,
         api.ObjectType.LEADS,
     )
-    assert "dedupe field" in api.why_required("custom_objects")
+    assert "dedupe field" in why_required("custom_objects")
 
 
 def test_bytes_that_are_not_utf8_are_placed_in_their_file(tmp_path: Path) -> None:

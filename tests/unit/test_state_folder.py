@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.importing.changes import (
-    ChangeState,
-    StateDamagedError,
-    StateLocation,
-    build_state,
-    state_file_name,
-)
+from marketo_provider.importing.changes import StateDamagedError
+from marketo_provider.importing.changes.comparison import build_state
+from marketo_provider.importing.changes.state import ChangeState, state_file_name
+from marketo_provider.storage import StateLocation
 
 SCOPE = {"object_type": "leads", "columns": ["email"]}
 

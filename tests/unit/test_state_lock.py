@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from marketo_provider.importing.changes import (
-    LOCK_FORMAT,
-    ChangeState,
-    StateDamagedError,
-    StateLocation,
-    StateLockedError,
-)
+from marketo_provider.importing.changes import StateDamagedError, StateLockedError
+from marketo_provider.importing.changes.lock import LOCK_FORMAT
+from marketo_provider.importing.changes.state import ChangeState
+from marketo_provider.storage import StateLocation
 
 T0 = 1_800_000_000.0  # the clock the tests hold: no test depends on the machine's speed
 

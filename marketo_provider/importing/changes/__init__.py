@@ -16,40 +16,13 @@ The rows are compared with the previous state as pre-flight writes the ledger
 :class:`~marketo_provider.storage.StateLocation`.
 """
 
-from marketo_provider.importing.changes.comparison import (
-    MIN_LEASE_SECONDS,
-    ChangedRows,
-    build_state,
-    lease_seconds,
-    renew_lease,
-)
-from marketo_provider.importing.changes.lock import LOCK, LOCK_FORMAT, Lease, StateLock, StateLockedError
-from marketo_provider.importing.changes.state import (
-    STATE_FORMAT,
-    ChangeState,
-    Loaded,
-    scope_of,
-    state_file_name,
-)
-from marketo_provider.storage import POINTER, StateDamagedError, StateLocation
+from marketo_provider.importing.changes.comparison import ChangedRows, renew_lease
+from marketo_provider.importing.changes.lock import StateLockedError
+from marketo_provider.storage import StateDamagedError
 
 __all__ = [
-    "LOCK",
-    "LOCK_FORMAT",
-    "MIN_LEASE_SECONDS",
-    "POINTER",
-    "STATE_FORMAT",
-    "ChangeState",
     "ChangedRows",
-    "Lease",
-    "Loaded",
     "StateDamagedError",
-    "StateLocation",
-    "StateLock",
     "StateLockedError",
-    "build_state",
-    "lease_seconds",
     "renew_lease",
-    "scope_of",
-    "state_file_name",
 ]

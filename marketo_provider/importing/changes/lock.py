@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from marketo_provider.api import MarketoError, MarketoValueError, hide_secrets
+from marketo_provider.api import MarketoError, MarketoValueError
+from marketo_provider.api.redaction import hide_secrets
 from marketo_provider.bounds import cut
-from marketo_provider.storage import MAX_JSON_BYTES, StateDamagedError, StateLocation, _replace_local
+from marketo_provider.storage import MAX_JSON_BYTES, StateDamagedError, StateLocation, replace_local
 
 LOCK = "lock.json"
 LOCK_GUARD = "lock.guard"
@@ -125,7 +126,7 @@ class _LocalLockFile(_LockFile):
         now = self.read()
         if now is None or now[1] != tag:
             return False
-        _replace_local(self.path, data)
+        replace_local(self.path, data)
         return True
 
     def delete(self, tag: str) -> bool:
