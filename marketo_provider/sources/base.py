@@ -112,7 +112,7 @@ class Piece:
 class Body(Protocol):
     """The records of a source as one logical stream: what the stages after the header hand on.
 
-    Offsets (``tell``, ``skip_to``, ``origin``, ``where``) count bytes of that stream: every file's
+    Offsets (``tell``, ``skip_to``, ``where``; a part's ``origin``) count bytes of that stream: every file's
     records, decompressed, header lines removed, one after the other (a query's: its rows as CSV).
     """
 

@@ -2,8 +2,9 @@
 
 The source's files are listed and the first of them with content is opened (a query has neither);
 the first reader in :data:`READERS` that takes what was found opens it as ``(header, body)``. A new
-format is a module with a ``takes`` and an opener like ``text.py``'s, and an entry in the table
-before the readers that would otherwise take it.
+format is a module with a ``takes`` and an opener that writes its rows as the import's delimited
+text (as ``parquet.py`` and ``query.py`` do; ``text.py`` passes a file's bytes through), and an
+entry in the table before the readers that would otherwise take it.
 """
 
 from __future__ import annotations
