@@ -39,6 +39,7 @@ from marketo_provider.api.errors import (
     MarketoTransientError,
     MarketoTransportError,
     MarketoValueError,
+    TransportFailure,
 )
 from marketo_provider.api.import_spec import ImportKeywords, ImportSpec
 from marketo_provider.api.targets import FileFormat, ImportTarget, ObjectType
@@ -66,5 +67,6 @@ __all__ = [
     "MarketoTransientError",
     "MarketoTransportError",
     "MarketoValueError",
+    "TransportFailure",
     "ObjectType",
 ]

@@ -2,7 +2,7 @@
 location before anything is sent (:mod:`~marketo_provider.importing.checking`); submits parts
 while Marketo's queue has room (:mod:`~marketo_provider.importing.submitting`); waits (on the
 worker, or in the triggerer through the same rules); and concludes through its
-:class:`~marketo_provider.importing.batches.BatchWatch`."""
+:class:`~marketo_provider.importing.batch_watch.BatchWatch`."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import Any
 
 from marketo_provider.api import ImportSpec
 from marketo_provider.importing import checking, submitting
-from marketo_provider.importing.batches import BatchWatch, PushXCom
+from marketo_provider.importing.batch_watch import BatchWatch, PushXCom
 from marketo_provider.importing.changes import ChangedRows
 from marketo_provider.importing.conclusion import Conclusion
 from marketo_provider.importing.errors import ImportAbortedError
 from marketo_provider.importing.ledgers import LedgerPlace, check_fingerprint
 from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
-from marketo_provider.importing.watch import Wait, WaitEnd
+from marketo_provider.importing.waiting import Wait, WaitEnd
 from marketo_provider.results import ImportSummary
 from marketo_provider.sources import (
     AnySource,

@@ -13,7 +13,7 @@ from marketo_provider.api import MarketoError, MarketoQueueFullError, MarketoSub
 from marketo_provider.api.limits import MAX_QUEUED_JOBS, queue_full_wait_seconds
 from marketo_provider.importing.errors import ImportAbortedError, past_deadline
 from marketo_provider.importing.state import ImportState, PartRange, SubmittedPart
-from marketo_provider.importing.watch import Wait, WaitFor
+from marketo_provider.importing.waiting import Wait, WaitFor
 from marketo_provider.sources import AnySource, Ledger, Mark, Part, QuerySource, source_parts
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def advance(run: BulkImport, state: ImportState) -> Wait | None:
         run.log.info("Every part is handled: %s", state.accounting())
         return advance(run, state)
     # The queue is full. When our own batches fill it, only their finishing frees a slot: wait
-    # for the low-water mark (watch.Wait). When other integrations' jobs do (1016), look again
+    # for the low-water mark (waiting.Wait). When other integrations' jobs do (1016), look again
     # after a while.
     wake_at = None
     if blocked_by_others:

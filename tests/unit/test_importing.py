@@ -7,7 +7,7 @@ import pytest
 from marketo_provider.api import BatchStatus, ImportTarget, MarketoError, ObjectType
 from marketo_provider.importing import ImportOptions, ImportState, Wait, WaitEnd, WaitFor, parse_batch_ids
 from marketo_provider.importing.state import PartRange, SubmittedPart
-from marketo_provider.importing.watch import low_water_mark, poll_round
+from marketo_provider.importing.waiting import low_water_mark, poll_round
 
 
 def st(batch_id: int, status: str, processed: int | None = None, failed: int | None = None) -> BatchStatus:

@@ -9,7 +9,7 @@ import pytest
 
 from marketo_provider.api import BatchStatus, ImportSpec, ObjectType
 from marketo_provider.importing.state import ImportState
-from marketo_provider.importing.watch import poll
+from marketo_provider.importing.waiting import poll
 from marketo_provider.results import ImportSummary
 
 
@@ -28,7 +28,7 @@ def entry(batch_id: int, status: str) -> dict[str, Any]:
 def test_polls_keep_when_a_batch_was_first_seen_importing_and_done(monkeypatch: pytest.MonkeyPatch) -> None:
     state = ImportState.for_batches(ImportSpec.of("leads").target, [7, 8], deadline=4102444800.0)
     clock = iter([100.0, 110.0, 120.0, 130.0])
-    monkeypatch.setattr("marketo_provider.importing.watch.time.time", lambda: next(clock))
+    monkeypatch.setattr("marketo_provider.importing.waiting.time.time", lambda: next(clock))
     answers = {7: ["Queued", "Importing", "Importing", "Complete"], 8: ["Complete"]}
     asked: list[int] = []
 

@@ -18,7 +18,7 @@ import pytest
 
 from marketo_provider.api import ImportSpec, MarketoQueueFullError
 from marketo_provider.importing import BulkImport, ImportOptions, ImportState, WaitFor
-from marketo_provider.importing import batches as batches_module
+from marketo_provider.importing import batch_watch as batches_module
 from marketo_provider.importing import run as run_module
 from marketo_provider.importing import submitting as submitting_module
 from marketo_provider.sources import Source

@@ -12,7 +12,7 @@ from marketo_provider.api.targets import QUEUED
 from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError, past_deadline
 from marketo_provider.importing.options import ImportOptions
 from marketo_provider.importing.state import ImportState
-from marketo_provider.importing.watch import Wait, WaitEnd, poll
+from marketo_provider.importing.waiting import Wait, WaitEnd, poll
 from marketo_provider.results import ImportSummary, Trace, publish_results
 from marketo_provider.sources import counts_line
 
