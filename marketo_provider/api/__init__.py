@@ -67,6 +67,6 @@ __all__ = [
     "MarketoTransientError",
     "MarketoTransportError",
     "MarketoValueError",
-    "TransportFailure",
     "ObjectType",
+    "TransportFailure",
 ]
