@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from marketo_provider.api.codes import ERROR_HINTS, ErrorAction, error_action
 from marketo_provider.api.redaction import hide_secrets, redact, server_text
@@ -27,7 +28,9 @@ __all__ = [
     "MarketoTransportError",
     "MarketoValueError",
     "TransportFailure",
+    "error_carried",
     "error_for",
+    "error_from_carried",
 ]
 
 
@@ -214,3 +217,63 @@ def error_for(code: str, message: str) -> MarketoAPIError:
     """The named exception for a Marketo error code."""
     code = str(code)
     return _EXCEPTION_BY_ACTION.get(error_action(code), MarketoAPIError)(code, message)
+
+
+def error_carried(exc: BaseException) -> dict[str, Any] | None:
+    """What a trigger's event carries of one of our errors (JSON: its class's name and its plain
+    attributes), so the task it resumes raises the same class; None for any other error."""
+    if not isinstance(exc, MarketoError):
+        return None
+    cls = next(
+        c
+        for c in type(exc).__mro__
+        if c.__module__.startswith("marketo_provider.") and c.__module__ != "marketo_provider.airflow_errors"
+    )
+    attributes = {
+        name: value.value if isinstance(value, enum.Enum) else value
+        for name, value in vars(exc).items()
+        if isinstance(value, (str, int, float, bool, enum.Enum)) or value is None
+    }
+    return {"class": cls.__name__, "attributes": attributes}
+
+
+def error_from_carried(carried: Any, message: str) -> MarketoError | None:
+    """The error a trigger's event carried (:func:`error_carried`) with ``message``: an instance of
+    the same class, found by name among this provider's error classes only (never imported from
+    what the event says), with its attributes; None when the event carries none we know."""
+    if not isinstance(carried, dict) or not isinstance(carried.get("class"), str):
+        return None
+    cls = _error_classes().get(carried["class"])
+    if cls is None:
+        return None
+    error = cls.__new__(cls)
+    error.args = (message,)
+    attributes = carried.get("attributes")
+    for name, value in attributes.items() if isinstance(attributes, dict) else ():
+        if (
+            isinstance(name, str)
+            and not name.startswith("__")
+            and not isinstance(getattr(cls, name, None), property)
+        ):
+            setattr(error, name, value)
+    if isinstance(error, MarketoTransportError):
+        try:
+            error.failure = TransportFailure(getattr(error, "failure", None))
+        except ValueError:
+            return None
+    return error
+
+
+def _error_classes() -> dict[str, type[MarketoError]]:
+    """This provider's error classes by name (the classes a module of it defines)."""
+    found: dict[str, type[MarketoError]] = {}
+    todo: list[type[MarketoError]] = [MarketoError]
+    while todo:
+        cls = todo.pop()
+        if (
+            cls.__module__.startswith("marketo_provider.")
+            and cls.__module__ != "marketo_provider.airflow_errors"
+        ):
+            found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found

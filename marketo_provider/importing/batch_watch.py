@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from marketo_provider.api import BatchStatus, FileFormat, ImportTarget, MarketoTransportError
+from marketo_provider.api.errors import error_from_carried
 from marketo_provider.api.targets import QUEUED
 from marketo_provider.importing.errors import ImportAbortedError, ImportFailedError, past_deadline
 from marketo_provider.importing.options import ImportOptions
@@ -105,7 +106,9 @@ class BatchWatch:
         self._calls_seen = self.hook.api_calls
         end = WaitEnd(event["event"])
         if end is WaitEnd.ERROR:
-            raise ImportAbortedError(f"{event.get('message')}. {state.accounting()}")
+            message = f"{event.get('message')}. {state.accounting()}"
+            # The polling error's own class where the trigger carried it, as on a worker.
+            raise error_from_carried(event.get("error"), message) or ImportAbortedError(message)
         if end is WaitEnd.TIMEOUT:
             self.raise_timeout(state)
         self._save(state)

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from marketo_provider._compat import conf
+from marketo_provider.api.errors import error_carried
 from marketo_provider.api.redaction import redact
 from marketo_provider.hooks import MarketoHook
 from marketo_provider.importing import ImportState, Wait, WaitEnd, WaitFor, apoll, past_deadline
@@ -90,8 +91,17 @@ class MarketoBulkImportTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, end: WaitEnd, state: ImportState, message: str | None = None) -> TriggerEvent:
-        return TriggerEvent({"event": end.value, "import_state": state.to_json(), "message": message})
+    def _event(
+        self,
+        end: WaitEnd,
+        state: ImportState,
+        message: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> TriggerEvent:
+        event = {"event": end.value, "import_state": state.to_json(), "message": message}
+        if error is not None:
+            event["error"] = error  # the task raises the same class again
+        return TriggerEvent(event)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Poll after a pause, not at once: batches just submitted are not done yet. The first pause
@@ -120,11 +130,13 @@ class MarketoBulkImportTrigger(BaseTrigger):
         while True:
             calls_before = hook.api_calls
             message: str | None = None
+            error: dict[str, Any] | None = None
             try:
                 head = await apoll(state, hook.aget_import_status)
             except Exception as exc:
                 end: WaitEnd | None = WaitEnd.TIMEOUT if past_deadline(exc) else WaitEnd.ERROR
                 message = redact(f"polling Marketo batches of {state.name} failed: {exc}")
+                error = error_carried(exc)
             else:
                 self.log.info("%s", state.progress(head))
                 end = wait.check(state, head, time.time())
@@ -135,7 +147,7 @@ class MarketoBulkImportTrigger(BaseTrigger):
                 await _until(hold_until)
                 if end is WaitEnd.SLOT_FREE:
                     state.woken_at = time.time()  # the task measures its way back from here
-                yield self._event(end, state, message)
+                yield self._event(end, state, message, error)
                 return
             if self.lease and time.monotonic() - renewed >= float(self.lease["seconds"]) / 3:
                 renewed = time.monotonic()

@@ -13,7 +13,7 @@ import pendulum
 import pytest
 
 from marketo_provider._compat import AirflowException, AirflowFailException
-from marketo_provider.api import MarketoValueError
+from marketo_provider.api import MarketoQuotaExceededError, MarketoValueError
 from marketo_provider.importing import ImportFailedError
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 from marketo_provider.sensors.bulk_import import MarketoBulkImportSensor
@@ -421,6 +421,29 @@ def test_a_failure_callback_tells_our_errors_apart_by_class(
     assert isinstance(bad_input, MarketoValueError) and isinstance(bad_input, AirflowFailException)
     assert isinstance(too_many, ImportFailedError) and isinstance(too_many, AirflowException)
     assert too_many.problems and str(too_many) == "; ".join(too_many.problems)
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "sync"])
+def test_a_polling_error_keeps_its_class_whether_the_wait_was_deferred_or_not(
+    run_dag: Any, marketo_env: MarketoSandbox, tmp_path: Path, deferrable: bool
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_bytes(leads_csv(20)[0])
+    marketo_env.inject_fault("/bulk/v1/leads/batch/*", code="607", count=1000)
+    task_id = f"quota_{'deferred' if deferrable else 'sync'}"
+    with new_dag(task_id) as dag:
+        MarketoBulkImportOperator(
+            task_id=task_id,
+            source=str(leads),
+            poll_interval=0.05,
+            deferrable=deferrable,
+            on_failure_callback=_note_failure,
+        )
+    dr = run_dag(dag)
+    assert task_states(dr) == {task_id: "failed"}
+    failure = FAILURES[task_id]
+    assert isinstance(failure, MarketoQuotaExceededError) and isinstance(failure, AirflowException)
+    assert failure.code == "607" and "607" in str(failure)
 
 
 def test_upload_with_unknown_outcome_is_never_resent(

@@ -175,6 +175,8 @@ def test_error_event_carries_the_message_and_the_state(marketo_env: MarketoSandb
     trigger = MarketoBulkImportTrigger(state_for(ids), poll_interval=0.05)
     event = asyncio.run(first_event(trigger))
     assert event["event"] == "error" and "607" in event["message"]
+    assert event["error"]["class"] == "MarketoQuotaExceededError"  # the task raises it again
+    assert event["error"]["attributes"]["code"] == "607"
     assert ImportState.from_json(event["import_state"]).batch_ids == ids
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -106,3 +107,26 @@ def test_an_error_mapped_twice_keeps_the_same_class() -> None:
 def test_an_error_not_ours_becomes_airflows_own() -> None:
     mapped = airflow_error(RuntimeError("disk full"))
     assert type(mapped) is AirflowException and str(mapped) == "disk full"
+
+
+def test_an_error_a_trigger_carries_comes_back_as_its_class() -> None:
+    from marketo_provider.api.errors import error_carried, error_from_carried
+
+    for error, _permanent in ERRORS:
+        carried = error_carried(error)
+        assert carried is not None and json.loads(json.dumps(carried)) == carried
+        back = error_from_carried(carried, "polling failed. 1 part submitted")
+        assert type(back) is type(error) and str(back) == "polling failed. 1 part submitted"
+        assert back.permanent == error.permanent
+        mapped = airflow_error(error)
+        assert type(error_from_carried(error_carried(mapped), "again")) is type(error)
+
+
+def test_only_our_error_classes_are_rebuilt_from_an_event() -> None:
+    from marketo_provider.api.errors import error_carried, error_from_carried
+
+    assert error_carried(ValueError("not ours")) is None
+    for carried in (None, "MarketoError", {"class": "SystemExit"}, {"class": "Path"}, {"class": 3}):
+        assert error_from_carried(carried, "message") is None
+    transport = {"class": "MarketoTransportError", "attributes": {"failure": "no such failure"}}
+    assert error_from_carried(transport, "message") is None
