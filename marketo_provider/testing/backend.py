@@ -27,8 +27,8 @@ from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query
 from marketo_provider.testing.rows import (
     FileUnreadable,
+    JobRowRules,
     Outcome,
-    RowRules,
     check_rows,
     failures_file,
     warnings_file,
@@ -301,10 +301,10 @@ class MarketoBackend:
     def _check_rows(self, job: Job) -> Outcome:
         return check_rows(job.content, job.file_format.delimiter, self._row_rules(job))
 
-    def _row_rules(self, job: Job) -> RowRules:
+    def _row_rules(self, job: Job) -> JobRowRules:
         target = job.target
         kind, name = target.object_type, target.custom_object_name
-        return RowRules(
+        return JobRowRules(
             object_type=kind,
             fields=self.catalog.fields(kind, name),
             required=spec.required_fields(

@@ -32,8 +32,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class RowRules:
-    """What a row of one job must satisfy."""
+class JobRowRules:
+    """What a row of one job must satisfy, on Marketo's side (the client's prediction of it is
+    :class:`marketo_provider.sources.checks.RowRules`)."""
 
     object_type: ObjectType
     fields: dict[str, FieldSpec]  # the fields the object has, by name
@@ -41,7 +42,7 @@ class RowRules:
     lead_exists: Callable[[int], bool] = lambda lead_id: False  # for lookupField=id (update only)
 
 
-def check_rows(content: bytes, delimiter: str, rules: RowRules) -> Outcome:
+def check_rows(content: bytes, delimiter: str, rules: JobRowRules) -> Outcome:
     """Read a job's file and sort its rows; raise :class:`FileUnreadable` when it cannot be read."""
     try:
         text = content.decode("utf-8-sig")
@@ -71,7 +72,7 @@ def check_rows(content: bytes, delimiter: str, rules: RowRules) -> Outcome:
 
 
 def check_row(
-    header: list[str], values: list[str], unknown: list[str], rules: RowRules
+    header: list[str], values: list[str], unknown: list[str], rules: JobRowRules
 ) -> tuple[str | None, str | None, dict[str, str]]:
     """``(failure reason, warning, row)`` of one record; the reason is None when it imports."""
     if len(values) != len(header):
@@ -122,4 +123,4 @@ def warnings_file(outcome: Outcome, delimiter: str) -> bytes:
     )
 
 
-__all__ = ["FileUnreadable", "Outcome", "RowRules", "check_rows", "result_file"]
+__all__ = ["FileUnreadable", "JobRowRules", "Outcome", "check_rows", "result_file"]

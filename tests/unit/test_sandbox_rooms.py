@@ -16,7 +16,7 @@ from marketo_provider.testing.jobs import ImportQueue, Job
 from marketo_provider.testing.leads import LeadStore
 from marketo_provider.testing.limits import CallLimits
 from marketo_provider.testing.parameters import check_query, path_int
-from marketo_provider.testing.rows import FileUnreadable, RowRules, check_rows, result_file
+from marketo_provider.testing.rows import FileUnreadable, JobRowRules, check_rows, result_file
 from marketo_provider.testing.spec import (
     COMPLETE,
     CREATE_PARAMETERS,
@@ -200,7 +200,7 @@ class TestQueueSchedule:
 
 
 class TestRows:
-    rules = RowRules(
+    rules = JobRowRules(
         ObjectType.LEADS,
         fields={
             "email": FieldSpec("email", "Email Address", "email"),
@@ -216,7 +216,7 @@ class TestRows:
         assert outcome.failures == [["", "", "Invalid row: 2 values for 1 columns"]]
 
     def test_update_only_lookup_needs_an_existing_lead(self) -> None:
-        rules = RowRules(ObjectType.LEADS, self.rules.fields, ("id",), lead_exists=lambda i: i == 1)
+        rules = JobRowRules(ObjectType.LEADS, self.rules.fields, ("id",), lead_exists=lambda i: i == 1)
         outcome = check_rows(b"id\n1\n2\n", ",", rules)
         assert outcome.rows == [{"id": "1"}] and outcome.failures == [["2", "Lead not found for id 2"]]
 
