@@ -143,6 +143,9 @@ _PAST_32_BITS = "past 32 bits"
 # dates, flags and scores, are matched once), and the longest value remembered.
 GOOD_VALUES = 65_536
 GOOD_VALUE_CHARS = 64
+# A settled column (GoodValues.settled) is matched whole while at most one value in this many does
+# not fit its pattern (each such value is then looked at alone); beyond, distinct values are.
+SETTLED_MISFITS = 64
 
 
 def _int32(value: str) -> bool:
@@ -198,13 +201,18 @@ class GoodValues:
         self.size = 0
         self._by_type: dict[str, set[str]] = {}
         self.unique: set[str] = set()  # the fields whose values were found not to repeat
+        # The fields whose values repeat and were all known already (good, or bad) in a chunk: from
+        # then on matched whole, the few that do not fit looked at alone, until too many do not.
+        self.settled: set[str] = set()
+        self.unsettled: set[str] = set()  # fields that had too many such values: never settled again
 
     def of(self, data_type: str) -> set[str]:
         return self._by_type.get(data_type, set())
 
-    def add(self, data_type: str, values: Iterable[str]) -> None:
+    def add(self, data_type: str, values: Iterable[str]) -> int:
+        """Learn ``values`` good; how many were new."""
         if self.size >= self.limit:
-            return
+            return 0
         known = self._by_type.setdefault(data_type, set())
         before = len(known)
         room = self.limit - self.size
@@ -215,15 +223,36 @@ class GoodValues:
                 if room <= 0:
                     break
         self.size += len(known) - before
+        return len(known) - before
+
+    def settle(self, name: str) -> None:
+        if name not in self.unsettled:
+            self.settled.add(name)
+
+    def unsettle(self, name: str) -> None:
+        self.settled.discard(name)
+        self.unsettled.add(name)
 
 
 def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> list[tuple[int, Problem]]:
     """``(index, problem)`` of each of ``values`` that has a problem (``empty``: some values may be
     empty), in order. Decided in C where the values are good: they are joined a line a value and
     matched at once; a line that does not match is looked at alone, and matching goes on after it."""
+    found = _few_bad_lines(field, values, empty=empty)
+    assert found is not None  # no bound
+    return found
+
+
+def _few_bad_lines(
+    field: Field, values: Sequence[str], *, empty: bool = False, most: int | None = None
+) -> list[tuple[int, Problem]] | None:
+    """:func:`_bad_lines`, or None once more than ``most`` values do not fit the column's pattern
+    (or some value holds a line break) when ``most`` is given."""
     joined = "\n".join(values) + "\n"
     found: list[tuple[int, Problem]] = []
     if joined.count("\n") != len(values):  # values with line breaks: one at a time
+        if most is not None:
+            return None
         for i, value in enumerate(values):
             problem = value_problem(field, value)
             if problem is not None:
@@ -232,15 +261,23 @@ def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> l
     lines = (_LINES_OR_EMPTY if empty else _LINES)[field.data_type]
     end = len(joined)
     at = line = 0
+    seen: dict[str, Problem | None] = {}  # a value that does not fit, looked at once
     while True:
         matched = lines.match(joined, at)
         assert matched is not None  # the pattern matches no line at least
         stop = matched.end()
         if stop == end:
             return found
+        if most is not None:
+            most -= 1
+            if most < 0:
+                return None
         line += joined.count("\n", at, stop)
         value = values[line]
-        problem = value_problem(field, value)
+        if value in seen:
+            problem = seen[value]
+        else:
+            problem = seen[value] = value_problem(field, value)
         if problem is not None:
             found.append((line, problem))
         at = stop + len(value) + 1
@@ -276,8 +313,9 @@ def column_problems(
 
     The common case (every value fine) is decided in C. A column whose values repeat is checked a
     distinct value at a time: the values not yet known good (``good``, which learns them) are
-    joined and matched at once. A column of values that do not repeat is joined and matched whole.
-    Only values that do not fit are looked at one by one."""
+    joined and matched at once; once a chunk brings no value not known, the column is matched whole
+    (as long as few values do not fit). A column of values that do not repeat is joined and matched
+    whole. Only values that do not fit are looked at one by one."""
     kind = field.data_type
     if not values:
         return
@@ -285,19 +323,28 @@ def column_problems(
         if good is not None and field.name in good.unique:
             yield from _bad_lines(field, values, empty=True)
             return
+        if good is not None and field.name in good.settled:
+            found = _few_bad_lines(field, values, empty=True, most=len(values) // SETTLED_MISFITS)
+            if found is not None:
+                yield from found
+                return
+            good.unsettle(field.name)
         distinct = set(values)
         distinct.discard("")
         if good is not None and len(distinct) > len(values) // 2:
             good.unique.add(field.name)  # from the next chunk on, matched whole
         known = good.of(kind) if good is not None else None
         if known:
-            distinct -= known
+            distinct = distinct - known
         if not distinct:
+            if good is not None:
+                good.settle(field.name)
             return
         new = list(distinct)
         bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
         if good is not None and field.name not in good.unique:
-            good.add(kind, (v for v in new if v not in bad) if bad else new)
+            if not good.add(kind, (v for v in new if v not in bad) if bad else new):
+                good.settle(field.name)  # nothing new was good: the values are known
         if bad:
             yield from _places(values, bad)
         return
