@@ -1,4 +1,4 @@
-"""A part's records read a chunk (about a MiB) at a time, a column at a time: a chunk without quotes
+"""A part's records read a chunk (about 128 KiB) at a time, a column at a time: a chunk without quotes
 is split in C straight into columns; others are read with the csv module. The checks and the ledger
 read records this way."""
 
@@ -19,7 +19,9 @@ from marketo_provider.sources.quotes import last_boundary
 if TYPE_CHECKING:
     from marketo_provider.sources.checks import RowRules
 
-CHUNK_BYTES = 1024 * 1024  # records read and checked at a time
+# Records read and checked at a time: the values of a chunk stay in the processor's cache while
+# they are checked and hashed (a MiB at a time was slower by a tenth).
+CHUNK_BYTES = 128 * 1024
 
 
 class Columns(list[tuple[str, ...]]):
@@ -74,7 +76,7 @@ def _columns_of_plain(chunk: str, delimiter: str, width: int) -> tuple[Columns, 
 
 @dataclass
 class Chunk:
-    """About a MiB of a part's whole records, a column at a time."""
+    """About 128 KiB of a part's whole records, a column at a time."""
 
     columns: list[tuple[str, ...]]
     found: dict[int, Problem]  # rows of another width
