@@ -343,7 +343,8 @@ def column_problems(
         new = list(distinct)
         bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
         if good is not None and field.name not in good.unique:
-            if not good.add(kind, (v for v in new if v not in bad) if bad else new):
+            learnt = good.add(kind, (v for v in new if v not in bad) if bad else new)
+            if not learnt:
                 good.settle(field.name)  # nothing new was good: the values are known
         if bad:
             yield from _places(values, bad)
