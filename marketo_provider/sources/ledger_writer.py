@@ -120,11 +120,17 @@ class LedgerWriter:
             for i in chunk.blank:
                 key_hashes[i] = None
                 value_hashes[i] = None
-            if len(file_ids) == 1 and not bad:
-                # One file and no row refused (most chunks): both are the same for every row.
-                self._db.executemany(
+            if n and len(file_ids) == 1 and not bad:
+                # One file and no row refused (most chunks): both are the same for every row, and
+                # after the chunk's first row each takes the next ordinal as SQLite gives it (the
+                # largest rowid plus one: rows are written in order).
+                self._db.execute(
                     f"INSERT INTO rows VALUES (?, ?, ?, ?, {file_ids[0]}, 0)",
-                    zip(range(first, first + n), key_hashes, value_hashes, places.lines, strict=True),
+                    (first, key_hashes[0], value_hashes[0], places.lines[0]),
+                )
+                self._db.executemany(
+                    f"INSERT INTO rows (k, f, line, file, bad) VALUES (?, ?, ?, {file_ids[0]}, 0)",
+                    zip(key_hashes[1:], value_hashes[1:], places.lines[1:], strict=True),
                 )
                 continue
             flags = [0] * n
