@@ -123,10 +123,10 @@ class LedgerWriter:
             for i in chunk.blank:
                 key_hashes[i] = None
                 value_hashes[i] = None
-            if n and len(file_ids) == 1 and not bad:
-                # One file and no row refused (most chunks): both are the same for every row, and
-                # after the chunk's first row each takes the next ordinal as SQLite gives it (the
-                # largest rowid plus one: rows are written in order).
+            if n and len(file_ids) == 1:
+                # One file (most chunks): the same for every row, and after the chunk's first row
+                # each takes the next ordinal as SQLite gives it (the largest rowid plus one: rows
+                # are written in order); the few rows refused are flagged after.
                 self._db.execute(
                     f"INSERT INTO rows VALUES (?, ?, ?, ?, {file_ids[0]}, 0)",
                     (first, key_hashes[0], value_hashes[0], places.lines[0]),
@@ -135,6 +135,10 @@ class LedgerWriter:
                     f"INSERT INTO rows (k, f, line, file, bad) VALUES (?, ?, ?, {file_ids[0]}, 0)",
                     zip(key_hashes[1:], value_hashes[1:], places.lines[1:], strict=True),
                 )
+                if bad:
+                    self._db.executemany(
+                        "UPDATE rows SET bad = ? WHERE o = ?", [(flag, first + i) for i, flag in bad.items()]
+                    )
                 continue
             flags = [0] * n
             for i, flag in bad.items():
@@ -146,7 +150,7 @@ class LedgerWriter:
                     key_hashes,
                     value_hashes,
                     places.lines,
-                    [file_ids[0]] * n if len(file_ids) == 1 else [file_ids[i] for i in places.file_of],
+                    [file_ids[i] for i in places.file_of],
                     flags,
                     strict=True,
                 ),
