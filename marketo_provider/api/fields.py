@@ -234,23 +234,31 @@ class GoodValues:
         self.unsettled.add(name)
 
 
-def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> list[tuple[int, Problem]]:
+def _bad_lines(
+    field: Field, values: Sequence[str], *, empty: bool = False, one_line: bool = False
+) -> list[tuple[int, Problem]]:
     """``(index, problem)`` of each of ``values`` that has a problem (``empty``: some values may be
-    empty), in order. Decided in C where the values are good: they are joined a line a value and
-    matched at once; a line that does not match is looked at alone, and matching goes on after it."""
-    found = _few_bad_lines(field, values, empty=empty)
+    empty; ``one_line``: none holds a line break), in order. Decided in C where the values are good:
+    they are joined a line a value and matched at once; a line that does not match is looked at
+    alone, and matching goes on after it."""
+    found = _few_bad_lines(field, values, empty=empty, one_line=one_line)
     assert found is not None  # no bound
     return found
 
 
 def _few_bad_lines(
-    field: Field, values: Sequence[str], *, empty: bool = False, most: int | None = None
+    field: Field,
+    values: Sequence[str],
+    *,
+    empty: bool = False,
+    one_line: bool = False,
+    most: int | None = None,
 ) -> list[tuple[int, Problem]] | None:
     """:func:`_bad_lines`, or None once more than ``most`` values do not fit the column's pattern
     (or some value holds a line break) when ``most`` is given."""
     joined = "\n".join(values) + "\n"
     found: list[tuple[int, Problem]] = []
-    if joined.count("\n") != len(values):  # values with line breaks: one at a time
+    if not one_line and joined.count("\n") != len(values):  # values with line breaks: one at a time
         if most is not None:
             return None
         for i, value in enumerate(values):
@@ -306,10 +314,16 @@ def _places(values: Sequence[str], bad: Mapping[str, Problem]) -> Iterable[tuple
 
 
 def column_problems(
-    field: Field, values: Sequence[str], good: GoodValues | None = None, longest: int | None = None
+    field: Field,
+    values: Sequence[str],
+    good: GoodValues | None = None,
+    longest: int | None = None,
+    *,
+    one_line: bool = False,
 ) -> Iterable[tuple[int, Problem]]:
     """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order
-    (``longest``: no value is longer, where the caller knows it).
+    (``longest``: no value is longer, and ``one_line``: no value holds a line break, where the
+    caller knows it).
 
     The common case (every value fine) is decided in C. A column whose values repeat is checked a
     distinct value at a time: the values not yet known good (``good``, which learns them) are
@@ -321,10 +335,12 @@ def column_problems(
         return
     if kind in _SHAPES:
         if good is not None and field.name in good.unique:
-            yield from _bad_lines(field, values, empty=True)
+            yield from _bad_lines(field, values, empty=True, one_line=one_line)
             return
         if good is not None and field.name in good.settled:
-            found = _few_bad_lines(field, values, empty=True, most=len(values) // SETTLED_MISFITS)
+            found = _few_bad_lines(
+                field, values, empty=True, one_line=one_line, most=len(values) // SETTLED_MISFITS
+            )
             if found is not None:
                 yield from found
                 return
@@ -341,7 +357,7 @@ def column_problems(
                 good.settle(field.name)
             return
         new = list(distinct)
-        bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
+        bad = {new[i]: problem for i, problem in _bad_lines(field, new, one_line=one_line)}
         if good is not None and field.name not in good.unique:
             learnt = good.add(kind, (v for v in new if v not in bad) if bad else new)
             if not learnt:

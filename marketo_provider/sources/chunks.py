@@ -38,6 +38,11 @@ class Columns(list[tuple[str, ...]]):
         self._records: list[bytes] | None = None
 
     @property
+    def plain(self) -> bool:
+        """The records are known a line each (then no value holds a line break)."""
+        return self._text is not None
+
+    @property
     def records(self) -> list[bytes] | None:
         """Each record's values joined by :data:`SEP`, UTF-8 (what its values' hash is of), found
         once, when asked for (None: not known)."""
@@ -132,10 +137,11 @@ def utf8_lines(text: str) -> list[bytes]:
     return text.encode("utf-8", "surrogatepass").split(b"\n")
 
 
-def utf8_each(texts: Sequence[str]) -> list[bytes]:
-    """Each of ``texts``, UTF-8: joined, encoded and cut again in C when none holds a line break."""
+def utf8_each(texts: Sequence[str], *, one_line: bool = False) -> list[bytes]:
+    """Each of ``texts``, UTF-8: joined, encoded and cut again in C when none holds a line break
+    (``one_line``: the caller knows none does)."""
     joined = "\n".join(texts)
-    if texts and joined.count("\n") == len(texts) - 1:
+    if texts and (one_line or joined.count("\n") == len(texts) - 1):
         return utf8_lines(joined)
     return [t.encode("utf-8", "surrogatepass") for t in texts]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from marketo_provider.sources.checks import RowRules
-from marketo_provider.sources.chunks import key_column, record_chunks, records_utf8, utf8_each
+from marketo_provider.sources.chunks import Columns, key_column, record_chunks, records_utf8, utf8_each
 from marketo_provider.sources.fingerprints import stable_hashes
 from marketo_provider.sources.ledger import KEPT_OUT_NAMES, LEDGER_VERSION, Fate, Ledger
 from marketo_provider.sources.parts import Part
@@ -111,7 +111,8 @@ class LedgerWriter:
                 value_hashes = cast(list[int | None], stable_hashes(records_utf8(chunk)))
                 if self._keyed:
                     keys = key_column(columns, self.rules)
-                    key_hashes = cast(list[int | None], stable_hashes(utf8_each(keys)))
+                    plain = isinstance(columns, Columns) and columns.plain
+                    key_hashes = cast(list[int | None], stable_hashes(utf8_each(keys, one_line=plain)))
                     if "" in keys:
                         for i, k in enumerate(keys):
                             if not k:
