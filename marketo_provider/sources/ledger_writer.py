@@ -58,9 +58,6 @@ class LedgerWriter:
         self._files: dict[tuple[str, bool], int] = {}
         self._db = _connect(path)
         db = self._db
-        # Set before the first table: pages of 64 KiB make appending the rows and grouping them by
-        # key cheaper (fewer pages, each fuller) in the same cache.
-        db.execute("PRAGMA page_size=65536")
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
         # Every record: its key's and values' hashes (NULL: no key; a blank line), where it starts,
         # and whether it is predicted to fail (1) or has no key (2).
