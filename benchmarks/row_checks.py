@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -127,6 +128,7 @@ def main() -> int:
     if args.child:
         child(args.child[0], args.child[1], args.part_bytes)
         return 0
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "leads.csv"
         started = time.perf_counter()
@@ -139,6 +141,7 @@ def main() -> int:
         checks = run_child("checks", path, args.part_bytes)
         if args.profile:
             run_child("profile", path, args.part_bytes)
+    print(f"load average (1 minute) before and after: {load_before:.2f}, {os.getloadavg()[0]:.2f}")
     for label, run in (("cutter alone (UTF-8, quotes, records)", cutter), ("every check on", checks)):
         print(
             f"{label:40s} {run['seconds']:7.1f} s  {size / run['seconds'] / 1e6:7.1f} MB/s  "

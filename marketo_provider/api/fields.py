@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,14 +150,20 @@ _FAST = {
     "currency": r"[+-]?[0-9]+\.?[0-9]*",
     "email": r"[0-9A-Za-z._%+'-]+@[0-9A-Za-z.-]+\.[A-Za-z]{2,}",
 }
-_LINES = {kind: re.compile(rf"(?:{pattern}\n)*") for kind, pattern in _FAST.items()}
-_LINES_OR_EMPTY = {kind: re.compile(rf"(?:\n|{pattern}\n)*") for kind, pattern in _FAST.items()}
+# No pattern matches a line break, so each repetition is one line: none is given back, and Python
+# 3.11 on is told so (a possessive repeat keeps no state to backtrack to, line after line).
+_ONCE = "+" if sys.version_info >= (3, 11) else ""
+_LINES = {kind: re.compile(rf"(?:{pattern}\n)*{_ONCE}") for kind, pattern in _FAST.items()}
+_LINES_OR_EMPTY = {kind: re.compile(rf"(?:\n|{pattern}\n)*{_ONCE}") for kind, pattern in _FAST.items()}
 _PAST_32_BITS = "past 32 bits"
 
 # Good values remembered for an import, over all its columns (a column's repeated values, such as
 # dates, flags and scores, are matched once), and the longest value remembered.
 GOOD_VALUES = 65_536
 GOOD_VALUE_CHARS = 64
+# A settled column (GoodValues.settled) is matched whole while at most one value in this many does
+# not fit its pattern (each such value is then looked at alone); beyond, distinct values are.
+SETTLED_MISFITS = 64
 
 
 def _int32(value: str) -> bool:
@@ -212,13 +219,18 @@ class GoodValues:
         self.size = 0
         self._by_type: dict[str, set[str]] = {}
         self.unique: set[str] = set()  # the fields whose values were found not to repeat
+        # The fields whose values repeat and were all known already (good, or bad) in a chunk: from
+        # then on matched whole, the few that do not fit looked at alone, until too many do not.
+        self.settled: set[str] = set()
+        self.unsettled: set[str] = set()  # fields that had too many such values: never settled again
 
     def of(self, data_type: str) -> set[str]:
         return self._by_type.get(data_type, set())
 
-    def add(self, data_type: str, values: Iterable[str]) -> None:
+    def add(self, data_type: str, values: Iterable[str]) -> int:
+        """Learn ``values`` good; how many were new."""
         if self.size >= self.limit:
-            return
+            return 0
         known = self._by_type.setdefault(data_type, set())
         before = len(known)
         room = self.limit - self.size
@@ -229,15 +241,44 @@ class GoodValues:
                 if room <= 0:
                     break
         self.size += len(known) - before
+        return len(known) - before
+
+    def settle(self, name: str) -> None:
+        if name not in self.unsettled:
+            self.settled.add(name)
+
+    def unsettle(self, name: str) -> None:
+        self.settled.discard(name)
+        self.unsettled.add(name)
 
 
-def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> list[tuple[int, Problem]]:
+def _bad_lines(
+    field: Field, values: Sequence[str], *, empty: bool = False, one_line: bool = False
+) -> list[tuple[int, Problem]]:
     """``(index, problem)`` of each of ``values`` that has a problem (``empty``: some values may be
-    empty), in order. Decided in C where the values are good: they are joined a line a value and
-    matched at once; a line that does not match is looked at alone, and matching goes on after it."""
+    empty; ``one_line``: none holds a line break), in order. Decided in C where the values are good:
+    they are joined a line a value and matched at once; a line that does not match is looked at
+    alone, and matching goes on after it."""
+    found = _few_bad_lines(field, values, empty=empty, one_line=one_line)
+    assert found is not None  # no bound
+    return found
+
+
+def _few_bad_lines(
+    field: Field,
+    values: Sequence[str],
+    *,
+    empty: bool = False,
+    one_line: bool = False,
+    most: int | None = None,
+) -> list[tuple[int, Problem]] | None:
+    """:func:`_bad_lines`, or None once more than ``most`` values do not fit the column's pattern
+    (or some value holds a line break) when ``most`` is given."""
     joined = "\n".join(values) + "\n"
     found: list[tuple[int, Problem]] = []
-    if joined.count("\n") != len(values):  # values with line breaks: one at a time
+    if not one_line and joined.count("\n") != len(values):  # values with line breaks: one at a time
+        if most is not None:
+            return None
         for i, value in enumerate(values):
             problem = value_problem(field, value)
             if problem is not None:
@@ -246,15 +287,23 @@ def _bad_lines(field: Field, values: Sequence[str], *, empty: bool = False) -> l
     lines = (_LINES_OR_EMPTY if empty else _LINES)[field.data_type]
     end = len(joined)
     at = line = 0
+    seen: dict[str, Problem | None] = {}  # a value that does not fit, looked at once
     while True:
         matched = lines.match(joined, at)
         assert matched is not None  # the pattern matches no line at least
         stop = matched.end()
         if stop == end:
             return found
+        if most is not None:
+            most -= 1
+            if most < 0:
+                return None
         line += joined.count("\n", at, stop)
         value = values[line]
-        problem = value_problem(field, value)
+        if value in seen:
+            problem = seen[value]
+        else:
+            problem = seen[value] = value_problem(field, value)
         if problem is not None:
             found.append((line, problem))
         at = stop + len(value) + 1
@@ -283,35 +332,54 @@ def _places(values: Sequence[str], bad: Mapping[str, Problem]) -> Iterable[tuple
 
 
 def column_problems(
-    field: Field, values: Sequence[str], good: GoodValues | None = None, longest: int | None = None
+    field: Field,
+    values: Sequence[str],
+    good: GoodValues | None = None,
+    longest: int | None = None,
+    *,
+    one_line: bool = False,
 ) -> Iterable[tuple[int, Problem]]:
     """``(index, problem)`` of every value of one column that breaks ``field``'s rule, in order
-    (``longest``: no value is longer, where the caller knows it).
+    (``longest``: no value is longer, and ``one_line``: no value holds a line break, where the
+    caller knows it).
 
     The common case (every value fine) is decided in C. A column whose values repeat is checked a
     distinct value at a time: the values not yet known good (``good``, which learns them) are
-    joined and matched at once. A column of values that do not repeat is joined and matched whole.
-    Only values that do not fit are looked at one by one."""
+    joined and matched at once; once a chunk brings no value not known, the column is matched whole
+    (as long as few values do not fit). A column of values that do not repeat is joined and matched
+    whole. Only values that do not fit are looked at one by one."""
     kind = field.data_type
     if not values:
         return
     if kind in _SHAPES:
         if good is not None and field.name in good.unique:
-            yield from _bad_lines(field, values, empty=True)
+            yield from _bad_lines(field, values, empty=True, one_line=one_line)
             return
+        if good is not None and field.name in good.settled:
+            found = _few_bad_lines(
+                field, values, empty=True, one_line=one_line, most=len(values) // SETTLED_MISFITS
+            )
+            if found is not None:
+                yield from found
+                return
+            good.unsettle(field.name)
         distinct = set(values)
         distinct.discard("")
         if good is not None and len(distinct) > len(values) // 2:
             good.unique.add(field.name)  # from the next chunk on, matched whole
         known = good.of(kind) if good is not None else None
         if known:
-            distinct -= known
+            distinct = distinct - known
         if not distinct:
+            if good is not None:
+                good.settle(field.name)
             return
         new = list(distinct)
-        bad = {new[i]: problem for i, problem in _bad_lines(field, new)}
+        bad = {new[i]: problem for i, problem in _bad_lines(field, new, one_line=one_line)}
         if good is not None and field.name not in good.unique:
-            good.add(kind, (v for v in new if v not in bad) if bad else new)
+            learnt = good.add(kind, (v for v in new if v not in bad) if bad else new)
+            if not learnt:
+                good.settle(field.name)  # nothing new was good: the values are known
         if bad:
             yield from _places(values, bad)
         return

@@ -160,11 +160,13 @@ class RowRules:
                     problems = rows.setdefault(i, [])
                     if self.empty_key not in problems:
                         problems.append(self.empty_key)
+        # Values split from lines: none holds a line break, and none is longer than its line.
+        plain = isinstance(columns, Columns) and columns.plain
         longest = columns.longest if isinstance(columns, Columns) and self._has_lengths else None
         for column, spec in enumerate(self.fields):
             if spec is None:
                 continue
-            for i, problem in column_problems(spec, columns[column], self.good, longest):
+            for i, problem in column_problems(spec, columns[column], self.good, longest, one_line=plain):
                 rows.setdefault(i, []).append(problem)
         return {i: RowProblems(tuple(problems)) for i, problems in rows.items()}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from marketo_provider.sources.checks import RowRules
-from marketo_provider.sources.chunks import key_column, record_chunks
-from marketo_provider.sources.fingerprints import SEP, stable_hash_halves
+from marketo_provider.sources.chunks import Columns, key_column, record_chunks, records_utf8, utf8_each
+from marketo_provider.sources.fingerprints import stable_hashes
 from marketo_provider.sources.ledger import KEPT_OUT_NAMES, LEDGER_VERSION, Fate, Ledger
 from marketo_provider.sources.parts import Part
 from marketo_provider.sources.policy import RowPolicy
@@ -103,38 +103,53 @@ class LedgerWriter:
                 self._db.executemany("INSERT INTO problems VALUES (?, ?, ?)", problems)
             places = lines.places(chunk.starts, chunk.index)
             file_ids = [self._file_id(name, is_rows) for name, is_rows in places.files]
+            key_hashes: list[int | None]
             if columns:
-                keys: Sequence[str] = key_column(columns, self.rules) if self._keyed else [""] * n
-                if chunk.rows is not None:
-                    joined = [SEP.join(r) for r in chunk.rows]
+                value_hashes = cast(list[int | None], stable_hashes(records_utf8(chunk)))
+                if self._keyed:
+                    keys = key_column(columns, self.rules)
+                    plain = isinstance(columns, Columns) and columns.plain
+                    key_hashes = cast(list[int | None], stable_hashes(utf8_each(keys, one_line=plain)))
+                    if "" in keys:
+                        for i, k in enumerate(keys):
+                            if not k:
+                                key_hashes[i] = None
                 else:
-                    joined = [SEP.join(r) for r in zip(*columns, strict=True)]
-                # The halves of each hash: SQLite puts them together as it stores the row.
-                key_high, key_low = stable_hash_halves(keys)
-                value_high, value_low = stable_hash_halves(joined)
-                key_hi: list[int | None] = list(key_high)
-                value_hi: list[int | None] = list(value_high)
-                if "" in keys:
-                    for i, k in enumerate(keys):
-                        if not k:
-                            key_hi[i] = None
+                    key_hashes = [None] * n
             else:  # only blank lines
-                key_hi = value_hi = [None] * n
-                key_low = value_low = [0] * n
+                key_hashes = value_hashes = [None] * n
             for i in chunk.blank:
-                key_hi[i] = None
-                value_hi[i] = None
+                key_hashes[i] = None
+                value_hashes[i] = None
+            if n and len(file_ids) == 1:
+                # One file (most chunks): the same for every row, and after the chunk's first row
+                # each takes the next ordinal as SQLite gives it (the largest rowid plus one: rows
+                # are written in order); the few rows refused are flagged after.
+                self._db.execute(
+                    f"INSERT INTO rows VALUES (?, ?, ?, ?, {file_ids[0]}, 0)",
+                    (first, key_hashes[0], value_hashes[0], places.lines[0]),
+                )
+                self._db.executemany(
+                    f"INSERT INTO rows (k, f, line, file, bad) VALUES (?, ?, ?, {file_ids[0]}, 0)",
+                    zip(key_hashes[1:], value_hashes[1:], places.lines[1:], strict=True),
+                )
+                if bad:
+                    self._db.executemany(
+                        "UPDATE rows SET bad = ? WHERE o = ?", [(flag, first + i) for i, flag in bad.items()]
+                    )
+                continue
+            flags = [0] * n
+            for i, flag in bad.items():
+                flags[i] = flag
             self._db.executemany(
-                "INSERT INTO rows VALUES (?, (? << 32) | ?, (? << 32) | ?, ?, ?, ?)",
+                "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)",
                 zip(
                     range(first, first + n),
-                    key_hi,
-                    key_low,
-                    value_hi,
-                    value_low,
+                    key_hashes,
+                    value_hashes,
                     places.lines,
-                    [file_ids[0]] * n if len(file_ids) == 1 else [file_ids[i] for i in places.file_of],
-                    [bad.get(i, 0) for i in range(n)] if bad else [0] * n,
+                    [file_ids[i] for i in places.file_of],
+                    flags,
                     strict=True,
                 ),
             )

@@ -72,10 +72,10 @@ class PartLines:
             span = spans[0]
             if span.piece.rows:
                 base = span.file_line + first_record
-                return Places(files, [0] * n, list(range(base, base + n)))
+                return Places(files, [0] * n, range(base, base + n))
             shift = span.file_line - span.first
             if isinstance(starts, range):
-                return Places(files, [0] * n, list(range(starts.start + shift, starts.stop + shift)))
+                return Places(files, [0] * n, range(starts.start + shift, starts.stop + shift))
             return Places(files, [0] * n, [v + shift for v in starts])
         file_of: list[int] = []
         lines: list[int] = []
@@ -105,7 +105,7 @@ class Places:
 
     files: list[tuple[str, bool]]
     file_of: list[int]
-    lines: list[int]
+    lines: Sequence[int]
 
 
 class LineTracker:
