@@ -121,6 +121,9 @@ def test_a_plain_chunk_is_split_into_columns_with_its_longest_line() -> None:
     assert n == 2 and isinstance(columns, Columns) and columns.longest == len("b@x.io,22,2026-03-14,7")
     assert list(columns) == [("a@x.io", "b@x.io"), ("1", "22"), ("2026", "2026-03-14"), ("", "7")]
     assert _columns_of_plain("a,b\nc\n", ",", 2) is None  # a record of another width
+    # Lines of uneven widths whose values add up to whole records are no columns either.
+    assert _columns_of_plain("a,b\nc,d,e,f\n", ",", 3) is None
+    assert _columns_of_plain("a,b,c,d\ne,f\n", ",", 3) is None
     lengths = (Field("email", "email"), Field("code", "string", 3, "Code"), Field("notes", "text"))
     rules = RowRules(lengths, (0,), ("email",), empty_key(ObjectType.LEADS, ["email"]), ",")
     for text, bad in (("a@x.io,abc,n\nb@x.io,ab,note\n", []), ("a@x.io,abcd,n\nb@x.io,ab,note\n", [0])):
@@ -165,3 +168,17 @@ def test_chunks_of_a_part_read_every_record_plain_or_quoted(tmp_path: Path) -> N
                 ]
     assert read == expected
     assert 2 <= plain < chunks  # the chunks without quotes were split in C, the other read by csv
+
+
+def test_lines_of_uneven_widths_are_each_found_though_their_values_add_up(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text("email,leadScore,lastSeen\na@x.io,1\nb@x.io,2,2026-03-14,extra\nc@x.io,3,2026-03-14\n")
+    three = FIELDS[:3]
+    rules = RowRules(three, (0,), ("email",), empty_key(ObjectType.LEADS, ["email"]), ",")
+    with source_parts(Source.of(str(path))) as parts:
+        (chunk,) = [chunk for part in parts for chunk in record_chunks(part, rules)]
+    assert sorted(chunk.found) == [0, 1]  # both lines of another width, the third one good
+    assert [p.reason for p in chunk.found.values()] == [
+        "Invalid row: 2 values for 3 columns",
+        "Invalid row: 4 values for 3 columns",
+    ]
