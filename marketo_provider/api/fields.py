@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +191,14 @@ def value_problem(field: Field, value: str) -> Problem | None:
                 f"Invalid data type in field {field.label} ({_PAST_32_BITS})",
                 "a whole number from -2147483648 to 2147483647",
             )
+        if field.length is not None and len(value) > field.length:
+            # Describe gives some typed fields a length (emails, URLs, phone numbers): Adobe
+            # documents lengths for strings and text areas only, so a longer value may fail.
+            return Problem(
+                Verdict.MAY_FAIL,
+                f"Value too long for field {field.label}",
+                f"up to {field.length} characters",
+            )
         return None
     if kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
@@ -352,36 +360,13 @@ def column_problems(
     if not values:
         return
     if kind in _SHAPES:
-        if good is not None and field.name in good.unique:
-            yield from _bad_lines(field, values, empty=True, one_line=one_line)
-            return
-        if good is not None and field.name in good.settled:
-            found = _few_bad_lines(
-                field, values, empty=True, one_line=one_line, most=len(values) // SETTLED_MISFITS
-            )
-            if found is not None:
-                yield from found
-                return
-            good.unsettle(field.name)
-        distinct = set(values)
-        distinct.discard("")
-        if good is not None and len(distinct) > len(values) // 2:
-            good.unique.add(field.name)  # from the next chunk on, matched whole
-        known = good.of(kind) if good is not None else None
-        if known:
-            distinct = distinct - known
-        if not distinct:
-            if good is not None:
-                good.settle(field.name)
-            return
-        new = list(distinct)
-        bad = {new[i]: problem for i, problem in _bad_lines(field, new, one_line=one_line)}
-        if good is not None and field.name not in good.unique:
-            learnt = good.add(kind, (v for v in new if v not in bad) if bad else new)
-            if not learnt:
-                good.settle(field.name)  # nothing new was good: the values are known
-        if bad:
-            yield from _places(values, bad)
+        found: Iterable[tuple[int, Problem]] = _shape_problems(field, values, good, one_line=one_line)
+        if (
+            field.length is not None
+            and (longest if longest is not None else max(map(len, values), default=0)) > field.length
+        ):
+            found = _too_long(field, values, found)
+        yield from found
         return
     if kind == "string":
         limit = field.length or STRING_DEFAULT_LENGTH
@@ -396,6 +381,59 @@ def column_problems(
         problem = value_problem(field, value)
         if problem is not None:
             yield i, problem
+
+
+def _shape_problems(
+    field: Field, values: Sequence[str], good: GoodValues | None, *, one_line: bool
+) -> Iterator[tuple[int, Problem]]:
+    """The values of a column of a typed field (``_SHAPES``) whose shape does not fit."""
+    kind = field.data_type
+    if good is not None and field.name in good.unique:
+        yield from _bad_lines(field, values, empty=True, one_line=one_line)
+        return
+    if good is not None and field.name in good.settled:
+        found = _few_bad_lines(
+            field, values, empty=True, one_line=one_line, most=len(values) // SETTLED_MISFITS
+        )
+        if found is not None:
+            yield from found
+            return
+        good.unsettle(field.name)
+    distinct = set(values)
+    distinct.discard("")
+    if good is not None and len(distinct) > len(values) // 2:
+        good.unique.add(field.name)  # from the next chunk on, matched whole
+    known = good.of(kind) if good is not None else None
+    if known:
+        distinct = distinct - known
+    if not distinct:
+        if good is not None:
+            good.settle(field.name)
+        return
+    new = list(distinct)
+    bad = {new[i]: problem for i, problem in _bad_lines(field, new, one_line=one_line)}
+    if good is not None and field.name not in good.unique:
+        learnt = good.add(kind, (v for v in new if v not in bad) if bad else new)
+        if not learnt:
+            good.settle(field.name)  # nothing new was good: the values are known
+    if bad:
+        yield from _places(values, bad)
+
+
+def _too_long(
+    field: Field, values: Sequence[str], found: Iterable[tuple[int, Problem]]
+) -> list[tuple[int, Problem]]:
+    """``found`` with the values longer than the field's describe length (which may fail: Adobe
+    documents a length for strings and text areas only), in order; a value keeps its first
+    problem."""
+    problems = dict(found)
+    limit = field.length or 0
+    for i, value in enumerate(values):
+        if i not in problems and len(value) > limit:
+            problems[i] = Problem(
+                Verdict.MAY_FAIL, f"Value too long for field {field.label}", f"up to {limit} characters"
+            )
+    return sorted(problems.items())
 
 
 def empty_key_problem(fields: Sequence[str]) -> Problem:

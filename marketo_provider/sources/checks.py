@@ -18,7 +18,6 @@ from typing import Any
 from marketo_provider.api import ObjectType
 from marketo_provider.api.fields import (
     LENGTHY,
-    TYPED,
     Field,
     GoodValues,
     Problem,
@@ -173,10 +172,7 @@ class RowRules:
     @property
     def _has_lengths(self) -> bool:
         """Some column's rule is a length (then the chunk's longest line may clear them all)."""
-        return any(
-            f is not None and f.data_type not in TYPED and (f.length is not None or f.data_type in LENGTHY)
-            for f in self.fields
-        )
+        return any(f is not None and (f.length is not None or f.data_type in LENGTHY) for f in self.fields)
 
     def key_of(self, row: Sequence[str]) -> tuple[str, ...] | None:
         if not self.keys or len(row) != len(self.fields):

@@ -347,3 +347,28 @@ def test_the_patterns_a_column_is_matched_with_take_only_good_values() -> None:
                 cleared += 1
                 assert value_problem(field, value) is None, (data_type, value)
         assert cleared > 100, data_type
+
+
+@pytest.mark.parametrize("data_type", ["email", "url", "phone"])
+def test_a_typed_value_longer_than_its_describe_length_may_fail_as_the_sandbox_refuses_it(
+    data_type: str,
+) -> None:
+    """Describe gives emails, URLs and phone numbers a length: a value of the right shape but longer
+    may fail (Adobe documents lengths for strings and text areas only) and the sandbox refuses it;
+    checked a value at a time and a column at a time, with and without the chunk's longest line."""
+    good = {"email": "ann@example.com", "url": "http://example.com/", "phone": "111-111-1111"}[data_type]
+    longer = {"email": "ann.lee@example.com", "url": "http://example.com/a/b", "phone": "111-111-1111 x 99"}[
+        data_type
+    ]
+    field = Field("f", data_type, len(good), "F")
+    spec = FieldSpec("f", "F", data_type, len(good))
+    assert value_problem(field, good) is None and value_error(spec, good) is None
+    problem = value_problem(field, longer)
+    assert problem is not None and problem.verdict is Verdict.MAY_FAIL
+    assert problem.reason == "Value too long for field F" == value_error(spec, longer)
+    column = [good, longer, "", good]
+    for longest in (None, len(longer)):
+        assert [(i, p.reason) for i, p in column_problems(field, column, GoodValues(), longest)] == [
+            (1, "Value too long for field F")
+        ]
+    assert list(column_problems(field, column, GoodValues(), len(good))) == []  # the caller's bound
