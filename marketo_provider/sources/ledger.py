@@ -10,7 +10,7 @@ their values, so the failures file can list them without reading the source agai
 
 Later steps ask it:
 
-- cutting: the ordinals to leave out, from any ordinal on (:meth:`Ledger.dropped_from`);
+- cutting: the runs of ordinals to leave out, from any ordinal on (:meth:`Ledger.dropped_runs`);
 - tracing: the records a part sent, by the hash of their values (:meth:`Ledger.part_records`), so
   a row of Marketo's failures file is matched to its place without walking the source;
 - the failures file: the rows refused before upload (:meth:`Ledger.refused_rows`);
@@ -124,9 +124,26 @@ class Ledger(Closing):
 
     def dropped_from(self, ordinal: int = 0) -> Iterator[int]:
         """The ordinals of the records kept out, from ``ordinal`` on, in order."""
-        cursor = self._db.execute("SELECT o FROM drops WHERE o >= ? ORDER BY o", (ordinal,))
-        for (o,) in cursor:
-            yield int(o)
+        for first, end in self.dropped_runs(ordinal):
+            yield from range(first, end)
+
+    def dropped_runs(self, ordinal: int = 0) -> Iterator[tuple[int, int]]:
+        """The runs of records kept out, from ``ordinal`` on, in order: ``(first, end)``, every
+        ordinal from ``first`` up to ``end`` (not included). Where each run starts and where it
+        ends are read side by side, each a step along the table's own order, so a night that
+        keeps out nearly every row reads as many runs as there are stretches of rows sent."""
+        starts = self._db.execute(
+            "SELECT o FROM drops d WHERE o >= ?1 AND (o = ?1 OR NOT EXISTS "
+            "(SELECT 1 FROM drops e WHERE e.o = d.o - 1)) ORDER BY o",
+            (ordinal,),
+        )
+        ends = self._db.execute(
+            "SELECT o + 1 FROM drops d WHERE o >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM drops e WHERE e.o = d.o + 1) ORDER BY o",
+            (ordinal,),
+        )
+        for (first,), (end,) in zip(starts, ends, strict=True):
+            yield int(first), int(end)
 
     def sent_rows(self, first: int, end: int) -> int:
         """How many rows (blank lines aside) of ordinals ``first``..``end`` were sent."""
