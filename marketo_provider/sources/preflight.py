@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import tee
 from typing import Any
 
 from marketo_provider import api
@@ -265,16 +266,18 @@ def source_parts(
         drops: Iterator[tuple[int, int]] | None = None
         cut: Body = body
         if ledger is not None and ledger.any_dropped:
+            # The runs left out are read once: the parts' ordinals follow them a little behind the cut.
+            runs = ledger.dropped_runs(ordinal or 0)
+            if ordinal is not None:
+                runs, drops = tee(runs)
             if resume_at is not None and mark is not None:
                 start = (resume_at[1], mark.inner, mark.ordinal)
-                dropping = DroppingBody(body, runs=ledger.dropped_runs(mark.ordinal), start=start)
+                dropping = DroppingBody(body, runs=runs, start=start)
             else:
-                dropping = DroppingBody(body, runs=ledger.dropped_runs(0))
+                dropping = DroppingBody(body, runs=runs)
                 if resume_at is not None:
                     dropping.skip_to(resume_at[1])
             cut = dropping
-            if ordinal is not None:
-                drops = ledger.dropped_runs(ordinal)
         elif resume_at is not None:
             body.skip_to(resume_at[1])
         parts = iter_parts(
