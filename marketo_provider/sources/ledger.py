@@ -148,9 +148,9 @@ class Ledger(Closing):
     def sent_rows(self, first: int, end: int) -> int:
         """How many rows (blank lines aside) of ordinals ``first``..``end`` were sent."""
         (n,) = self._db.execute(
-            "SELECT COUNT(*) FROM rows WHERE o >= ? AND o < ? AND f IS NOT NULL "
-            "AND o NOT IN (SELECT o FROM drops WHERE o >= ? AND o < ?)",
-            (first, end, first, end),
+            # (NOT IN a whole table of ordinals: a look-up in the table itself, no list built)
+            "SELECT COUNT(*) FROM rows WHERE o >= ? AND o < ? AND f IS NOT NULL AND o NOT IN (SELECT o FROM drops)",
+            (first, end),
         ).fetchone()
         return int(n)
 
@@ -194,10 +194,9 @@ class Ledger(Closing):
         for first, end in sorted(ranges):
             yield from self._db.execute(
                 "SELECT r.k, r.f FROM rows r LEFT JOIN repeated q ON q.k = r.k "
-                "WHERE r.o >= ? AND r.o < ? AND r.k IS NOT NULL AND (q.k IS NULL OR q.holder = r.o) "
-                "AND r.o NOT IN (SELECT o FROM drops WHERE o >= ? AND o < ?) "
-                "AND r.o NOT IN (SELECT o FROM failed WHERE o >= ? AND o < ?) ORDER BY r.o",
-                (first, end, first, end, first, end),
+                "WHERE r.o >= ? AND r.o < ? AND r.k IS NOT NULL AND r.o NOT IN (SELECT o FROM drops) "
+                "AND (q.k IS NULL OR q.holder = r.o) AND r.o NOT IN (SELECT o FROM failed) ORDER BY r.o",
+                (first, end),
             )
 
 
