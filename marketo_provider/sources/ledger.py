@@ -129,9 +129,13 @@ class Ledger(Closing):
 
     def dropped_runs(self, ordinal: int = 0) -> Iterator[tuple[int, int]]:
         """The runs of records kept out, from ``ordinal`` on, in order: ``(first, end)``, every
-        ordinal from ``first`` up to ``end`` (not included). Where each run starts and where it
-        ends are read side by side, each a step along the table's own order, so a night that
-        keeps out nearly every row reads as many runs as there are stretches of rows sent."""
+        ordinal from ``first`` up to ``end`` (not included). Whichever are fewer are read: the
+        records kept out, where each run of them starts and ends (read side by side, each a step
+        along the table's own order), or the records sent, the runs being the gaps between them."""
+        counts = self.counts()
+        if 2 * int(counts.get("rows_kept_out", 0)) > int(counts.get("records", 0)):
+            yield from self._runs_between_sent(ordinal)
+            return
         starts = self._db.execute(
             "SELECT o FROM drops d WHERE o >= ?1 AND (o = ?1 OR NOT EXISTS "
             "(SELECT 1 FROM drops e WHERE e.o = d.o - 1)) ORDER BY o",
@@ -144,6 +148,20 @@ class Ledger(Closing):
         )
         for (first,), (end,) in zip(starts, ends, strict=True):
             yield int(first), int(end)
+
+    def _runs_between_sent(self, ordinal: int) -> Iterator[tuple[int, int]]:
+        """:meth:`dropped_runs` read from the records not kept out (blank lines among them)."""
+        (last,) = self._db.execute("SELECT MAX(o) FROM rows").fetchone()
+        at = ordinal
+        for (o,) in self._db.execute(
+            "SELECT o FROM rows WHERE o >= ? AND o NOT IN (SELECT o FROM drops) ORDER BY o", (ordinal,)
+        ):
+            if o > at:
+                yield at, int(o)
+            at = int(o) + 1
+        end = int(last) + 1 if last is not None else 0
+        if end > at:
+            yield at, end
 
     def sent_rows(self, first: int, end: int) -> int:
         """How many rows (blank lines aside) of ordinals ``first``..``end`` were sent."""
