@@ -249,28 +249,31 @@ class LedgerWriter:
         }
         if self.policy.changed_rows_only:
             sent = "r.f IS NOT NULL AND r.o NOT IN (SELECT o FROM drops)"
-            (unkeyed,) = db.execute(f"SELECT COUNT(*) FROM rows r WHERE r.k IS NULL AND {sent}").fetchone()
             if self._previous is not None:
-                new, changed = db.execute(
-                    "SELECT COALESCE(SUM(p.k IS NULL), 0), COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
-                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE r.k IS NOT NULL AND {sent}"
+                unkeyed, new, changed = db.execute(
+                    "SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL AND p.k IS NULL), 0), "
+                    "COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
+                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE {sent}"
                 ).fetchone()
                 # The keys confirmed before that are still in the source: every row left out as
-                # unchanged has one; the other rows are looked up (few: those changed, or kept out
-                # for another reason); a key on n rows is counted n times, so n - 1 are taken off.
-                (others,) = db.execute(
-                    "SELECT COUNT(*) FROM rows r JOIN prev.state p ON p.k = r.k WHERE r.k IS NOT NULL AND "
-                    f"NOT EXISTS (SELECT 1 FROM drops d WHERE d.o = r.o AND d.why = {int(Fate.UNCHANGED)})"
-                ).fetchone()
+                # unchanged has one, and so has every row sent as changed; the rows kept out for
+                # another reason are looked up; a key on n rows is counted n times, so n - 1 are
+                # taken off.
+                others = 0
+                if kept_out["refused"] or kept_out["without_key"] or kept_out["earlier_repeats"]:
+                    (others,) = db.execute(
+                        "SELECT COUNT(*) FROM drops d JOIN rows r ON r.o = d.o JOIN prev.state p ON p.k = r.k "
+                        f"WHERE d.why <> {int(Fate.UNCHANGED)}"
+                    ).fetchone()
                 (again,) = db.execute(
                     "SELECT COALESCE(SUM(q.n - 1), 0) FROM repeated q JOIN prev.state p ON p.k = q.k"
                 ).fetchone()
-                kept_keys = kept_out["unchanged"] + int(others) - int(again)
+                kept_keys = kept_out["unchanged"] + int(changed) + int(others) - int(again)
                 (before,) = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()
                 vanished = int(before) - kept_keys
             else:
-                (new,) = db.execute(
-                    f"SELECT COUNT(*) FROM rows r WHERE r.k IS NOT NULL AND {sent}"
+                unkeyed, new = db.execute(
+                    f"SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL), 0) FROM rows r WHERE {sent}"
                 ).fetchone()
                 changed, vanished = 0, 0
             counts["changes"] = {
