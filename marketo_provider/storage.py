@@ -222,7 +222,10 @@ class StateLocation:
     def upload(self, path: str, name: str) -> int:
         """Write ``path`` gzip-compressed as ``name``; returns the bytes stored."""
         with tempfile.TemporaryFile() as packed:
-            with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=GZIP_LEVEL) as gz, open(path, "rb") as raw:
+            with (
+                gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=GZIP_LEVEL) as gz,
+                open(path, "rb") as raw,
+            ):
                 shutil.copyfileobj(raw, gz, 1024 * 1024)
             size = packed.tell()
             packed.seek(0)
