@@ -37,6 +37,10 @@ __all__ = [
 POINTER = "latest.json"
 # The most bytes read of a pointer, a lock or a journal (each is a few hundred bytes).
 MAX_JSON_BYTES = 1024 * 1024
+# What the state and the ledgers' copies are packed with: the fastest level. Hashes pack little
+# whatever the level (a state of 1 million keys: 16.1 MB at level 1, 15.5 MB at 6), and level 6
+# took four times as long.
+GZIP_LEVEL = 1
 
 
 def uri_scheme(location: Any) -> str:
@@ -230,7 +234,10 @@ class StateLocation:
     def upload(self, path: str, name: str) -> int:
         """Write ``path`` gzip-compressed as ``name``; returns the bytes stored."""
         with tempfile.TemporaryFile() as packed:
-            with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=6) as gz, open(path, "rb") as raw:
+            with (
+                gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=GZIP_LEVEL) as gz,
+                open(path, "rb") as raw,
+            ):
                 shutil.copyfileobj(raw, gz, 1024 * 1024)
             size = packed.tell()
             packed.seek(0)

@@ -8,7 +8,8 @@ it as on any source.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Any
@@ -34,24 +35,46 @@ class _Dropped:
     at: int  # the offset (in what is handed on) where it would have been
 
 
+def runs_of(ordinals: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """The runs ``(first, end)`` of increasing ``ordinals``: every ordinal from ``first`` up to
+    ``end`` (not included), the runs in order."""
+    first = end = None
+    for o in ordinals:
+        if o == end:
+            end += 1
+            continue
+        if first is not None:
+            yield first, end  # type: ignore[misc]
+        first, end = o, o + 1
+    if first is not None:
+        yield first, end  # type: ignore[misc]
+
+
 class DroppingBody:
     """``inner`` (read from its start) without the records ``drops`` names (ordinals from 0, in
-    increasing order; a blank line is a record)."""
+    increasing order; a blank line is a record), or the ``runs`` of them (``(first, end)``: every
+    ordinal from ``first`` up to ``end``, not included, the runs in order): a run is left out with
+    the same few steps whatever its length."""
 
     def __init__(
-        self, inner: Body, drops: Iterator[int], *, start: tuple[int, int, int] | None = None
+        self,
+        inner: Body,
+        drops: Iterable[int] | None = None,
+        *,
+        runs: Iterator[tuple[int, int]] | None = None,
+        start: tuple[int, int, int] | None = None,
     ) -> None:
         """``start=(offset, inner_offset, ordinal)`` carries on where an earlier part ended: at
         ``offset`` of what is handed on, which is ``inner_offset`` of ``inner`` and the record of
-        ``ordinal`` (``drops`` then names ordinals from there on)."""
+        ``ordinal`` (``drops`` or ``runs`` then name ordinals from there on)."""
         offset, inner_offset, ordinal = start if start is not None else (0, 0, 0)
         if start is not None and inner_offset:
             inner.skip_to(inner_offset)
         if inner.tell() != inner_offset:
             raise SourceError("records can only be left out of a source read from its start")
         self._inner = inner
-        self._drops = drops
-        self._next_drop = next(drops, None)
+        self._runs = runs if runs is not None else runs_of(drops or ())
+        self._run = next(self._runs, None)  # the next run left out (its first ordinal not yet read)
         self._carry = bytearray()  # inner bytes read and not yet split into records
         self._carry_at = inner_offset  # inner offset of carry[0]
         self._ordinal = ordinal  # ordinal of the first record in carry
@@ -59,7 +82,7 @@ class DroppingBody:
         self._out_at = 0
         self._pos = offset  # offset of the next byte handed on
         self._eof = False
-        self._dropped: list[_Dropped] = []  # records left out at or after the last part asked about
+        self._dropped: deque[_Dropped] = deque()  # records left out at or after the last part asked about
         self._shift = inner_offset - offset  # bytes of the records left out before those
         self.records_dropped = 0
 
@@ -91,7 +114,8 @@ class DroppingBody:
             return not self._eof or bool(carry)
         records = count_records(carry, 0, end) + (1 if carry[end - 1] != NEWLINE[0] else 0)
         start_pos = self._pos + (len(self._out) - self._out_at)
-        if self._next_drop is None or self._next_drop >= self._ordinal + records:
+        run = self._run
+        if run is None or run[0] >= self._ordinal + records:
             out = bytes(carry[:end])
         elif carry.find(QUOTE, 0, end) < 0:
             out = self._leave_out_lines(bytes(carry[:end]), records, start_pos)
@@ -102,18 +126,20 @@ class DroppingBody:
             while at < end:
                 stop = record_end(carry, at)
                 stop = end if stop < 0 or stop > end else stop
-                if ordinal == self._next_drop:
+                if run is not None and ordinal >= run[0]:
                     self._note_dropped(
                         self._carry_at + at,
                         self._carry_at + stop,
                         carry.count(NEWLINE, at, stop),
                         start_pos + len(kept),
                     )
-                    self._next_drop = next(self._drops, None)
+                    if ordinal + 1 >= run[1]:
+                        run = next(self._runs, None)
                 else:
                     kept += carry[at:stop]
                 at = stop
                 ordinal += 1
+            self._run = run
             out = bytes(kept)
         self._ordinal += records
         self._carry_at += end
@@ -124,31 +150,38 @@ class DroppingBody:
 
     def _leave_out_lines(self, data: bytes, records: int, start_pos: int) -> bytes:
         """The records of ``data`` (no quotes: a record a line) less those left out, found with a
-        split in C; each run of records left out is noted once."""
+        split in C; each run of records left out is noted once, in a few steps whatever its length."""
         lines = data.split(NEWLINE)
-        ends = list(accumulate(len(line) + 1 for line in lines))  # where each record ends
-        ends[-1] = len(data)  # (a last record without a line break ends with the data)
+        lengths = list(accumulate(map(len, lines)))  # record i starts at lengths[i - 1] + i
+
+        def starts(i: int) -> int:
+            """Where record ``i`` starts (``records``: the data's end)."""
+            return len(data) if i >= records else (lengths[i - 1] + i if i else 0)
+
         first = self._ordinal
         kept: list[bytes] = []
         sent = start_pos  # where the next kept byte goes in what is handed on
         done = 0  # the next record not yet kept or left out
-        while self._next_drop is not None and self._next_drop < first + records:
-            a = self._next_drop - first
-            b = a + 1
-            self._next_drop = next(self._drops, None)
-            while self._next_drop is not None and self._next_drop == first + b and b < records:
-                b += 1
-                self._next_drop = next(self._drops, None)
-            start = ends[a - 1] if a else 0
+        run = self._run
+        while run is not None and run[0] < first + records:
+            a = run[0] - first
+            if run[1] <= first + records:
+                b = run[1] - first
+                run = next(self._runs, None)
+            else:  # the run goes on past this data
+                b = records
+                run = (first + records, run[1])
+            start = starts(a)
             if a > done:
-                kept.append(data[(ends[done - 1] if done else 0) : start])
+                kept.append(data[starts(done) : start])
                 sent += len(kept[-1])
-            stop = ends[b - 1]
+            stop = starts(b)
             newlines = data.count(NEWLINE, start, stop)
             self._note_dropped(self._carry_at + start, self._carry_at + stop, newlines, sent, b - a)
             done = b
+        self._run = run
         if done < records:
-            kept.append(data[(ends[done - 1] if done else 0) :])
+            kept.append(data[starts(done) :])
         return b"".join(kept)
 
     def _note_dropped(self, start: int, end: int, newlines: int, at: int, records: int = 1) -> None:
@@ -193,7 +226,7 @@ class DroppingBody:
         (``content_start`` is the true place in the file; ``start``/``end`` are offsets of what is
         handed on)."""
         while self._dropped and self._dropped[0].at < start:
-            first = self._dropped.pop(0)
+            first = self._dropped.popleft()
             self._shift += first.end - first.start
         out: list[Piece] = []
         at = start

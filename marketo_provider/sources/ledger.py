@@ -10,7 +10,7 @@ their values, so the failures file can list them without reading the source agai
 
 Later steps ask it:
 
-- cutting: the ordinals to leave out, from any ordinal on (:meth:`Ledger.dropped_from`);
+- cutting: the runs of ordinals to leave out, from any ordinal on (:meth:`Ledger.dropped_runs`);
 - tracing: the records a part sent, by the hash of their values (:meth:`Ledger.part_records`), so
   a row of Marketo's failures file is matched to its place without walking the source;
 - the failures file: the rows refused before upload (:meth:`Ledger.refused_rows`);
@@ -124,16 +124,51 @@ class Ledger(Closing):
 
     def dropped_from(self, ordinal: int = 0) -> Iterator[int]:
         """The ordinals of the records kept out, from ``ordinal`` on, in order."""
-        cursor = self._db.execute("SELECT o FROM drops WHERE o >= ? ORDER BY o", (ordinal,))
-        for (o,) in cursor:
-            yield int(o)
+        for first, end in self.dropped_runs(ordinal):
+            yield from range(first, end)
+
+    def dropped_runs(self, ordinal: int = 0) -> Iterator[tuple[int, int]]:
+        """The runs of records kept out, from ``ordinal`` on, in order: ``(first, end)``, every
+        ordinal from ``first`` up to ``end`` (not included). Whichever are fewer are read: the
+        records kept out, where each run of them starts and ends (read side by side, each a step
+        along the table's own order), or the records sent, the runs being the gaps between them."""
+        counts = self.counts()
+        if 2 * int(counts.get("rows_kept_out", 0)) > int(counts.get("records", 0)):
+            yield from self._runs_between_sent(ordinal)
+            return
+        starts = self._db.execute(
+            "SELECT o FROM drops d WHERE o >= ?1 AND (o = ?1 OR NOT EXISTS "
+            "(SELECT 1 FROM drops e WHERE e.o = d.o - 1)) ORDER BY o",
+            (ordinal,),
+        )
+        ends = self._db.execute(
+            "SELECT o + 1 FROM drops d WHERE o >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM drops e WHERE e.o = d.o + 1) ORDER BY o",
+            (ordinal,),
+        )
+        for (first,), (end,) in zip(starts, ends, strict=True):
+            yield int(first), int(end)
+
+    def _runs_between_sent(self, ordinal: int) -> Iterator[tuple[int, int]]:
+        """:meth:`dropped_runs` read from the records not kept out (blank lines among them)."""
+        (last,) = self._db.execute("SELECT MAX(o) FROM rows").fetchone()
+        at = ordinal
+        for (o,) in self._db.execute(
+            "SELECT o FROM rows WHERE o >= ? AND o NOT IN (SELECT o FROM drops) ORDER BY o", (ordinal,)
+        ):
+            if o > at:
+                yield at, int(o)
+            at = int(o) + 1
+        end = int(last) + 1 if last is not None else 0
+        if end > at:
+            yield at, end
 
     def sent_rows(self, first: int, end: int) -> int:
         """How many rows (blank lines aside) of ordinals ``first``..``end`` were sent."""
         (n,) = self._db.execute(
-            "SELECT COUNT(*) FROM rows WHERE o >= ? AND o < ? AND f IS NOT NULL "
-            "AND o NOT IN (SELECT o FROM drops WHERE o >= ? AND o < ?)",
-            (first, end, first, end),
+            # (NOT IN a whole table of ordinals: a look-up in the table itself, no list built)
+            "SELECT COUNT(*) FROM rows WHERE o >= ? AND o < ? AND f IS NOT NULL AND o NOT IN (SELECT o FROM drops)",
+            (first, end),
         ).fetchone()
         return int(n)
 
@@ -177,10 +212,9 @@ class Ledger(Closing):
         for first, end in sorted(ranges):
             yield from self._db.execute(
                 "SELECT r.k, r.f FROM rows r LEFT JOIN repeated q ON q.k = r.k "
-                "WHERE r.o >= ? AND r.o < ? AND r.k IS NOT NULL AND (q.k IS NULL OR q.holder = r.o) "
-                "AND r.o NOT IN (SELECT o FROM drops WHERE o >= ? AND o < ?) "
-                "AND r.o NOT IN (SELECT o FROM failed WHERE o >= ? AND o < ?) ORDER BY r.o",
-                (first, end, first, end, first, end),
+                "WHERE r.o >= ? AND r.o < ? AND r.k IS NOT NULL AND r.o NOT IN (SELECT o FROM drops) "
+                "AND (q.k IS NULL OR q.holder = r.o) AND r.o NOT IN (SELECT o FROM failed) ORDER BY r.o",
+                (first, end),
             )
 
 

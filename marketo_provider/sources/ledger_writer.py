@@ -172,13 +172,19 @@ class LedgerWriter:
         db = self._db
         policy = self.policy
         skip = policy.skip_invalid
-        # The row of each repeated key Marketo ends up holding: its last row not refused.
+        # The keys on more than one row, sorted out by their hashes alone (a narrow sort), then the
+        # row of each such key Marketo ends up holding: its last row not refused.
+        db.execute(
+            "CREATE TEMP TABLE twice AS SELECT k FROM rows WHERE k IS NOT NULL GROUP BY k HAVING COUNT(*) > 1"
+        )
+        (twice,) = db.execute("SELECT COUNT(*) FROM temp.twice").fetchone()
         holder = "MAX(CASE WHEN bad = 0 THEN o END)" if skip else "MAX(o)"
         db.execute(
             f"CREATE TABLE repeated AS SELECT k, COUNT(*) AS n, MIN(o) AS first, {holder} AS holder "
-            "FROM rows WHERE k IS NOT NULL GROUP BY k HAVING n > 1"
+            f"FROM rows WHERE {'k IN (SELECT k FROM temp.twice)' if twice else '0'} GROUP BY k HAVING n > 1"
         )
         db.execute("CREATE UNIQUE INDEX repeated_k ON repeated (k)")
+        db.execute("DROP TABLE temp.twice")
         if self._keys:
             keys, rows = db.execute("SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM repeated").fetchone()
             self.report.repeated_keys, self.report.repeated_rows = int(keys), int(rows)
@@ -196,26 +202,41 @@ class LedgerWriter:
                 ]
                 more = f" and {n - len(places)} more" if n > len(places) else ""
                 self.report.repeated_examples.append(f"the same {names} on {', '.join(places)}{more}")
+        # How many records each fate keeps out, counted as they are written.
+        kept: dict[int, int] = {}
         if skip:
             db.execute(
                 f"INSERT INTO drops SELECT o, CASE bad WHEN 2 THEN {int(Fate.NO_KEY)} ELSE {int(Fate.REFUSED)} END "
                 "FROM rows WHERE bad > 0"
             )
+            kept.update(db.execute("SELECT why, COUNT(*) FROM drops GROUP BY why").fetchall())
         if self._previous is not None:
             # A key is unchanged when the row Marketo would end up holding is as confirmed: then none
             # of its rows is sent (sending an earlier row alone would leave Marketo the older values).
-            db.execute(
+            # The rows are read in their order, so the ordinals are written in theirs.
+            if twice:
+                db.execute(
+                    "CREATE TEMP TABLE same AS SELECT q.k FROM repeated q JOIN prev.state p ON p.k = q.k "
+                    "JOIN rows h ON h.o = q.holder WHERE h.f = p.f"
+                )
+                where = (
+                    "CASE WHEN r.k IN (SELECT k FROM repeated) THEN r.k IN (SELECT k FROM temp.same) "
+                    "ELSE p.f = r.f END"
+                )
+            else:
+                where = "p.f = r.f"
+            kept[Fate.UNCHANGED] = db.execute(
                 f"INSERT OR IGNORE INTO drops SELECT r.o, {int(Fate.UNCHANGED)} FROM rows r "
-                "JOIN prev.state p ON p.k = r.k LEFT JOIN repeated q ON q.k = r.k "
-                "WHERE (q.k IS NULL AND p.f = r.f) "
-                "OR (q.k IS NOT NULL AND p.f = (SELECT h.f FROM rows h WHERE h.o = q.holder))"
-            )
-        if policy.keep_last:
-            db.execute(
+                f"JOIN prev.state p ON p.k = r.k WHERE {where}"
+            ).rowcount
+            if twice:
+                db.execute("DROP TABLE temp.same")
+        if policy.keep_last and twice:
+            kept[Fate.EARLIER_REPEAT] = db.execute(
                 f"INSERT OR IGNORE INTO drops SELECT r.o, {int(Fate.EARLIER_REPEAT)} FROM rows r "
                 "JOIN repeated q ON q.k = r.k WHERE r.o < q.holder"
-            )
-        counts = self._counts()
+            ).rowcount
+        counts = self._counts(kept)
         db.execute("INSERT INTO meta VALUES ('version', ?)", (json.dumps(LEDGER_VERSION),))
         db.execute("INSERT INTO meta VALUES ('counts', ?)", (json.dumps(counts),))
         db.execute("INSERT INTO meta VALUES ('rules', ?)", (json.dumps(self.rules.to_json()),))
@@ -227,10 +248,10 @@ class LedgerWriter:
         self._closed = True
         return Ledger(self.path)
 
-    def _counts(self) -> dict[str, Any]:
+    def _counts(self, kept: Mapping[int, int]) -> dict[str, Any]:
+        """The counts, from ``kept`` (records kept out, by fate) and a few narrow scans."""
         db = self._db
         records, blank = db.execute("SELECT COUNT(*), COALESCE(SUM(f IS NULL), 0) FROM rows").fetchone()
-        kept = dict(db.execute("SELECT why, COUNT(*) FROM drops GROUP BY why").fetchall())
         kept_out = {KEPT_OUT_NAMES[f]: int(kept.get(int(f), 0)) for f in Fate}
         rows = int(records) - int(blank)
         counts: dict[str, Any] = {
@@ -243,21 +264,31 @@ class LedgerWriter:
         }
         if self.policy.changed_rows_only:
             sent = "r.f IS NOT NULL AND r.o NOT IN (SELECT o FROM drops)"
-            (unkeyed,) = db.execute(f"SELECT COUNT(*) FROM rows r WHERE r.k IS NULL AND {sent}").fetchone()
             if self._previous is not None:
-                new, changed = db.execute(
-                    "SELECT COALESCE(SUM(p.k IS NULL), 0), COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
-                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE r.k IS NOT NULL AND {sent}"
+                unkeyed, new, changed = db.execute(
+                    "SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL AND p.k IS NULL), 0), "
+                    "COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
+                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE {sent}"
                 ).fetchone()
-                (kept_keys,) = db.execute(
-                    "SELECT COUNT(*) FROM (SELECT k FROM rows WHERE k IS NOT NULL GROUP BY k) s "
-                    "JOIN prev.state p ON p.k = s.k"
+                # The keys confirmed before that are still in the source: every row left out as
+                # unchanged has one, and so has every row sent as changed; the rows kept out for
+                # another reason are looked up; a key on n rows is counted n times, so n - 1 are
+                # taken off.
+                others = 0
+                if kept_out["refused"] or kept_out["without_key"] or kept_out["earlier_repeats"]:
+                    (others,) = db.execute(
+                        "SELECT COUNT(*) FROM drops d JOIN rows r ON r.o = d.o JOIN prev.state p ON p.k = r.k "
+                        f"WHERE d.why <> {int(Fate.UNCHANGED)}"
+                    ).fetchone()
+                (again,) = db.execute(
+                    "SELECT COALESCE(SUM(q.n - 1), 0) FROM repeated q JOIN prev.state p ON p.k = q.k"
                 ).fetchone()
+                kept_keys = kept_out["unchanged"] + int(changed) + int(others) - int(again)
                 (before,) = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()
-                vanished = int(before) - int(kept_keys)
+                vanished = int(before) - kept_keys
             else:
-                (new,) = db.execute(
-                    f"SELECT COUNT(*) FROM rows r WHERE r.k IS NOT NULL AND {sent}"
+                unkeyed, new = db.execute(
+                    f"SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL), 0) FROM rows r WHERE {sent}"
                 ).fetchone()
                 changed, vanished = 0, 0
             counts["changes"] = {

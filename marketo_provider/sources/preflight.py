@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import tee
 from typing import Any
 
 from marketo_provider.api import MarketoValueError, ObjectType
@@ -262,19 +263,21 @@ def source_parts(
             first_index = resume_at[0]
             ordinal = mark.ordinal if mark is not None else None
         dropping: DroppingBody | None = None
-        drops: Iterator[int] | None = None
+        drops: Iterator[tuple[int, int]] | None = None
         cut: Body = body
         if ledger is not None and ledger.any_dropped:
+            # The runs left out are read once: the parts' ordinals follow them a little behind the cut.
+            runs = ledger.dropped_runs(ordinal or 0)
+            if ordinal is not None:
+                runs, drops = tee(runs)
             if resume_at is not None and mark is not None:
                 start = (resume_at[1], mark.inner, mark.ordinal)
-                dropping = DroppingBody(body, ledger.dropped_from(mark.ordinal), start=start)
+                dropping = DroppingBody(body, runs=runs, start=start)
             else:
-                dropping = DroppingBody(body, ledger.dropped_from(0))
+                dropping = DroppingBody(body, runs=runs)
                 if resume_at is not None:
                     dropping.skip_to(resume_at[1])
             cut = dropping
-            if ordinal is not None:
-                drops = ledger.dropped_from(ordinal)
         elif resume_at is not None:
             body.skip_to(resume_at[1])
         parts = iter_parts(
@@ -284,10 +287,14 @@ def source_parts(
 
 
 def _numbered(
-    parts: Iterator[Part], dropping: DroppingBody | None, ordinal: int | None, drops: Iterator[int] | None
+    parts: Iterator[Part],
+    dropping: DroppingBody | None,
+    ordinal: int | None,
+    drops: Iterator[tuple[int, int]] | None,
 ) -> Iterator[Part]:
-    """The parts, each with the ordinals of its records and where in the source it ends."""
-    next_drop = next(drops, None) if drops is not None else None
+    """The parts, each with the ordinals of its records and where in the source it ends
+    (``drops``: the runs of records left out, from ``ordinal`` on)."""
+    run = next(drops, None) if drops is not None else None
     for part in parts:
         if ordinal is None:
             yield part
@@ -298,13 +305,13 @@ def _numbered(
         if end > part.header_len and raw[end - 1] != NEWLINE[0]:
             remaining += 1
         first = ordinal
-        while next_drop is not None and next_drop < ordinal + remaining:
-            remaining -= next_drop - ordinal
-            ordinal = next_drop + 1
-            next_drop = next(drops, None) if drops is not None else None
+        while run is not None and run[0] < ordinal + remaining:
+            remaining -= run[0] - ordinal
+            ordinal = run[1]
+            run = next(drops, None) if drops is not None else None
         ordinal += remaining
-        while next_drop is not None and next_drop == ordinal:  # left out right after the part
-            ordinal += 1
-            next_drop = next(drops, None) if drops is not None else None
+        while run is not None and run[0] == ordinal:  # left out right after the part
+            ordinal = run[1]
+            run = next(drops, None) if drops is not None else None
         inner_end = dropping.inner_offset(part.source_end) if dropping is not None else part.source_end
         yield replace(part, first_ordinal=first, end_ordinal=ordinal, inner_end=inner_end)
