@@ -78,7 +78,12 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
         rows.append(("rows repeating a key", _n(repeated), f"{_n(checks.get('repeated_keys'))} keys"))
     changes = plan.get("changes")
     if isinstance(changes, dict):
-        for key, label in (("rows_new", "new"), ("rows_changed", "changed"), ("rows_unchanged", "unchanged")):
+        for key, label in (
+            ("rows_new", "new"),
+            ("rows_changed", "changed"),
+            ("rows_sent_again", "sent again after failing last time"),
+            ("rows_unchanged", "unchanged"),
+        ):
             if key in changes:
                 rows.append((f"changed_rows_only: {label}", _n(changes[key]), ""))
     width = max(len(r[0]) for r in rows)

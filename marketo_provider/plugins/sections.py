@@ -15,6 +15,7 @@ from marketo_provider.plugins.published import TaskImport
 CHANGE_COUNTS = (
     ("rows_new", "new"),
     ("rows_changed", "changed"),
+    ("rows_sent_again", "sent again after failing last time"),
     ("rows_unchanged", "unchanged (not sent)"),
     ("keys_vanished", "keys no longer in the source"),
 )

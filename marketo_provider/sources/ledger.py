@@ -192,6 +192,15 @@ class Ledger(Closing):
         self._db.executemany("INSERT OR IGNORE INTO failed VALUES (?)", ((o,) for o in ordinals))
         self._db.commit()
 
+    def failed_keys(self) -> Iterator[int]:
+        """The keys whose row Marketo failed (:meth:`mark_failed`): per key the row it would end up
+        holding (an earlier row of a repeated key that failed leaves its key to the later one)."""
+        for (k,) in self._db.execute(
+            "SELECT DISTINCT r.k FROM failed x JOIN rows r ON r.o = x.o LEFT JOIN repeated q ON q.k = r.k "
+            "WHERE r.k IS NOT NULL AND (q.k IS NULL OR q.holder = r.o)"
+        ):
+            yield int(k)
+
     def clear_failed(self) -> None:
         self._db.execute("DELETE FROM failed")
         self._db.commit()
@@ -232,6 +241,7 @@ def counts_line(counts: Mapping[str, Any]) -> str:
     if changes:
         parts.append(
             f"of those sent {changes['rows_new']:,} new, {changes['rows_changed']:,} changed, "
+            f"{changes.get('rows_sent_again', 0):,} sent again after failing last time, "
             f"{changes['rows_without_key']:,} without a key"
         )
     return "; ".join(parts)

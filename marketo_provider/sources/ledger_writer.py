@@ -76,6 +76,11 @@ class LedgerWriter:
         if self._previous is not None:
             db.execute("ATTACH DATABASE ? AS prev", (f"file:{self._previous}?mode=ro",))
             db.execute("PRAGMA prev.cache_size=-32000")
+        # The keys whose row Marketo failed last time (a state written before they were kept has
+        # none): their rows are counted as sent again, not as new or changed.
+        self._failed_before = self._previous is not None and bool(
+            db.execute("SELECT 1 FROM prev.sqlite_master WHERE type = 'table' AND name = 'failed'").fetchone()
+        )
         self._finished = False
         self._closed = False
 
@@ -265,13 +270,18 @@ class LedgerWriter:
         if self.policy.changed_rows_only:
             sent = "r.f IS NOT NULL AND r.o NOT IN (SELECT o FROM drops)"
             if self._previous is not None:
-                unkeyed, new, changed = db.execute(
-                    "SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL AND p.k IS NULL), 0), "
-                    "COALESCE(SUM(p.k IS NOT NULL), 0) FROM rows r "
-                    f"LEFT JOIN prev.state p ON p.k = r.k WHERE {sent}"
+                failed, join = (
+                    ("x.k", "LEFT JOIN prev.failed x ON x.k = r.k") if self._failed_before else ("NULL", "")
+                )
+                unkeyed, new, confirmed_before, changed, again = db.execute(
+                    "SELECT COALESCE(SUM(r.k IS NULL), 0), "
+                    f"COALESCE(SUM(r.k IS NOT NULL AND p.k IS NULL AND {failed} IS NULL), 0), "
+                    f"COALESCE(SUM(p.k IS NOT NULL), 0), COALESCE(SUM(p.k IS NOT NULL AND {failed} IS NULL), 0), "
+                    f"COALESCE(SUM({failed} IS NOT NULL), 0) FROM rows r "
+                    f"LEFT JOIN prev.state p ON p.k = r.k {join} WHERE {sent}"
                 ).fetchone()
                 # The keys confirmed before that are still in the source: every row left out as
-                # unchanged has one, and so has every row sent as changed; the rows kept out for
+                # unchanged has one, and so has every row sent with a key confirmed before; the rows kept out for
                 # another reason are looked up; a key on n rows is counted n times, so n - 1 are
                 # taken off.
                 others = 0
@@ -280,20 +290,21 @@ class LedgerWriter:
                         "SELECT COUNT(*) FROM drops d JOIN rows r ON r.o = d.o JOIN prev.state p ON p.k = r.k "
                         f"WHERE d.why <> {int(Fate.UNCHANGED)}"
                     ).fetchone()
-                (again,) = db.execute(
+                (repeats,) = db.execute(
                     "SELECT COALESCE(SUM(q.n - 1), 0) FROM repeated q JOIN prev.state p ON p.k = q.k"
                 ).fetchone()
-                kept_keys = kept_out["unchanged"] + int(changed) + int(others) - int(again)
+                kept_keys = kept_out["unchanged"] + int(confirmed_before) + int(others) - int(repeats)
                 (before,) = db.execute("SELECT COUNT(*) FROM prev.state").fetchone()
                 vanished = int(before) - kept_keys
             else:
                 unkeyed, new = db.execute(
                     f"SELECT COALESCE(SUM(r.k IS NULL), 0), COALESCE(SUM(r.k IS NOT NULL), 0) FROM rows r WHERE {sent}"
                 ).fetchone()
-                changed, vanished = 0, 0
+                changed, again, vanished = 0, 0, 0
             counts["changes"] = {
                 "rows_new": int(new),
                 "rows_changed": int(changed),
+                "rows_sent_again": int(again),
                 "rows_without_key": int(unkeyed),
                 "rows_unchanged": kept_out["unchanged"],
                 "keys_vanished": vanished,

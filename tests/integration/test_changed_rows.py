@@ -87,10 +87,33 @@ def test_after_a_change_only_the_changed_rows_and_the_failed_ones_are_sent(
         expected
     )
     counts = second["changes"]
-    # the rows Marketo failed were never confirmed: their keys count as new
-    assert (counts["rows_new"], counts["rows_changed"], counts["rows_unchanged"]) == (2, 4, ROWS - 6)
+    # the rows Marketo failed were never confirmed: sent again after failing, neither new nor changed
+    assert (counts["rows_new"], counts["rows_changed"], counts["rows_sent_again"]) == (0, 4, 2)
+    assert counts["rows_unchanged"] == ROWS - 6
     third = run_import(source, state)
     assert third["batch_ids"] == [] and third["changes"]["rows_unchanged"] == ROWS
+
+
+def test_a_row_that_fails_every_night_is_sent_again_and_counted_so(
+    marketo_env: MarketoSandbox, tmp_path: Path
+) -> None:
+    source, state = tmp_path / "leads.csv", tmp_path / "state"
+    write_leads(source, bad={5})
+    first = run_import(source, state, check_values=False)
+    assert first["rows_failed"] == 1 and first["changes"]["rows_sent_again"] == 0
+    write_leads(source, changed={9}, bad={5})  # the row still bad, another one changed
+    second = run_import(source, state, check_values=False)
+    counts = second["changes"]
+    assert (counts["rows_new"], counts["rows_changed"], counts["rows_sent_again"]) == (0, 1, 1)
+    assert second["rows"]["rows_to_send"] == 2 and second["rows_failed"] == 1
+    write_leads(source, changed={9})  # the bad row fixed
+    third = run_import(source, state, check_values=False)
+    counts = third["changes"]
+    assert (counts["rows_new"], counts["rows_changed"], counts["rows_sent_again"]) == (0, 0, 1)
+    assert third["rows_failed"] == 0 and third["rows_processed"] == 1
+    fourth = run_import(source, state)
+    assert fourth["batch_ids"] == [] and fourth["changes"]["rows_unchanged"] == ROWS
+    assert fourth["changes"]["rows_sent_again"] == 0
 
 
 def test_an_import_that_fails_leaves_its_rows_to_the_next_run(

@@ -69,6 +69,7 @@ def test_an_earlier_row_of_an_unchanged_key_is_not_sent_alone(tmp_path: Path) ->
     assert checked.counts["changes"] == {
         "rows_new": 0,
         "rows_changed": 2,
+        "rows_sent_again": 0,
         "rows_without_key": 0,
         "rows_unchanged": 1,
         "keys_vanished": 0,

@@ -97,13 +97,21 @@ def damage(folder: Path, tmp_path: Path, how: str) -> None:
         state_file.write_bytes(state_file.read_bytes()[:30])
     elif how == "state not gzip":
         state_file.write_bytes(b"SQLite format 3\x00 but not packed")
-    elif how in ("state foreign schema", "state of another column type", "state not sqlite"):
+    elif how in (
+        "state foreign schema",
+        "state of another column type",
+        "state not sqlite",
+        "failed keys of text",
+    ):
         raw = tmp_path / "raw.sqlite"
         if how == "state not sqlite":
             raw.write_bytes(b"plain text, not a database" * 100)
         else:
             db = sqlite3.connect(raw)
             table = "other(x)" if how == "state foreign schema" else "state(k TEXT PRIMARY KEY, f TEXT)"
+            if how == "failed keys of text":
+                table = "state (k INTEGER PRIMARY KEY, f INTEGER NOT NULL)"
+                db.execute("CREATE TABLE failed (k TEXT)")
             db.execute(f"CREATE TABLE {table}")
             db.commit()
             db.close()
@@ -130,6 +138,7 @@ DAMAGES = {
         "does not hold the table state(k INTEGER PRIMARY KEY",
     ),
     "state of another column type": ("state-00000001.sqlite.gz", "(columns: k TEXT, f TEXT)"),
+    "failed keys of text": ("state-00000001.sqlite.gz", "holds a table failed that is not failed(k INTEGER"),
     "state bomb": ("state-00000001.sqlite.gz", "unpacks to more than"),
 }
 

@@ -30,9 +30,16 @@ def lease_seconds(poll_interval: float) -> float:
     return max(MIN_LEASE_SECONDS, 4 * poll_interval)
 
 
-def build_state(previous: str | None, out: str, confirmed: Iterable[tuple[int, int]]) -> int:
+def build_state(
+    previous: str | None,
+    out: str,
+    confirmed: Iterable[tuple[int, int]],
+    failed: Iterable[int] = (),
+) -> int:
     """The next state: the previous one with the ``(key, fingerprint)`` pairs Marketo confirmed
-    (in the order sent: a later row of a key wins). Returns how many keys it holds."""
+    (in the order sent: a later row of a key wins), and the keys whose row Marketo failed this time
+    (``failed``: the next import counts their rows as sent again after failing, not as new or
+    changed). Returns how many keys it holds."""
     db = sqlite3.connect(out)
     try:
         db.execute("PRAGMA journal_mode=OFF")
@@ -45,6 +52,8 @@ def build_state(previous: str | None, out: str, confirmed: Iterable[tuple[int, i
             db.commit()
             db.execute("DETACH DATABASE prev")
         db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", confirmed)
+        db.execute("CREATE TABLE failed (k INTEGER PRIMARY KEY)")
+        db.executemany("INSERT OR IGNORE INTO failed VALUES (?)", ((k,) for k in failed))
         db.commit()
         (keys,) = db.execute("SELECT COUNT(*) FROM state").fetchone()
         # The copy fills its pages in key order; keys added in the order sent split pages, so the
@@ -209,12 +218,12 @@ class ChangedRows:
         if loaded.path is None:
             self.log.info("changed_rows_only: %s", loaded.why_full)
         self.log.info(
-            "changed_rows_only (state generation %d): %s rows new, %s changed, %s unchanged (not sent); "
-            "%s keys confirmed before are no longer in the source",
+            "changed_rows_only (state generation %d): %s rows new, %s changed, %s sent again after failing "
+            "last time, %s unchanged (not sent); %s keys confirmed before are no longer in the source",
             loaded.generation,
             *(
                 f"{counts.get(k, 0):,}"
-                for k in ("rows_new", "rows_changed", "rows_unchanged", "keys_vanished")
+                for k in ("rows_new", "rows_changed", "rows_sent_again", "rows_unchanged", "keys_vanished")
             ),
         )
 
@@ -239,7 +248,7 @@ class ChangedRows:
         out = os.path.join(self.workdir(), "next.sqlite")
         if os.path.exists(out):
             os.remove(out)
-        keys = build_state(self.previous(state), out, ledger.confirmed(ranges))
+        keys = build_state(self.previous(state), out, ledger.confirmed(ranges), ledger.failed_keys())
         pointer = store.write(out, int(state.change["generation"]), keys, self.owner)
         self.log.info(
             "Kept what Marketo confirmed as state generation %d (%s keys, %s bytes) at %s",

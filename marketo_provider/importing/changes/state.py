@@ -201,6 +201,9 @@ def _state_problem(path: str) -> str:
             (name, kind.upper(), notnull, pk)
             for _, name, kind, notnull, _, pk in db.execute("PRAGMA table_info(state)")
         ]
+        failed = [
+            (name, kind.upper(), pk) for _, name, kind, _, _, pk in db.execute("PRAGMA table_info(failed)")
+        ]
     except sqlite3.Error as exc:
         return f"is not an SQLite state ({exc})"
     finally:
@@ -208,6 +211,8 @@ def _state_problem(path: str) -> str:
     if columns != [("k", "INTEGER", 0, 1), ("f", "INTEGER", 1, 0)]:
         found = ", ".join(f"{n} {k}" for n, k, _, _ in columns[:10]) or "none"
         return f"does not hold the table state(k INTEGER PRIMARY KEY, f INTEGER NOT NULL) this provider writes (columns: {found})"
+    if failed and failed != [("k", "INTEGER", 1)]:
+        return "holds a table failed that is not failed(k INTEGER PRIMARY KEY), the keys this provider writes"
     return ""
 
 
