@@ -101,8 +101,10 @@ class LedgerPlace:
         stored = self.stored
         if stored is not None:
             os.makedirs(os.path.dirname(self.local), exist_ok=True)
+            size = self.info.get("bytes")  # the ledger's size when it was stored (earlier releases: none)
+            most = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
             try:
-                stored.download(str(self.info["name"]), self.local)
+                stored.download(str(self.info["name"]), self.local, most=most)
                 return Ledger(self.local)
             except FileNotFoundError:
                 pass

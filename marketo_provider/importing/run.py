@@ -144,8 +144,9 @@ class BulkImport:
         state.rows = checked.counts
         if checked.ledger is not None and place is not None:
             self._ledger = checked.ledger
-            state.ledger = {**place.info, "fingerprint": fingerprint}
             place.keep()
+            # Its size bounds what the stored copy may unpack to when another process reads it.
+            state.ledger = {**place.info, "fingerprint": fingerprint, "bytes": os.path.getsize(place.local)}
         if checked.counts is not None:
             self.log.info("%s: %s", checked.name, counts_line(checked.counts))
         state.parts_planned = checked.parts if not checked.kept_out else None  # fewer when rows are kept out

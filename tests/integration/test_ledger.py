@@ -203,3 +203,30 @@ def test_a_retry_that_lost_the_ledger_writes_it_again_reading_the_source_once_mo
     # cut had read ahead up to a MiB of decompressed records and a part past its last part)
     through = CountingFile.read_bytes - CountingFile.opened * 64 * 1024
     assert through <= 3 * size + 1024 * 1024 + 100_000, (CountingFile.read_bytes, CountingFile.opened, size)
+
+
+def test_a_stored_ledger_copy_that_unpacks_past_its_size_is_written_again(tmp_path: Path) -> None:
+    import gzip
+
+    from marketo_provider.importing.ledgers import LedgerPlace
+
+    name = "dag_task_run-0123456789abcdef.sqlite.gz"
+    folder = tmp_path / "state" / "ledgers"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(gzip.compress(b"\0" * (4 * 1024 * 1024)))  # 4 MiB for a ledger of 8 KiB
+    place = LedgerPlace({"name": name, "stored": [str(folder), None], "bytes": 8192})
+    Path(place.local).unlink(missing_ok=True)
+    rebuilt: list[str] = []
+    messages: list[str] = []
+
+    class Log:
+        def warning(self, message: str, *args: object) -> None:
+            messages.append(message % args)
+
+        def info(self, message: str, *args: object) -> None:
+            messages.append(message % args)
+
+    assert place.open(lambda path: rebuilt.append(path), Log()) is None
+    assert rebuilt == [place.local]  # written again from the source, not unpacked whole
+    assert any("unpacks to more than 8,192 bytes" in m for m in messages), messages
+    assert not Path(place.local).exists()  # what was unpacked is gone before the ledger is written again
