@@ -170,5 +170,5 @@ def _starts(rows: Sequence[Sequence[str]], line: int) -> list[int]:
     starts = []
     for row in rows:
         starts.append(line)
-        line += 1 + sum(v.count("\n") + v.count("\r") - v.count("\r\n") for v in row)
+        line += 1 + sum(v.count("\n") for v in row)  # lines end at a line feed, as the cut counts them
     return starts

@@ -17,7 +17,13 @@ from typing import IO, Any
 from marketo_provider.bounds import bounded_text
 from marketo_provider.sources.base import NEWLINE, QUOTE, Body, Piece, SourceError, Where
 from marketo_provider.sources.header import Header
-from marketo_provider.sources.quotes import count_records, last_boundary, no_boundary, quote_error
+from marketo_provider.sources.quotes import (
+    count_records,
+    last_boundary,
+    lone_carriage_return,
+    no_boundary,
+    quote_error,
+)
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,9 @@ def iter_parts(
             report.parts += 1
             report.body_bytes += cut
             if validate:
+                problem = lone_carriage_return(window, base, end, name, where)
+                if problem is not None:
+                    raise problem
                 lines = window.count(NEWLINE, base, end)
                 report.lines += lines
                 report.records += count_records(window, base, end)

@@ -163,6 +163,40 @@ def test_stray_quote_in_an_unquoted_field_is_reported_on_its_line(tmp_path: Path
         check(Source.of(tmp_path / "leads.csv"))
 
 
+def test_a_carriage_return_alone_outside_quotes_is_refused_on_its_line(tmp_path: Path) -> None:
+    # CSV readers (Python's, the sandbox's) end a row at it, the cut does not: the rows would not
+    # line up with what pre-flight decided about them
+    data = HEADER + body(0, 40) + b"x@example.com,X,half\rway\n" + body(40, 40)
+    (tmp_path / "leads.csv").write_bytes(data)
+    with pytest.raises(
+        SourceError,
+        match=re.escape("carriage return without a line feed outside quotes on line 56: ")
+        + r".*quote the value that holds it",
+    ):
+        check(Source.of(tmp_path / "leads.csv"))
+
+
+def test_a_carriage_return_alone_inside_quotes_is_a_value_and_lines_count_line_feeds(
+    tmp_path: Path,
+) -> None:
+    from marketo_provider.api.fields import Field
+
+    def describe(kind: object, **_: object) -> dict[str, object]:
+        types = {n: Field(n, "string") for n in COLUMNS}
+        return {
+            "fields": list(types),
+            "dedupe_fields": [],
+            "types": {**types, "email": Field("email", "email")},
+        }
+
+    data = HEADER + b'x@example.com,X,"half\rway"\nbad-email,Y,note\r\n' + body(0, 2)
+    (tmp_path / "leads.csv").write_bytes(data)
+    checked = preflight(Source.of(tmp_path / "leads.csv"), object_type="leads", describe=describe)
+    assert checked.records == 4 and checked.checks is not None
+    warned = checked.checks.to_json()["warnings"]["Invalid email address"]
+    assert warned["first"] == [f"{tmp_path / 'leads.csv'}, line 3"]  # the line the cut counts
+
+
 def test_stray_quote_in_a_large_file_is_reported_on_its_line(tmp_path: Path) -> None:
     # the quote leaves the rest of the file "inside quotes": the part finds no record boundary
     data = HEADER + body(0, 30) + b'x@example.com,X"Y,note\n' + body(30, 3000)
