@@ -12,11 +12,14 @@
 ``answers``     the readers of Marketo's answers (errors in HTTP 200 bodies), :class:`BatchStatus`
 ``connection``  :class:`ConnectionSettings` from an Airflow connection; :class:`Token`
 ``limits``      file size, queue, rate window and timeouts; pacing and backoff
+``fields``      Marketo's field types and the values each takes (a value's problem)
+``columns``     a column of values checked against its field's rule at once
 
 This face lists what a DAG author and the provider's other packages use: the error classes, what an
 import targets and sends, a batch's status and a connection's settings (docs/api.rst). The rest is
 each concern module's own face (its ``__all__``): the hooks read ``protocol``, ``answers``,
-``connection`` and ``limits``; the sources read ``fields`` and ``targets``; nothing outside a
+``connection`` and ``limits``; the sources read ``fields``,
+``columns`` and ``targets``; nothing outside a
 module's ``__all__`` is used by another package (tests/unit/test_faces.py).
 """
 

@@ -3,7 +3,7 @@ pre-flight makes), empty keys and rows of the wrong width, before anything is se
 
 It reads the parts the cutter makes (whole records, with the pieces of files they came from), so
 it costs a pass of the source that pre-flight makes anyway. Column values are checked a column at a
-time, matched in C against the field's pattern (:func:`marketo_provider.api.fields.column_problems`).
+time, matched in C against the field's pattern (:func:`marketo_provider.api.columns.column_problems`).
 What is found is counted in a :class:`~marketo_provider.sources.report.CheckReport` and goes into
 the import's ledger (``ledger_writer.py``), which also finds repeated keys, in bounded memory
 whatever the source's size. The records come a chunk at a time (``chunks.py``).
@@ -16,15 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marketo_provider.api import ObjectType
-from marketo_provider.api.fields import (
-    LENGTHY,
-    Field,
-    GoodValues,
-    Problem,
-    Verdict,
-    column_problems,
-    empty_key_problem,
-)
+from marketo_provider.api.columns import GoodValues, column_problems
+from marketo_provider.api.fields import LENGTHY, Field, Problem, Verdict, empty_key_problem
 from marketo_provider.sources.chunks import Columns
 from marketo_provider.sources.header import Header
 

@@ -6,12 +6,11 @@ import datetime
 
 import pytest
 
+from marketo_provider.api.columns import GoodValues, column_problems
 from marketo_provider.api.fields import (
     Field,
-    GoodValues,
     Verdict,
     canonical_names,
-    column_problems,
     fields_of_describe,
     value_problem,
 )
@@ -323,7 +322,8 @@ def test_the_patterns_a_column_is_matched_with_take_only_good_values() -> None:
     import random
     import re
 
-    from marketo_provider.api.fields import _FAST, _SHAPES
+    from marketo_provider.api.columns import _FAST
+    from marketo_provider.api.fields import _SHAPES
 
     rnd = random.Random(26)
 
