@@ -32,9 +32,7 @@ from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = [
-    "MarketoBulkImportOperator",
-]
+__all__ = ["MarketoBulkImportOperator"]
 
 
 class MarketoBulkImportOperator(BaseOperator):

@@ -27,9 +27,7 @@ from marketo_provider.triggers.bulk_import import MarketoBulkImportTrigger
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = [
-    "MarketoBulkImportSensor",
-]
+__all__ = ["MarketoBulkImportSensor"]
 
 
 class MarketoBulkImportSensor(BaseSensorOperator):

@@ -8,9 +8,7 @@ from typing import Any
 from marketo_provider.operators.bulk_import import MarketoBulkImportOperator
 from marketo_provider.sources import DEFAULT_FETCH_SIZE, QuerySource
 
-__all__ = [
-    "SqlToMarketoOperator",
-]
+__all__ = ["SqlToMarketoOperator"]
 
 
 class SqlToMarketoOperator(MarketoBulkImportOperator):

@@ -104,7 +104,8 @@ def test_the_pointer_on_s3_is_written_and_read_back(s3: S3Server, folder: str) -
 
 
 def test_s3_uses_conditional_writes(s3: S3Server, folder: str) -> None:
-    from marketo_provider.importing.changes.lock import _lock_file, _S3LockFile
+    from marketo_provider.importing.changes.lock_files import _S3LockFile
+    from marketo_provider.importing.changes.lock_files import lock_file as _lock_file
 
     store = _lock_file(StateLocation(folder, s3.conn_id))
     assert isinstance(store, _S3LockFile)

@@ -5,7 +5,7 @@ confirmed.
                 pointer ``latest.json``, the state file of key hashes and fingerprints), read,
                 checked and written
 ``lock``        :class:`StateLock`: ``lock.json``, held by one run at a time for a lease it renews
-                (a local flock and hard link, S3 conditional writes)
+``lock_files``  where ``lock.json`` lives: a local flock and hard link, S3 conditional writes
 ``comparison``  :class:`ChangedRows`: what the option adds to an import (the lock taken and
                 renewed, the previous state to compare with, the next one built and written once
                 Marketo confirmed)
