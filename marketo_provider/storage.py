@@ -283,6 +283,6 @@ def check_writable(path: str, conn_id: str | None, argument: str) -> None:
         raise
     except Exception as exc:
         raise MarketoValueError(
-            f"{argument} {location.shown!r}{via} cannot be written: {type(exc).__name__}: {exc}. Nothing was "
+            f"{argument} {hide_secrets(path)!r}{via} cannot be written: {type(exc).__name__}: {exc}. Nothing was "
             f"sent to Marketo; fix the location or its connection ({argument.replace('_path', '_conn_id')})"
         ) from None
