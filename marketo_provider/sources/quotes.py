@@ -230,9 +230,12 @@ def lone_carriage_return(
     """A carriage return without a line feed outside quotes in ``data[start:end]`` (whole records):
     RFC 4180 allows one only inside a quoted value, and CSV readers (Python's, Marketo's sandbox)
     end the row there while the cut does not; found in C, checked only where one is found."""
+    quotes, counted = 0, start  # quotes before ``counted``, counted once over the whole span
     for found in _LONE_CR.finditer(data, start, end):
         at = found.start()
-        if data.count(QUOTE, start, at) % 2 == 0:  # outside quotes: records start outside them
+        quotes += data.count(QUOTE, counted, at)
+        counted = at
+        if quotes % 2 == 0:  # outside quotes: records start outside them
             w = where(at)
             return SourceError(
                 f"import source {name} has a carriage return without a line feed outside quotes on "
